@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include "agent/drain.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/libbpf.h>
+
+#include "bpf/event_util.h"
+
+struct drain {
+	struct drain_opts opts;
+	struct ring_buffer *rb;
+	int stop_fd;
+	int epfd;
+	pthread_t thread;
+	bool running;
+	uint64_t batch_len;
+	uint64_t batch_t0;
+	/* Written by the drain thread, read by others: relaxed atomics suffice
+	 * for monotonic statistics. */
+	_Atomic uint64_t events[KMON_EV_TYPE_MAX + 1];
+	_Atomic uint64_t invalid;
+	_Atomic uint64_t batches;
+	_Atomic uint64_t max_batch_ns;
+	_Atomic uint64_t max_batch_len;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void bump_max(_Atomic uint64_t *m, uint64_t v)
+{
+	uint64_t cur = atomic_load_explicit(m, memory_order_relaxed);
+
+	while (v > cur && !atomic_compare_exchange_weak_explicit(m, &cur, v, memory_order_relaxed,
+								  memory_order_relaxed))
+		;
+}
+
+/* Under a flood libbpf 1.1's ring_buffer__consume() only returns once the
+ * ring is empty, which may be never; so a batch ends every DRAIN_BATCH_MAX
+ * records too, and consumers see records while the flood goes on. */
+#define DRAIN_BATCH_MAX 256
+
+static void end_batch(struct drain *d)
+{
+	uint64_t t1;
+
+	if (d->opts.on_batch)
+		d->opts.on_batch(d->opts.ctx);
+	t1 = now_ns();
+	atomic_fetch_add_explicit(&d->batches, 1, memory_order_relaxed);
+	bump_max(&d->max_batch_ns, t1 - d->batch_t0);
+	bump_max(&d->max_batch_len, d->batch_len);
+	d->batch_t0 = t1;
+	d->batch_len = 0;
+}
+
+static int on_sample(void *ctx, void *data, size_t len)
+{
+	struct drain *d = ctx;
+	struct kmon_event ev;
+
+	if (kmon_event_decode(data, len, &ev)) {
+		atomic_fetch_add_explicit(&d->invalid, 1, memory_order_relaxed);
+		return 0;
+	}
+	atomic_fetch_add_explicit(&d->events[ev.event_type], 1, memory_order_relaxed);
+	d->opts.on_event(d->opts.ctx, &ev);
+	if (++d->batch_len >= DRAIN_BATCH_MAX)
+		end_batch(d);
+	return 0;
+}
+
+static void consume_batch(struct drain *d)
+{
+	d->batch_t0 = now_ns();
+	d->batch_len = 0;
+	ring_buffer__consume(d->rb);
+	if (d->batch_len)
+		end_batch(d);
+}
+
+static void *drain_main(void *arg)
+{
+	struct drain *d = arg;
+	struct epoll_event evs[2];
+
+	for (;;) {
+		int n = epoll_wait(d->epfd, evs, 2, -1);
+		bool stop = false;
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int i = 0; i < n; i++)
+			if (evs[i].data.fd == d->stop_fd)
+				stop = true;
+		consume_batch(d);
+		if (stop)
+			break;
+	}
+	return NULL;
+}
+
+struct drain *drain__start(const struct drain_opts *opts)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct drain *d;
+	int ret;
+
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->opts = *opts;
+	d->stop_fd = -1;
+	d->epfd = -1;
+	d->rb = ring_buffer__new(opts->ringbuf_fd, on_sample, d, NULL);
+	if (!d->rb)
+		goto fail;
+	d->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d->stop_fd < 0)
+		goto fail;
+	/* Our own epoll set: the ring buffer's fd plus a stop eventfd, so stopping
+	 * needs no timeout polling. */
+	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (d->epfd < 0)
+		goto fail;
+	ev.data.fd = ring_buffer__epoll_fd(d->rb);
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev))
+		goto fail;
+	ev.data.fd = d->stop_fd;
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->stop_fd, &ev))
+		goto fail;
+	ret = pthread_create(&d->thread, NULL, drain_main, d);
+	if (ret) {
+		errno = ret;
+		goto fail;
+	}
+	pthread_setname_np(d->thread, "kmon-drain");
+	d->running = true;
+	return d;
+fail:
+	ret = errno;
+	drain__free(d);
+	errno = ret;
+	return NULL;
+}
+
+void drain__stop(struct drain *d)
+{
+	uint64_t one = 1;
+
+	if (!d || !d->running)
+		return;
+	if (write(d->stop_fd, &one, sizeof(one)) != sizeof(one))
+		abort(); /* an eventfd write of 1 cannot fail short of a bug */
+	pthread_join(d->thread, NULL);
+	d->running = false;
+}
+
+void drain__consume_stopped(struct drain *d)
+{
+	if (d && !d->running)
+		consume_batch(d);
+}
+
+void drain__free(struct drain *d)
+{
+	if (!d)
+		return;
+	drain__stop(d);
+	ring_buffer__free(d->rb);
+	if (d->stop_fd >= 0)
+		close(d->stop_fd);
+	if (d->epfd >= 0)
+		close(d->epfd);
+	free(d);
+}
+
+void drain__get_stats(struct drain *d, struct drain_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (int t = 0; t <= KMON_EV_TYPE_MAX; t++)
+		out->events[t] = atomic_load_explicit(&d->events[t], memory_order_relaxed);
+	out->invalid = atomic_load_explicit(&d->invalid, memory_order_relaxed);
+	out->batches = atomic_load_explicit(&d->batches, memory_order_relaxed);
+	out->max_batch_ns = atomic_load_explicit(&d->max_batch_ns, memory_order_relaxed);
+	out->max_batch_len = atomic_load_explicit(&d->max_batch_len, memory_order_relaxed);
+}
+
+void drain__reset_max(struct drain *d)
+{
+	atomic_store_explicit(&d->max_batch_ns, 0, memory_order_relaxed);
+	atomic_store_explicit(&d->max_batch_len, 0, memory_order_relaxed);
+}

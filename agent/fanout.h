@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Fan-out: copies each kernel event into the shared-memory ring of every
+ * attached consumer whose subscription matches. Owns the consumers' rings,
+ * the per-consumer accounting (produced / delivered / lost) and the history
+ * kept for late consumers.
+ *
+ * Threads: fanout__publish() and fanout__flush() are called only by the drain
+ * thread and never block. Everything else may be called from the control
+ * (libuv) thread; the object synchronises internally with short critical
+ * sections taken at most once per published batch.
+ */
+#ifndef KMON_AGENT_FANOUT_H
+#define KMON_AGENT_FANOUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct kmon_event;
+struct kmon_meta;
+struct fanout;
+
+struct fanout_opts {
+	size_t sz;              /* sizeof(struct fanout_opts) */
+	unsigned max_consumers; /* default 16 */
+	size_t max_ring_bytes;  /* largest ring a consumer may ask for; default 64 MiB */
+	size_t history_bytes;   /* events kept for replay to late consumers; default 8 MiB */
+};
+
+struct fanout_consumer_stats {
+	uint32_t id;
+	char name[64];
+	uid_t uid;
+	pid_t pid;
+	uint64_t produced;  /* records the agent tried to give this consumer */
+	uint64_t delivered; /* records written into its ring */
+	uint64_t lost;      /* records dropped because its ring was full */
+	double fill;        /* ring fill ratio at the last publish, 0..1 */
+};
+
+struct fanout *fanout__new(const struct fanout_opts *opts);
+void fanout__free(struct fanout *fo);
+
+/* Drain thread: called once per event in kernel order, then flush per batch. */
+void fanout__publish(struct fanout *fo, const struct kmon_event *ev);
+void fanout__flush(struct fanout *fo);
+
+/* Control thread: container metadata, sent to consumers before first use. */
+int fanout__set_meta(struct fanout *fo, const struct kmon_meta *meta);
+int fanout__forget_meta(struct fanout *fo, uint32_t key);
+
+/* Control thread: attach/detach happen through control.c; see shm/proto.h. */
+unsigned fanout__consumer_count(struct fanout *fo);
+/* Copies at most n entries; returns how many consumers there are. */
+unsigned fanout__consumer_stats(struct fanout *fo, struct fanout_consumer_stats *out, unsigned n);
+
+#endif

@@ -1,0 +1,300 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include "agent/loader.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <linux/capability.h>
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+#include "kernel_monitor.skel.h"
+
+#ifndef CAP_PERFMON
+#define CAP_PERFMON 38
+#endif
+#ifndef CAP_BPF
+#define CAP_BPF 39
+#endif
+
+/*
+ * The irq-depth programs must attach exits before entries (and detach
+ * entries first): an entry seen without its exit would leave a CPU marked as
+ * "in irq" forever and silently hide that CPU's memory events.
+ */
+#define IRQ_PROGS 6
+
+struct loader {
+	struct kernel_monitor *skel;
+	struct bpf_link *irq_links[IRQ_PROGS]; /* in attach order */
+	int ncpus;
+};
+
+static struct bpf_program **irq_progs_in_order(struct kernel_monitor *skel,
+					       struct bpf_program *out[IRQ_PROGS])
+{
+	out[0] = skel->progs.kmon_irq_exit;
+	out[1] = skel->progs.kmon_softirq_exit;
+	out[2] = skel->progs.kmon_timer_exit;
+	out[3] = skel->progs.kmon_irq_enter;
+	out[4] = skel->progs.kmon_softirq_enter;
+	out[5] = skel->progs.kmon_timer_enter;
+	return out;
+}
+
+static int attach_irq_progs(struct loader *l)
+{
+	struct bpf_program *progs[IRQ_PROGS];
+
+	irq_progs_in_order(l->skel, progs);
+	for (int i = 0; i < IRQ_PROGS; i++) {
+		if (!bpf_program__autoload(progs[i]))
+			continue;
+		l->irq_links[i] = bpf_program__attach(progs[i]);
+		if (!l->irq_links[i]) {
+			int ret = -errno;
+
+			l->irq_links[i] = NULL;
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static void detach_irq_progs(struct loader *l)
+{
+	for (int i = IRQ_PROGS - 1; i >= 0; i--) {
+		bpf_link__destroy(l->irq_links[i]);
+		l->irq_links[i] = NULL;
+	}
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static bool has_cap(const struct __user_cap_data_struct d[2], int cap)
+{
+	return d[cap / 32].effective & (1u << (cap % 32));
+}
+
+static const char *const required_tracepoints[] = {
+	"btf_trace_kmalloc",	       "btf_trace_kfree",	      "btf_trace_sched_process_exec",
+	"btf_trace_sched_process_fork", "btf_trace_sched_process_exit", "btf_trace_irq_handler_entry",
+	"btf_trace_irq_handler_exit",  "btf_trace_softirq_entry",     "btf_trace_softirq_exit",
+};
+
+static bool kernel_has_tracepoint(const char *typedef_name)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	bool found;
+
+	if (!btf)
+		return false;
+	found = btf__find_by_name_kind(btf, typedef_name, BTF_KIND_TYPEDEF) >= 0;
+	btf__free(btf);
+	return found;
+}
+
+int loader_preflight(char *err, size_t errlen)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2] = {};
+	struct btf *btf;
+
+	if (syscall(SYS_capget, &hdr, data)) {
+		set_err(err, errlen, "cannot read own capabilities: %s", strerror(errno));
+		return -errno;
+	}
+	if (!has_cap(data, CAP_SYS_ADMIN) && !(has_cap(data, CAP_BPF) && has_cap(data, CAP_PERFMON))) {
+		set_err(err, errlen,
+			"missing privileges: kmon-agent needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN); "
+			"run it as root or grant them (e.g. setpriv --inh-caps +bpf,+perfmon --ambient-caps +bpf,+perfmon)");
+		return -EPERM;
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		set_err(err, errlen,
+			"no kernel BTF at /sys/kernel/btf/vmlinux (%s): kmon needs a kernel built with "
+			"CONFIG_DEBUG_INFO_BTF=y (5.8+); in a container, mount the host's /sys read-only",
+			strerror(errno));
+		return -ENOENT;
+	}
+	btf = btf__load_vmlinux_btf();
+	if (!btf) {
+		set_err(err, errlen, "cannot parse kernel BTF /sys/kernel/btf/vmlinux: %s",
+			strerror(errno));
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < sizeof(required_tracepoints) / sizeof(required_tracepoints[0]); i++) {
+		if (btf__find_by_name_kind(btf, required_tracepoints[i], BTF_KIND_TYPEDEF) < 0) {
+			set_err(err, errlen, "tracepoint %s is missing from this kernel's BTF",
+				required_tracepoints[i] + strlen("btf_trace_"));
+			btf__free(btf);
+			return -ENOENT;
+		}
+	}
+	btf__free(btf);
+	return 0;
+}
+
+struct loader *loader__new(const struct loader_opts *opts, char *err, size_t errlen)
+{
+	struct loader *l;
+	int ret;
+
+	l = calloc(1, sizeof(*l));
+	if (!l) {
+		set_err(err, errlen, "out of memory");
+		return NULL;
+	}
+	l->ncpus = libbpf_num_possible_cpus();
+	if (l->ncpus <= 0) {
+		set_err(err, errlen, "cannot count possible CPUs: %s", strerror(-l->ncpus));
+		ret = l->ncpus;
+		goto fail;
+	}
+	l->skel = kernel_monitor__open();
+	if (!l->skel) {
+		ret = -errno;
+		set_err(err, errlen, "cannot open BPF object: %s", strerror(errno));
+		goto fail;
+	}
+	l->skel->rodata->scope_all = opts->scope_all;
+	l->skel->rodata->event_mask = opts->event_mask;
+	l->skel->rodata->sample_every = opts->sample_every;
+	l->skel->rodata->self_tgid = opts->self_tgid;
+	/* The local timer interrupt has its own tracepoint on x86 only. */
+	if (!kernel_has_tracepoint("btf_trace_local_timer_entry")) {
+		bpf_program__set_autoload(l->skel->progs.kmon_timer_enter, false);
+		bpf_program__set_autoload(l->skel->progs.kmon_timer_exit, false);
+	}
+	{
+		struct bpf_program *progs[IRQ_PROGS];
+
+		irq_progs_in_order(l->skel, progs);
+		for (int i = 0; i < IRQ_PROGS; i++)
+			bpf_program__set_autoattach(progs[i], false);
+	}
+	ret = bpf_map__set_max_entries(l->skel->maps.events, (__u32)opts->ringbuf_size);
+	if (!ret)
+		ret = bpf_map__set_max_entries(l->skel->maps.pids, opts->pid_map_size);
+	if (ret) {
+		set_err(err, errlen, "cannot size BPF maps: %s", strerror(-ret));
+		goto fail;
+	}
+	ret = kernel_monitor__load(l->skel);
+	if (ret) {
+		set_err(err, errlen,
+			"the kernel refused kmon's BPF programs (%s); run with --log-level debug for the verifier log",
+			strerror(-ret));
+		goto fail;
+	}
+	/* irq tracking first, so the first memory event already sees it. */
+	ret = attach_irq_progs(l);
+	if (!ret)
+		ret = kernel_monitor__attach(l->skel);
+	if (ret) {
+		set_err(err, errlen, "cannot attach kmon's tracepoints: %s", strerror(-ret));
+		goto fail;
+	}
+	return l;
+fail:
+	loader__free(l);
+	errno = -ret;
+	return NULL;
+}
+
+void loader__detach(struct loader *l)
+{
+	if (!l || !l->skel)
+		return;
+	kernel_monitor__detach(l->skel);
+	detach_irq_progs(l);
+}
+
+void loader__free(struct loader *l)
+{
+	if (!l)
+		return;
+	if (l->skel)
+		kernel_monitor__detach(l->skel);
+	detach_irq_progs(l);
+	kernel_monitor__destroy(l->skel);
+	free(l);
+}
+
+int loader__ringbuf_fd(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.events);
+}
+
+int loader__pids_fd(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.pids);
+}
+
+static uint64_t prog_recursion_misses(struct bpf_program *prog)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
+		return 0;
+	return info.recursion_misses;
+}
+
+int loader__read_counters(const struct loader *l, struct loader_counters *out)
+{
+	uint64_t *vals;
+	struct bpf_program *prog;
+	int fd = bpf_map__fd(l->skel->maps.counters);
+
+	memset(out, 0, sizeof(*out));
+	vals = calloc((size_t)l->ncpus, sizeof(*vals));
+	if (!vals)
+		return -ENOMEM;
+	for (__u32 i = 0; i < KMON_CTR_MAX; i++) {
+		if (bpf_map_lookup_elem(fd, &i, vals)) {
+			int ret = -errno;
+
+			free(vals);
+			return ret;
+		}
+		for (int c = 0; c < l->ncpus; c++)
+			out->c[i] += vals[c];
+	}
+	free(vals);
+	bpf_object__for_each_program(prog, l->skel->obj)
+		out->recursion_misses += prog_recursion_misses(prog);
+	return 0;
+}
+
+int loader__track(struct loader *l, uint32_t tgid, uint32_t container_key, uint32_t flags)
+{
+	struct kmon_pid_info info = { .container_key = container_key, .flags = flags };
+
+	if (bpf_map_update_elem(loader__pids_fd(l), &tgid, &info, BPF_ANY))
+		return errno == E2BIG ? -ENOSPC : -errno;
+	return 0;
+}
+
+int loader__untrack(struct loader *l, uint32_t tgid)
+{
+	if (bpf_map_delete_elem(loader__pids_fd(l), &tgid) && errno != ENOENT)
+		return -errno;
+	return 0;
+}

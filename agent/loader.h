@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Loads, configures and attaches kmon's BPF programs (libbpf skeleton), and
+ * gives the rest of the agent what it needs of them: the ring buffer, the PID
+ * map and the kernel-side counters.
+ */
+#ifndef KMON_AGENT_LOADER_H
+#define KMON_AGENT_LOADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/types.h>
+#include "bpf/kmon_event.h"
+
+struct loader;
+
+struct loader_opts {
+	size_t sz;
+	bool scope_all;
+	uint32_t event_mask;
+	uint32_t sample_every;
+	uint32_t pid_map_size;
+	size_t ringbuf_size;
+	uint32_t self_tgid; /* never traced: the agent itself */
+};
+
+struct loader_counters {
+	uint64_t c[KMON_CTR_MAX];   /* enum kmon_counter, summed over CPUs */
+	uint64_t recursion_misses;  /* program runs the kernel skipped (nested on a CPU) */
+};
+
+/* Checks what loading needs and explains what is missing in err: privileges
+ * (CAP_BPF + CAP_PERFMON, or CAP_SYS_ADMIN), kernel BTF, the tracepoints. */
+int loader_preflight(char *err, size_t errlen);
+
+/* Opens, configures, loads and attaches. NULL with errno and err set on failure. */
+struct loader *loader__new(const struct loader_opts *opts, char *err, size_t errlen);
+/* Detaches the programs (no new events) but keeps maps readable. */
+void loader__detach(struct loader *l);
+void loader__free(struct loader *l);
+
+int loader__ringbuf_fd(const struct loader *l);
+int loader__pids_fd(const struct loader *l);
+int loader__read_counters(const struct loader *l, struct loader_counters *out);
+
+/* PID map maintenance from user space. track returns -ENOSPC when full. */
+int loader__track(struct loader *l, uint32_t tgid, uint32_t container_key, uint32_t flags);
+int loader__untrack(struct loader *l, uint32_t tgid);
+
+#endif

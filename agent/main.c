@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * kmon-agent: options -> preflight -> load/attach -> drain thread + libuv loop
+ * (signals, control socket, scans, kubelet, endpoints) -> one cleanup path.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/libbpf.h>
+#include <uv.h>
+
+#include "agent/drain.h"
+#include "agent/loader.h"
+#include "agent/log.h"
+#include "agent/options.h"
+#include "bpf/event_util.h"
+
+#ifndef KMON_VERSION
+#define KMON_VERSION "0.0.0"
+#endif
+
+struct agent {
+	struct agent_options opts;
+	uv_loop_t loop;
+	uv_signal_t sigint;
+	uv_signal_t sigterm;
+	struct loader *loader;
+	struct drain *drain;
+	int exit_code;
+};
+
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char line[1024];
+	size_t n;
+
+	if (level == LIBBPF_DEBUG && log_get_level() < LOG_DEBUG)
+		return 0;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n && line[n - 1] == '\n')
+		line[--n] = '\0';
+	log_msg(level == LIBBPF_WARN ? LOG_WARN : LOG_DEBUG, "libbpf: %s", line);
+	return 0;
+}
+
+static void print_event(const struct kmon_event *ev)
+{
+	char comm[KMON_COMM_LEN + 1], file[KMON_FILENAME_LEN + 1];
+
+	kmon_strncpy_field(comm, sizeof(comm), ev->comm, sizeof(ev->comm));
+	printf("{\"type\":\"%s\",\"timestamp\":%" PRIu64 ",\"pid\":%u,\"tid\":%u,\"comm\":\"%s\","
+	       "\"size\":%" PRIu64 ",\"cgroup_id\":%" PRIu64,
+	       kmon_event_type_name(ev->event_type), (uint64_t)ev->timestamp, ev->pid, ev->tid,
+	       comm, (uint64_t)ev->size, (uint64_t)ev->cgroup_id);
+	if (ev->event_type == KMON_EV_PROCESS_EXEC) {
+		kmon_strncpy_field(file, sizeof(file), ev->data.filename, sizeof(ev->data.filename));
+		printf(",\"filename\":\"%s\"", file);
+	} else {
+		printf(",\"ptr\":\"0x%" PRIx64 "\",\"call_site\":\"0x%" PRIx64 "\"",
+		       (uint64_t)ev->data.mem.ptr, (uint64_t)ev->data.mem.call_site);
+	}
+	printf("}\n");
+}
+
+static void on_event(void *ctx, const struct kmon_event *ev)
+{
+	struct agent *a = ctx;
+
+	if (a->opts.print)
+		print_event(ev);
+}
+
+static void on_batch(void *ctx)
+{
+	struct agent *a = ctx;
+
+	if (a->opts.print)
+		fflush(stdout);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct agent *a = h->data;
+
+	log_info("received %s, detaching", strsignal(signum));
+	uv_stop(&a->loop);
+}
+
+static void report_totals(struct agent *a)
+{
+	struct loader_counters kc;
+	struct drain_stats ds;
+	int ret;
+
+	drain__get_stats(a->drain, &ds);
+	ret = loader__read_counters(a->loader, &kc);
+	if (ret) {
+		log_warn("cannot read kernel counters: %s", strerror(-ret));
+		memset(&kc, 0, sizeof(kc));
+	}
+	/* One JSON line, so scripts (and the tests) can check the accounting. */
+	fprintf(stderr,
+		"{\"totals\":{\"read\":{\"memory_alloc\":%" PRIu64 ",\"memory_free\":%" PRIu64
+		",\"process_exec\":%" PRIu64 "},\"attempted\":{\"memory_alloc\":%" PRIu64
+		",\"memory_free\":%" PRIu64 ",\"process_exec\":%" PRIu64
+		"},\"kernel_dropped\":{\"memory_alloc\":%" PRIu64 ",\"memory_free\":%" PRIu64
+		",\"process_exec\":%" PRIu64 "},\"irq_skipped\":%" PRIu64 ",\"sampled_out\":%" PRIu64
+		",\"pid_map_full\":%" PRIu64 ",\"fork_tracked\":%" PRIu64
+		",\"recursion_misses\":%" PRIu64 ",\"invalid\":%" PRIu64 ",\"max_batch_ns\":%" PRIu64
+		"}}\n",
+		ds.events[KMON_EV_MEMORY_ALLOC], ds.events[KMON_EV_MEMORY_FREE],
+		ds.events[KMON_EV_PROCESS_EXEC], kc.c[KMON_CTR_ATTEMPT_BASE + KMON_EV_MEMORY_ALLOC],
+		kc.c[KMON_CTR_ATTEMPT_BASE + KMON_EV_MEMORY_FREE],
+		kc.c[KMON_CTR_ATTEMPT_BASE + KMON_EV_PROCESS_EXEC],
+		kc.c[KMON_CTR_DROP_BASE + KMON_EV_MEMORY_ALLOC],
+		kc.c[KMON_CTR_DROP_BASE + KMON_EV_MEMORY_FREE],
+		kc.c[KMON_CTR_DROP_BASE + KMON_EV_PROCESS_EXEC], kc.c[KMON_CTR_IRQ_SKIPPED],
+		kc.c[KMON_CTR_SAMPLED_OUT], kc.c[KMON_CTR_PIDMAP_FULL], kc.c[KMON_CTR_FORK_TRACKED],
+		kc.recursion_misses, ds.invalid, ds.max_batch_ns);
+}
+
+/*
+ * Detach first so nothing new arrives, then drain what is left until every
+ * attempt the kernel counted is read or counted as dropped. Programs still
+ * running on another CPU at detach may add a record a moment later, hence the
+ * short bounded wait.
+ */
+static void finish_drain(struct agent *a)
+{
+	const struct timespec tick = { .tv_nsec = 10 * 1000 * 1000 };
+	struct loader_counters kc;
+	struct drain_stats ds;
+
+	loader__detach(a->loader);
+	drain__stop(a->drain);
+	for (int i = 0; i < 100; i++) {
+		uint64_t want = 0, got = 0;
+
+		if (loader__read_counters(a->loader, &kc))
+			return;
+		drain__get_stats(a->drain, &ds);
+		for (int t = 1; t <= KMON_EV_TYPE_MAX; t++) {
+			want += kc.c[KMON_CTR_ATTEMPT_BASE + t] - kc.c[KMON_CTR_DROP_BASE + t];
+			got += ds.events[t];
+		}
+		if (got >= want)
+			return;
+		nanosleep(&tick, NULL);
+		drain__consume_stopped(a->drain);
+	}
+	log_warn("records still missing from the ring buffer after detach");
+}
+
+static int start_signals(struct agent *a)
+{
+	int ret;
+
+	a->sigint.data = a;
+	a->sigterm.data = a;
+	if ((ret = uv_signal_init(&a->loop, &a->sigint)) ||
+	    (ret = uv_signal_init(&a->loop, &a->sigterm)) ||
+	    (ret = uv_signal_start(&a->sigint, on_signal, SIGINT)) ||
+	    (ret = uv_signal_start(&a->sigterm, on_signal, SIGTERM))) {
+		log_error("cannot install signal handlers: %s", uv_err_name(ret));
+		return ret;
+	}
+	return 0;
+}
+
+static int run(struct agent *a)
+{
+	struct loader_opts lo = {
+		.sz = sizeof(lo),
+		.scope_all = a->opts.scope_all,
+		.event_mask = a->opts.event_mask,
+		.sample_every = a->opts.sample_every,
+		.pid_map_size = a->opts.pid_map_size,
+		.ringbuf_size = a->opts.ringbuf_size,
+		.self_tgid = (uint32_t)getpid(),
+	};
+	struct drain_opts dopts = {
+		.sz = sizeof(dopts), .on_event = on_event, .on_batch = on_batch, .ctx = a,
+	};
+	char err[512];
+	int ret;
+
+	if (loader_preflight(err, sizeof(err))) {
+		log_error("%s", err);
+		return 1;
+	}
+	libbpf_set_print(libbpf_log);
+	a->loader = loader__new(&lo, err, sizeof(err));
+	if (!a->loader) {
+		log_error("%s", err);
+		return 1;
+	}
+	for (unsigned i = 0; i < a->opts.n_pids; i++) {
+		ret = loader__track(a->loader, a->opts.pids[i], 0, KMON_PIDF_FROM_SCAN);
+		if (ret) {
+			log_error("--pid %u: cannot add it to the PID map: %s", a->opts.pids[i],
+				  strerror(-ret));
+			return 1;
+		}
+	}
+	dopts.ringbuf_fd = loader__ringbuf_fd(a->loader);
+	a->drain = drain__start(&dopts);
+	if (!a->drain) {
+		log_error("cannot start the drain thread: %s", strerror(errno));
+		return 1;
+	}
+	log_info("attached: scope %s, ring buffer %zu bytes, PID map %u entries",
+		 a->opts.scope_all ? "all" : "containers", a->opts.ringbuf_size,
+		 a->opts.pid_map_size);
+	if (start_signals(a))
+		return 1;
+	ret = uv_run(&a->loop, UV_RUN_DEFAULT);
+	(void)ret;
+	finish_drain(a);
+	report_totals(a);
+	return 0;
+}
+
+static void close_walk_cb(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	struct agent a;
+	char err[512];
+	int ret;
+
+	memset(&a, 0, sizeof(a));
+	log_init("kmon-agent", LOG_INFO);
+	if (agent_options_parse(argc, argv, &a.opts, err, sizeof(err))) {
+		fprintf(stderr, "kmon-agent: %s\n", err);
+		return 2;
+	}
+	if (a.opts.show_help) {
+		agent_options_usage(stdout);
+		return 0;
+	}
+	if (a.opts.show_version) {
+		printf("kmon-agent %s (event record v%d)\n", KMON_VERSION, KMON_EVENT_VERSION);
+		return 0;
+	}
+	log_init("kmon-agent", a.opts.log_level);
+	ret = uv_loop_init(&a.loop);
+	if (ret) {
+		log_error("cannot create the event loop: %s", uv_err_name(ret));
+		return 1;
+	}
+	a.exit_code = run(&a);
+
+	drain__free(a.drain);
+	loader__free(a.loader);
+	uv_walk(&a.loop, close_walk_cb, NULL);
+	uv_run(&a.loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(&a.loop))
+		log_warn("event loop closed with handles still open");
+	return a.exit_code;
+}

@@ -1,0 +1,402 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include "agent/options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <linux/types.h>
+#include "bpf/event_util.h"
+
+enum {
+	OPT_SCOPE = 0x100,
+	OPT_RINGBUF,
+	OPT_EVENTS,
+	OPT_SAMPLE,
+	OPT_PIDMAP,
+	OPT_PID,
+	OPT_PRINT,
+	OPT_LOGLEVEL,
+	OPT_SOCKET,
+	OPT_SOCKET_GROUP,
+	OPT_SOCKET_MODE,
+	OPT_MAX_CONSUMERS,
+	OPT_MAX_RING,
+	OPT_HISTORY,
+	OPT_PROC_ROOT,
+	OPT_RESCAN,
+	OPT_KUBELET_URL,
+	OPT_KUBELET_TOKEN,
+	OPT_KUBELET_CA,
+	OPT_KUBELET_INSECURE,
+	OPT_KUBELET_REFRESH,
+	OPT_NODE_NAME,
+	OPT_METRICS_ADDR,
+	OPT_CLASSIFY,
+	OPT_VERSION,
+	OPT_HELP,
+};
+
+static const struct option long_opts[] = {
+	{ "scope", required_argument, NULL, OPT_SCOPE },
+	{ "ringbuf-size", required_argument, NULL, OPT_RINGBUF },
+	{ "events", required_argument, NULL, OPT_EVENTS },
+	{ "sample", required_argument, NULL, OPT_SAMPLE },
+	{ "pid-map-size", required_argument, NULL, OPT_PIDMAP },
+	{ "pid", required_argument, NULL, OPT_PID },
+	{ "print", no_argument, NULL, OPT_PRINT },
+	{ "log-level", required_argument, NULL, OPT_LOGLEVEL },
+	{ "socket", required_argument, NULL, OPT_SOCKET },
+	{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
+	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
+	{ "max-consumers", required_argument, NULL, OPT_MAX_CONSUMERS },
+	{ "max-ring-size", required_argument, NULL, OPT_MAX_RING },
+	{ "history-bytes", required_argument, NULL, OPT_HISTORY },
+	{ "proc-root", required_argument, NULL, OPT_PROC_ROOT },
+	{ "rescan-interval", required_argument, NULL, OPT_RESCAN },
+	{ "kubelet-url", required_argument, NULL, OPT_KUBELET_URL },
+	{ "kubelet-token-file", required_argument, NULL, OPT_KUBELET_TOKEN },
+	{ "kubelet-ca-file", required_argument, NULL, OPT_KUBELET_CA },
+	{ "kubelet-insecure-skip-tls-verify", no_argument, NULL, OPT_KUBELET_INSECURE },
+	{ "kubelet-refresh", required_argument, NULL, OPT_KUBELET_REFRESH },
+	{ "node-name", required_argument, NULL, OPT_NODE_NAME },
+	{ "metrics-addr", required_argument, NULL, OPT_METRICS_ADDR },
+	{ "classify-cgroup", required_argument, NULL, OPT_CLASSIFY },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ 0 },
+};
+
+#define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
+
+void agent_options_usage(FILE *out)
+{
+	fputs("Usage: kmon-agent [OPTIONS]\n"
+	      "Streams kernel memory and exec events from container processes to kmon consumers.\n"
+	      "\n"
+	      "Collection:\n"
+	      "  --scope containers|all     trace only container processes (default) or every process\n"
+	      "  --events LIST              memory_alloc,memory_free,process_exec (default: all)\n"
+	      "  --sample N                 keep 1 in N memory events (default 1 = all)\n"
+	      "  --ringbuf-size BYTES       BPF ring buffer, power of two >= page size (default 4M)\n"
+	      "  --pid-map-size N           tracked processes at most (default 65536)\n"
+	      "  --pid PID                  also track this process and its children (repeatable)\n"
+	      "  --print                    print events as JSON lines on stdout (debugging aid:\n"
+	      "                             a slow stdout slows the drain)\n"
+	      "Consumers:\n"
+	      "  --socket PATH              control socket (default /run/kmon/kmon.sock)\n"
+	      "  --socket-group GROUP       group owning the socket (default: the agent's)\n"
+	      "  --socket-mode MODE         octal mode of the socket (default 0660)\n"
+	      "  --max-consumers N          default 16\n"
+	      "  --max-ring-size BYTES      largest ring a consumer may ask for (default 64M)\n"
+	      "  --history-bytes BYTES      events kept for late consumers (default 8M, 0 = none)\n"
+	      "Kubernetes:\n"
+	      "  --proc-root PATH           /proc of the host (default /proc)\n"
+	      "  --rescan-interval SEC      /proc scan period (default 2, 0 = never)\n"
+	      "  --kubelet-url URL          default https://$NODE_IP:10250 when NODE_IP is set\n"
+	      "  --kubelet-token-file FILE  default " SA_DIR "/token (re-read per request)\n"
+	      "  --kubelet-ca-file FILE     default " SA_DIR "/ca.crt\n"
+	      "  --kubelet-insecure-skip-tls-verify  do not verify the kubelet's certificate\n"
+	      "  --kubelet-refresh SEC      pod list refresh period (default 10)\n"
+	      "  --node-name NAME           default $NODE_NAME, else the host name\n"
+	      "  --classify-cgroup FILE     print how a /proc/<pid>/cgroup file is classified, exit\n"
+	      "Operations:\n"
+	      "  --metrics-addr HOST:PORT   serve /healthz, /readyz and /metrics\n"
+	      "  --log-level LEVEL          error|warn|info|debug (default info)\n"
+	      "  --version, --help\n",
+	      out);
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+int parse_size(const char *s, size_t *out)
+{
+	unsigned long long v, mult = 1;
+	char *end;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return errno == ERANGE ? -ERANGE : -EINVAL;
+	if (*end) {
+		switch (*end) {
+		case 'k': case 'K': mult = 1ULL << 10; break;
+		case 'm': case 'M': mult = 1ULL << 20; break;
+		case 'g': case 'G': mult = 1ULL << 30; break;
+		default: return -EINVAL;
+		}
+		end++;
+		if (*end == 'i' || *end == 'I')
+			end++;
+		if (*end == 'b' || *end == 'B')
+			end++;
+		if (*end)
+			return -EINVAL;
+	}
+	if (v > SIZE_MAX / mult)
+		return -ERANGE;
+	*out = (size_t)(v * mult);
+	return 0;
+}
+
+static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || end == s)
+		return -EINVAL;
+	if (v < min || v > max)
+		return -ERANGE;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int parse_seconds(const char *s, double min, double max, double *out)
+{
+	char *end;
+	double v;
+
+	if (!s || !*s)
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || end == s || !isfinite(v))
+		return -EINVAL;
+	if (v < min || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+static bool is_pow2(size_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+static void set_defaults(struct agent_options *o)
+{
+	const char *node_ip = getenv("NODE_IP");
+
+	memset(o, 0, sizeof(*o));
+	o->ringbuf_size = 4u << 20;
+	o->event_mask = KMON_EV_MASK_ALL;
+	o->sample_every = 1;
+	o->pid_map_size = 65536;
+	o->log_level = LOG_INFO;
+	o->socket_path = "/run/kmon/kmon.sock";
+	o->socket_mode = 0660;
+	o->max_consumers = 16;
+	o->max_ring_size = 64u << 20;
+	o->history_bytes = 8u << 20;
+	o->proc_root = "/proc";
+	o->rescan_interval = 2.0;
+	o->kubelet_token_file = SA_DIR "/token";
+	o->kubelet_ca_file = SA_DIR "/ca.crt";
+	o->kubelet_refresh = 10.0;
+	o->node_name = getenv("NODE_NAME");
+	if (node_ip && *node_ip) {
+		/* An IPv6 host IP needs brackets in a URL. */
+		if (strchr(node_ip, ':'))
+			snprintf(o->kubelet_url_buf, sizeof(o->kubelet_url_buf), "https://[%s]:10250", node_ip);
+		else
+			snprintf(o->kubelet_url_buf, sizeof(o->kubelet_url_buf), "https://%s:10250", node_ip);
+		o->kubelet_url = o->kubelet_url_buf;
+	}
+}
+
+static int parse_one(int c, const char *arg, struct agent_options *o, char *err, size_t errlen)
+{
+	const char *bad;
+	size_t bad_len;
+	uint32_t v;
+	size_t sz;
+	int ret;
+
+	switch (c) {
+	case OPT_SCOPE:
+		if (strcmp(arg, "containers") == 0)
+			o->scope_all = false;
+		else if (strcmp(arg, "all") == 0)
+			o->scope_all = true;
+		else
+			return fail(err, errlen, "--scope: '%s' is not one of containers, all", arg);
+		return 0;
+	case OPT_RINGBUF: {
+		long page = sysconf(_SC_PAGESIZE);
+
+		if (parse_size(arg, &sz))
+			return fail(err, errlen, "--ringbuf-size: '%s' is not a size (e.g. 4M, 65536)", arg);
+		if (!is_pow2(sz) || page <= 0 || sz < (size_t)page || sz % (size_t)page)
+			return fail(err, errlen,
+				    "--ringbuf-size: %zu must be a power of two and a multiple of the page size (%ld)",
+				    sz, page);
+		if (sz > (1u << 30))
+			return fail(err, errlen, "--ringbuf-size: %zu is above the 1G limit", sz);
+		o->ringbuf_size = sz;
+		return 0;
+	}
+	case OPT_EVENTS:
+		if (kmon_event_mask_parse(arg, &v, &bad, &bad_len))
+			return fail(err, errlen,
+				    "--events: unknown event type '%.*s' (known: memory_alloc, memory_free, process_exec)",
+				    (int)bad_len, bad);
+		o->event_mask = v;
+		return 0;
+	case OPT_SAMPLE:
+		if (parse_u32(arg, 1, 1000000, &v))
+			return fail(err, errlen, "--sample: '%s' is not a whole number from 1 to 1000000", arg);
+		o->sample_every = v;
+		return 0;
+	case OPT_PIDMAP:
+		if (parse_u32(arg, 16, 1u << 22, &v))
+			return fail(err, errlen, "--pid-map-size: '%s' is not a whole number from 16 to 4194304", arg);
+		o->pid_map_size = v;
+		return 0;
+	case OPT_PID:
+		if (parse_u32(arg, 1, INT32_MAX, &v))
+			return fail(err, errlen, "--pid: '%s' is not a process id", arg);
+		if (o->n_pids >= AGENT_MAX_PIDS)
+			return fail(err, errlen, "--pid: at most %d may be given", AGENT_MAX_PIDS);
+		o->pids[o->n_pids++] = v;
+		return 0;
+	case OPT_PRINT:
+		o->print = true;
+		return 0;
+	case OPT_LOGLEVEL:
+		if (log_level_parse(arg, &o->log_level))
+			return fail(err, errlen, "--log-level: '%s' is not one of error, warn, info, debug", arg);
+		return 0;
+	case OPT_SOCKET:
+		if (!*arg || strlen(arg) >= 108)
+			return fail(err, errlen, "--socket: path must be 1 to 107 bytes long");
+		o->socket_path = arg;
+		return 0;
+	case OPT_SOCKET_GROUP:
+		if (!*arg)
+			return fail(err, errlen, "--socket-group: empty group name");
+		o->socket_group = arg;
+		return 0;
+	case OPT_SOCKET_MODE: {
+		char *end;
+		unsigned long m;
+
+		errno = 0;
+		m = strtoul(arg, &end, 8);
+		if (errno || !*arg || *end || m > 0777)
+			return fail(err, errlen, "--socket-mode: '%s' is not an octal mode like 0660", arg);
+		if (m & 0007)
+			return fail(err, errlen, "--socket-mode: '%s' would let any user attach; use 0660 and --socket-group", arg);
+		o->socket_mode = (unsigned)m;
+		return 0;
+	}
+	case OPT_MAX_CONSUMERS:
+		if (parse_u32(arg, 1, 1024, &v))
+			return fail(err, errlen, "--max-consumers: '%s' is not a whole number from 1 to 1024", arg);
+		o->max_consumers = v;
+		return 0;
+	case OPT_MAX_RING:
+		if ((ret = parse_size(arg, &sz)) || !is_pow2(sz) || sz < 4096 || sz > (1u << 30))
+			return fail(err, errlen, "--max-ring-size: '%s' must be a power of two from 4K to 1G", arg);
+		o->max_ring_size = sz;
+		return 0;
+	case OPT_HISTORY:
+		if (parse_size(arg, &sz) || sz > (1u << 30))
+			return fail(err, errlen, "--history-bytes: '%s' is not a size up to 1G", arg);
+		o->history_bytes = sz;
+		return 0;
+	case OPT_PROC_ROOT:
+		if (!*arg)
+			return fail(err, errlen, "--proc-root: empty path");
+		o->proc_root = arg;
+		return 0;
+	case OPT_RESCAN:
+		if (parse_seconds(arg, 0, 3600, &o->rescan_interval) ||
+		    (o->rescan_interval > 0 && o->rescan_interval < 0.1))
+			return fail(err, errlen, "--rescan-interval: '%s' is not 0 or seconds from 0.1 to 3600", arg);
+		return 0;
+	case OPT_KUBELET_URL:
+		if (strncmp(arg, "https://", 8) && strncmp(arg, "http://", 7))
+			return fail(err, errlen, "--kubelet-url: '%s' must start with https:// (or http://)", arg);
+		o->kubelet_url = arg;
+		return 0;
+	case OPT_KUBELET_TOKEN:
+		o->kubelet_token_file = arg;
+		return 0;
+	case OPT_KUBELET_CA:
+		o->kubelet_ca_file = arg;
+		return 0;
+	case OPT_KUBELET_INSECURE:
+		o->kubelet_insecure = true;
+		return 0;
+	case OPT_KUBELET_REFRESH:
+		if (parse_seconds(arg, 0.1, 3600, &o->kubelet_refresh))
+			return fail(err, errlen, "--kubelet-refresh: '%s' is not seconds from 0.1 to 3600", arg);
+		return 0;
+	case OPT_NODE_NAME:
+		if (!*arg || strlen(arg) > 253)
+			return fail(err, errlen, "--node-name: must be 1 to 253 characters");
+		o->node_name = arg;
+		return 0;
+	case OPT_METRICS_ADDR:
+		if (!strchr(arg, ':'))
+			return fail(err, errlen, "--metrics-addr: '%s' is not HOST:PORT", arg);
+		o->metrics_addr = arg;
+		return 0;
+	case OPT_CLASSIFY:
+		o->classify_cgroup = arg;
+		return 0;
+	case OPT_VERSION:
+		o->show_version = true;
+		return 0;
+	case OPT_HELP:
+		o->show_help = true;
+		return 0;
+	}
+	return fail(err, errlen, "unknown option");
+}
+
+int agent_options_parse(int argc, char **argv, struct agent_options *o, char *err, size_t errlen)
+{
+	int c, ret;
+
+	set_defaults(o);
+	err[0] = '\0';
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":", long_opts, NULL)) != -1) {
+		if (c == '?')
+			return fail(err, errlen, "unknown option '%s' (see --help)", argv[optind - 1]);
+		if (c == ':')
+			return fail(err, errlen, "option '%s' needs a value", argv[optind - 1]);
+		ret = parse_one(c, optarg, o, err, errlen);
+		if (ret)
+			return ret;
+	}
+	if (optind < argc)
+		return fail(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
+	return 0;
+}

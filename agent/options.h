@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * kmon-agent's command line. Parsing is separate from main() so every bad
+ * value and its message can be unit-tested.
+ */
+#ifndef KMON_AGENT_OPTIONS_H
+#define KMON_AGENT_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "agent/log.h"
+
+#define AGENT_MAX_PIDS 64
+
+struct agent_options {
+	bool scope_all;
+	size_t ringbuf_size;
+	uint32_t event_mask;
+	uint32_t sample_every;
+	uint32_t pid_map_size;
+	uint32_t pids[AGENT_MAX_PIDS];
+	unsigned n_pids;
+	bool print;
+	enum log_level log_level;
+
+	const char *socket_path;
+	const char *socket_group; /* NULL: the agent's own group */
+	unsigned socket_mode;
+	unsigned max_consumers;
+	size_t max_ring_size;
+	size_t history_bytes;
+
+	const char *proc_root;
+	double rescan_interval; /* seconds; 0 = no scanning */
+	const char *kubelet_url; /* NULL: no kubelet */
+	const char *kubelet_token_file;
+	const char *kubelet_ca_file;
+	bool kubelet_insecure;
+	double kubelet_refresh;
+	const char *node_name;
+
+	const char *metrics_addr; /* NULL: no endpoints */
+	const char *classify_cgroup; /* print what the parser makes of FILE and exit */
+
+	bool show_help;
+	bool show_version;
+
+	char kubelet_url_buf[300]; /* storage for the default kubelet_url */
+};
+
+/* Fills o from argv and the environment (NODE_IP, NODE_NAME). Returns 0, or
+ * -EINVAL with a one-line message naming the option and the reason in err. */
+int agent_options_parse(int argc, char **argv, struct agent_options *o, char *err,
+			size_t errlen);
+void agent_options_usage(FILE *out);
+
+/* "4M", "65536", "1G" -> bytes. Returns 0 or -EINVAL / -ERANGE. */
+int parse_size(const char *s, size_t *out);
+
+#endif

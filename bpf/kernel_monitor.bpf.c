@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * kmon's kernel side: memory_alloc / memory_free / process_exec events from
+ * BTF tracepoints (tp_btf needs no tracefs, which many pods do not mount),
+ * filtered in the kernel by the PID map, written to one BPF ring buffer.
+ * Every decision not to deliver is counted in the "counters" map.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "kmon_event.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Load-time configuration: the verifier drops branches these disable. */
+const volatile bool scope_all = false;
+const volatile __u32 event_mask = KMON_EV_MASK_ALL;
+const volatile __u32 sample_every = 1; /* 1-in-N for memory events */
+const volatile __u32 self_tgid = 0;    /* the agent: tracing it would feed back on itself */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20); /* overridden by the agent before load */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536); /* --pid-map-size */
+	__type(key, __u32);         /* tgid */
+	__type(value, struct kmon_pid_info);
+} pids SEC(".maps");
+
+/* ptr -> bytes_alloc of allocations made by tracked processes, so kfree can
+ * report the size it releases; LRU so frees we never see cannot fill it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, __u64);
+	__type(value, __u64);
+} alloc_sizes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KMON_CTR_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} sample_state SEC(".maps");
+
+/*
+ * Irq detection. The obvious source, preempt_count, is a per-CPU variable on
+ * x86 that BPF can only reach as a ksym, and kernels without
+ * CONFIG_KALLSYMS_ALL (common) cannot resolve it. So the programs below keep
+ * their own per-CPU nesting depth of hard irqs, softirqs and the local timer:
+ * a memory event seen at depth > 0 was raised on behalf of no task.
+ * Plain increments suffice: an interrupting context restores what it found.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} irq_depth SEC(".maps");
+
+static __always_inline void irq_enter(void)
+{
+	__u32 zero = 0, *d = bpf_map_lookup_elem(&irq_depth, &zero);
+
+	if (d)
+		*d += 1;
+}
+
+static __always_inline void irq_leave(void)
+{
+	__u32 zero = 0, *d = bpf_map_lookup_elem(&irq_depth, &zero);
+
+	/* An exit whose entry happened before attach must not underflow. */
+	if (d && *d)
+		*d -= 1;
+}
+
+static __always_inline bool in_irq_context(void)
+{
+	__u32 zero = 0, *d = bpf_map_lookup_elem(&irq_depth, &zero);
+
+	return d && *d;
+}
+
+SEC("tp_btf/irq_handler_entry")
+int BPF_PROG(kmon_irq_enter) { irq_enter(); return 0; }
+SEC("tp_btf/irq_handler_exit")
+int BPF_PROG(kmon_irq_exit) { irq_leave(); return 0; }
+SEC("tp_btf/softirq_entry")
+int BPF_PROG(kmon_softirq_enter) { irq_enter(); return 0; }
+SEC("tp_btf/softirq_exit")
+int BPF_PROG(kmon_softirq_exit) { irq_leave(); return 0; }
+/* x86 only; the loader disables these where the tracepoint does not exist. */
+SEC("tp_btf/local_timer_entry")
+int BPF_PROG(kmon_timer_enter) { irq_enter(); return 0; }
+SEC("tp_btf/local_timer_exit")
+int BPF_PROG(kmon_timer_exit) { irq_leave(); return 0; }
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
+
+	/* Atomic even though per-CPU: an irq's program may bump the same slot. */
+	if (c)
+		__sync_fetch_and_add(c, 1);
+}
+
+/* Returns the container key of a task that should emit, or -1 when filtered.
+ * In all scope untracked tasks emit with key 0. */
+static __always_inline long tracked_key(__u32 tgid)
+{
+	struct kmon_pid_info *info;
+
+	if (tgid == self_tgid)
+		return -1;
+	info = bpf_map_lookup_elem(&pids, &tgid);
+	if (info)
+		return info->container_key;
+	return scope_all ? 0 : -1;
+}
+
+static __always_inline bool sampled_out(void)
+{
+	__u32 zero = 0, *n;
+
+	if (sample_every <= 1)
+		return false;
+	n = bpf_map_lookup_elem(&sample_state, &zero);
+	if (!n)
+		return false;
+	if (++*n < sample_every)
+		return true;
+	*n = 0;
+	return false;
+}
+
+static __always_inline struct kmon_event *reserve(__u32 type)
+{
+	struct kmon_event *e;
+
+	count(KMON_CTR_ATTEMPT_BASE + type);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(KMON_CTR_DROP_BASE + type);
+		return NULL;
+	}
+	return e;
+}
+
+static __always_inline void fill_common(struct kmon_event *e, __u32 type, __u64 pid_tgid,
+					__u32 key)
+{
+	e->timestamp = bpf_ktime_get_ns();
+	e->pid = pid_tgid >> 32;
+	e->tid = (__u32)pid_tgid;
+	e->event_type = type;
+	e->version = KMON_EVENT_VERSION;
+	e->flags = 0;
+	e->size = 0;
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->container_key = key;
+	e->reserved = 0;
+}
+
+/* Argument order (call_site, ptr, bytes_req, bytes_alloc, gfp_flags, ...) is the
+ * same from 4.x to 6.18; 6.1 only appended node when kmalloc_node merged in. */
+SEC("tp_btf/kmalloc")
+int BPF_PROG(kmon_kmalloc, unsigned long call_site, const void *ptr, size_t bytes_req,
+	     size_t bytes_alloc, unsigned long gfp_flags)
+{
+	__u64 pid_tgid, p = (__u64)ptr, sz = bytes_alloc;
+	struct kmon_event *e;
+	long key;
+
+	if (!(event_mask & KMON_EV_MASK(KMON_EV_MEMORY_ALLOC)) &&
+	    !(event_mask & KMON_EV_MASK(KMON_EV_MEMORY_FREE)))
+		return 0;
+	pid_tgid = bpf_get_current_pid_tgid();
+	key = tracked_key(pid_tgid >> 32);
+	if (key < 0)
+		return 0;
+	if (in_irq_context()) {
+		count(KMON_CTR_IRQ_SKIPPED);
+		return 0;
+	}
+	/* Remember the size even for sampled-out allocations, so every free we
+	 * report carries its size. */
+	if (p && (event_mask & KMON_EV_MASK(KMON_EV_MEMORY_FREE)) &&
+	    bpf_map_update_elem(&alloc_sizes, &p, &sz, BPF_ANY))
+		count(KMON_CTR_SIZEMAP_FAIL);
+	if (!(event_mask & KMON_EV_MASK(KMON_EV_MEMORY_ALLOC)))
+		return 0;
+	if (sampled_out()) {
+		count(KMON_CTR_SAMPLED_OUT);
+		return 0;
+	}
+	e = reserve(KMON_EV_MEMORY_ALLOC);
+	if (!e)
+		return 0;
+	fill_common(e, KMON_EV_MEMORY_ALLOC, pid_tgid, key);
+	e->size = bytes_alloc;
+	e->data.mem.ptr = p;
+	e->data.mem.call_site = call_site;
+	e->data.mem.bytes_req = bytes_req;
+	e->data.mem.bytes_alloc = bytes_alloc;
+	e->data.mem.gfp_flags = (__u32)gfp_flags;
+	e->data.mem.pad = 0;
+	__builtin_memset(&e->data.raw[40], 0, KMON_DATA_LEN - 40);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tp_btf/kfree")
+int BPF_PROG(kmon_kfree, unsigned long call_site, const void *ptr)
+{
+	__u64 pid_tgid, p = (__u64)ptr, size = 0, *known;
+	struct kmon_event *e;
+	__u16 flags = 0;
+	long key;
+
+	if (!(event_mask & KMON_EV_MASK(KMON_EV_MEMORY_FREE)) || !p)
+		return 0;
+	pid_tgid = bpf_get_current_pid_tgid();
+	key = tracked_key(pid_tgid >> 32);
+	if (key < 0)
+		return 0;
+	known = bpf_map_lookup_elem(&alloc_sizes, &p);
+	if (known) {
+		size = *known;
+		flags = KMON_EVF_SIZE_KNOWN;
+		bpf_map_delete_elem(&alloc_sizes, &p);
+	}
+	if (in_irq_context()) {
+		count(KMON_CTR_IRQ_SKIPPED);
+		return 0;
+	}
+	if (sampled_out()) {
+		count(KMON_CTR_SAMPLED_OUT);
+		return 0;
+	}
+	e = reserve(KMON_EV_MEMORY_FREE);
+	if (!e)
+		return 0;
+	fill_common(e, KMON_EV_MEMORY_FREE, pid_tgid, key);
+	e->flags = flags;
+	e->size = size;
+	__builtin_memset(e->data.raw, 0, KMON_DATA_LEN);
+	e->data.mem.ptr = p;
+	e->data.mem.call_site = call_site;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(kmon_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u64 pid_tgid;
+	struct kmon_event *e;
+	long key, n;
+
+	if (!(event_mask & KMON_EV_MASK(KMON_EV_PROCESS_EXEC)))
+		return 0;
+	pid_tgid = bpf_get_current_pid_tgid();
+	key = tracked_key(pid_tgid >> 32);
+	if (key < 0)
+		return 0;
+	e = reserve(KMON_EV_PROCESS_EXEC);
+	if (!e)
+		return 0;
+	fill_common(e, KMON_EV_PROCESS_EXEC, pid_tgid, key);
+	n = bpf_probe_read_kernel_str(e->data.filename, sizeof(e->data.filename),
+				      BPF_CORE_READ(bprm, filename));
+	if (n < 0)
+		e->data.filename[0] = '\0';
+	else if (n == sizeof(e->data.filename))
+		e->flags |= KMON_EVF_TRUNCATED;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* A child of a tracked process is tracked from its first instruction, so
+ * nothing it does before the next /proc scan is missed. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(kmon_fork, struct task_struct *parent, struct task_struct *child)
+{
+	struct kmon_pid_info *pinfo, cinfo = {};
+	__u32 ptgid, ctgid;
+
+	ptgid = BPF_CORE_READ(parent, tgid);
+	ctgid = BPF_CORE_READ(child, tgid);
+	if (ptgid == ctgid) /* a new thread: its tgid is already tracked */
+		return 0;
+	pinfo = bpf_map_lookup_elem(&pids, &ptgid);
+	if (!pinfo)
+		return 0;
+	cinfo.container_key = pinfo->container_key;
+	cinfo.flags = KMON_PIDF_FROM_FORK;
+	if (bpf_map_update_elem(&pids, &ctgid, &cinfo, BPF_NOEXIST) == 0)
+		count(KMON_CTR_FORK_TRACKED);
+	else if (!bpf_map_lookup_elem(&pids, &ctgid))
+		count(KMON_CTR_PIDMAP_FULL);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(kmon_exit, struct task_struct *p)
+{
+	__u32 pid = BPF_CORE_READ(p, pid), tgid = BPF_CORE_READ(p, tgid);
+
+	if (pid != tgid) /* only the thread-group leader ends the process */
+		return 0;
+	if (bpf_map_delete_elem(&pids, &tgid) == 0)
+		count(KMON_CTR_EXIT_UNTRACKED);
+	return 0;
+}

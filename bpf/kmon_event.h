@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The one record the kernel programs write and every user-space part reads.
+ * Included by BPF C (after vmlinux.h) and by user C (after <linux/types.h>),
+ * so it includes nothing itself and uses only __u8/__u16/__u32/__u64.
+ *
+ * Layout, version 1 (128 bytes, packed, every field naturally aligned):
+ *
+ *   off size field
+ *     0    8 timestamp      bpf_ktime_get_ns(): ns since boot (CLOCK_MONOTONIC)
+ *     8    4 pid            thread-group id (the user-visible PID)
+ *    12    4 tid            thread id
+ *    16    4 event_type     enum kmon_event_type
+ *    20    2 version        KMON_EVENT_VERSION
+ *    22    2 flags          KMON_EVF_*
+ *    24    8 size           memory_alloc: bytes allocated; memory_free: bytes of that
+ *                           allocation if known, else 0; process_exec: 0
+ *    32    8 cgroup_id      cgroup v2 id of the task (bpf_get_current_cgroup_id)
+ *    40   16 comm           task comm, NUL-padded by the kernel but not trusted to be
+ *                           NUL-terminated by readers
+ *    56   64 data           union kmon_payload
+ *   120    4 container_key  key of the container the task belongs to, as stored in
+ *                           the PID map (0 = not a tracked container)
+ *   124    4 reserved       0
+ *
+ * The first 108 bytes minus cgroup_id/version/flags are the fields of the seed
+ * record; new fields only ever get appended, and event_type numbers only grow.
+ */
+#ifndef KMON_EVENT_H
+#define KMON_EVENT_H
+
+#define KMON_EVENT_VERSION 1
+#define KMON_COMM_LEN 16
+#define KMON_DATA_LEN 64
+#define KMON_FILENAME_LEN KMON_DATA_LEN
+
+enum kmon_event_type {
+	KMON_EV_MEMORY_ALLOC = 1,
+	KMON_EV_MEMORY_FREE = 2,
+	KMON_EV_PROCESS_EXEC = 3,
+	KMON_EV_TYPE_MAX = 3,
+};
+
+/* Bit n set = event type n enabled (bit 0 unused). */
+#define KMON_EV_MASK(t) (1u << (t))
+#define KMON_EV_MASK_ALL (KMON_EV_MASK(1) | KMON_EV_MASK(2) | KMON_EV_MASK(3))
+
+enum kmon_event_flags {
+	/* exec filename filled the payload: it may have been cut (kmon's programs
+	 * still NUL-terminate it; readers must not rely on that) */
+	KMON_EVF_TRUNCATED = 1u << 0,
+	/* memory_free: the allocation was made by a tracked process and size is exact */
+	KMON_EVF_SIZE_KNOWN = 1u << 1,
+};
+
+struct kmon_mem_payload {
+	__u64 ptr;
+	__u64 call_site;
+	__u64 bytes_req;   /* memory_alloc only */
+	__u64 bytes_alloc; /* memory_alloc only */
+	__u32 gfp_flags;   /* memory_alloc only */
+	__u32 pad;
+} __attribute__((packed));
+
+union kmon_payload {
+	struct kmon_mem_payload mem;
+	char filename[KMON_FILENAME_LEN]; /* process_exec */
+	__u8 raw[KMON_DATA_LEN];
+};
+
+struct kmon_event {
+	__u64 timestamp;
+	__u32 pid;
+	__u32 tid;
+	__u32 event_type;
+	__u16 version;
+	__u16 flags;
+	__u64 size;
+	__u64 cgroup_id;
+	char comm[KMON_COMM_LEN];
+	union kmon_payload data;
+	__u32 container_key;
+	__u32 reserved;
+} __attribute__((packed));
+
+/*
+ * Value of the PID map (tgid -> this). Written by the agent after a /proc scan and by
+ * the fork program for children of tracked processes.
+ */
+struct kmon_pid_info {
+	__u32 container_key;
+	__u32 flags; /* KMON_PIDF_* */
+};
+
+enum kmon_pid_flags {
+	KMON_PIDF_FROM_SCAN = 1u << 0, /* put there by a /proc scan */
+	KMON_PIDF_FROM_FORK = 1u << 1, /* inherited in the kernel at fork */
+};
+
+/*
+ * Per-CPU counters (array map "counters", index = enum value). Every path in the
+ * programs that decides not to deliver an event bumps one of these, so
+ * delivered + dropped + filtered accounts for every attempt.
+ */
+enum kmon_counter {
+	KMON_CTR_ATTEMPT_BASE = 0,  /* + event_type: records we tried to reserve */
+	KMON_CTR_DROP_BASE = 4,     /* + event_type: reserve failed (ring buffer full) */
+	KMON_CTR_IRQ_SKIPPED = 8,   /* memory event in irq/softirq/nmi: not attributed */
+	KMON_CTR_SAMPLED_OUT = 9,   /* memory event skipped by 1-in-N sampling */
+	KMON_CTR_PIDMAP_FULL = 10,  /* fork: child could not be added to the PID map */
+	KMON_CTR_SIZEMAP_FAIL = 11, /* alloc size could not be remembered for kfree */
+	KMON_CTR_FORK_TRACKED = 12, /* children tracked in the kernel at fork */
+	KMON_CTR_EXIT_UNTRACKED = 13, /* tracked thread-group leaders that exited */
+	KMON_CTR_MAX = 16,
+};
+
+#ifndef __bpf__
+_Static_assert(sizeof(struct kmon_mem_payload) == 40, "mem payload layout");
+_Static_assert(sizeof(union kmon_payload) == KMON_DATA_LEN, "payload layout");
+_Static_assert(sizeof(struct kmon_event) == 128, "kmon_event layout");
+_Static_assert(__builtin_offsetof(struct kmon_event, size) == 24, "size offset");
+_Static_assert(__builtin_offsetof(struct kmon_event, cgroup_id) == 32, "cgroup_id offset");
+_Static_assert(__builtin_offsetof(struct kmon_event, comm) == 40, "comm offset");
+_Static_assert(__builtin_offsetof(struct kmon_event, data) == 56, "data offset");
+_Static_assert(__builtin_offsetof(struct kmon_event, container_key) == 120, "key offset");
+#endif
+
+#endif /* KMON_EVENT_H */

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The consumer side of kmon, shared by kmon-forward, kmon-aggregate and any
+ * other unprivileged program: connect to the agent's control socket, say
+ * hello, map the ring it gets back, decode records, keep the META dictionary,
+ * count what was lost, and reconnect with backoff when the agent goes away.
+ * Runs on the caller's libuv loop; wakes up through uv_poll on the eventfd.
+ */
+#ifndef KMON_CONSUMERS_CLIENT_H
+#define KMON_CONSUMERS_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct kmon_event;
+struct kmon_meta;
+struct kmon_client;
+
+enum kmon_client_state {
+	KMON_CLIENT_CONNECTING = 0,
+	KMON_CLIENT_ATTACHED,     /* hello accepted, ring mapped */
+	KMON_CLIENT_DISCONNECTED, /* agent went away; reconnecting with backoff */
+	KMON_CLIENT_REFUSED,      /* agent refused the hello (why says what); no retry */
+};
+
+struct kmon_client_opts {
+	size_t sz;               /* sizeof(struct kmon_client_opts) */
+	const char *socket_path; /* default /run/kmon/kmon.sock */
+	const char *name;        /* shown in the agent's logs and metrics */
+	uint32_t event_mask;     /* KMON_EV_MASK(...) bits; 0 = all */
+	const char *const *namespaces; /* only these pod namespaces; NULL = all */
+	unsigned n_namespaces;
+	size_t ring_bytes;   /* requested ring size; 0 = agent default */
+	size_t replay_bytes; /* history to replay before the live stream; 0 = none */
+	bool reconnect;      /* default true when sz covers it and it is set */
+};
+
+struct kmon_client_cbs {
+	/* meta is NULL when the event has no container (container_key 0) or the
+	 * key is unknown; replay is true for history records sent before live ones. */
+	void (*on_event)(void *ctx, const struct kmon_event *ev, const struct kmon_meta *meta,
+			 uint64_t seq, bool replay);
+	/* count records this consumer lost, starting at sequence number since_seq. */
+	void (*on_lost)(void *ctx, uint64_t count, uint64_t since_seq);
+	void (*on_state)(void *ctx, enum kmon_client_state state, const char *why);
+};
+
+struct kmon_client_stats {
+	uint64_t received;   /* EVENT records decoded */
+	uint64_t lost;       /* sum of LOST records */
+	uint64_t meta;       /* META records decoded */
+	uint64_t reconnects; /* successful attaches after the first */
+	uint64_t wakeups;    /* eventfd wake-ups taken */
+};
+
+/* Returns NULL and sets errno on failure. */
+struct kmon_client *kmon_client__new(uv_loop_t *loop, const struct kmon_client_opts *opts,
+				     const struct kmon_client_cbs *cbs, void *ctx);
+/* Starts connecting; state changes arrive through cbs->on_state. */
+int kmon_client__start(struct kmon_client *c);
+/* Detaches and releases everything once the loop has closed its handles;
+ * on_closed (may be NULL) is called then. Safe with NULL. */
+void kmon_client__close(struct kmon_client *c, void (*on_closed)(void *ctx));
+void kmon_client__get_stats(const struct kmon_client *c, struct kmon_client_stats *out);
+/* Node name the agent reported in its hello reply ("" until attached). */
+const char *kmon_client__node(const struct kmon_client *c);
+
+#endif

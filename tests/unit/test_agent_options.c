@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "agent/options.h"
+#include <linux/types.h>
+#include "bpf/kmon_event.h"
+
+static char err[512];
+
+#define PARSE(o, ...)                                                             \
+	({                                                                        \
+		char *argv_[] = { "kmon-agent", __VA_ARGS__, NULL };              \
+		agent_options_parse((int)(sizeof(argv_) / sizeof(argv_[0])) - 1, \
+				    argv_, (o), err, sizeof(err));                \
+	})
+
+static void defaults(void **state)
+{
+	struct agent_options o;
+	char *argv[] = { "kmon-agent", NULL };
+
+	(void)state;
+	unsetenv("NODE_IP");
+	assert_int_equal(agent_options_parse(1, argv, &o, err, sizeof(err)), 0);
+	assert_false(o.scope_all);
+	assert_int_equal(o.ringbuf_size, 4u << 20);
+	assert_int_equal(o.event_mask, KMON_EV_MASK_ALL);
+	assert_int_equal(o.sample_every, 1);
+	assert_string_equal(o.socket_path, "/run/kmon/kmon.sock");
+	assert_int_equal(o.socket_mode, 0660);
+	assert_null(o.kubelet_url);
+}
+
+static void good_values(void **state)
+{
+	struct agent_options o;
+
+	(void)state;
+	assert_int_equal(PARSE(&o, "--scope", "all", "--ringbuf-size", "64K", "--events",
+			       "process_exec", "--sample", "7", "--pid", "12", "--pid", "13",
+			       "--pid-map-size", "1024"), 0);
+	assert_true(o.scope_all);
+	assert_int_equal(o.ringbuf_size, 65536);
+	assert_int_equal(o.event_mask, KMON_EV_MASK(KMON_EV_PROCESS_EXEC));
+	assert_int_equal(o.sample_every, 7);
+	assert_int_equal(o.n_pids, 2);
+	assert_int_equal(o.pids[1], 13);
+	assert_int_equal(o.pid_map_size, 1024);
+}
+
+static void node_ip_gives_kubelet_url(void **state)
+{
+	struct agent_options o;
+	char *argv[] = { "kmon-agent", NULL };
+
+	(void)state;
+	setenv("NODE_IP", "10.1.2.3", 1);
+	assert_int_equal(agent_options_parse(1, argv, &o, err, sizeof(err)), 0);
+	assert_string_equal(o.kubelet_url, "https://10.1.2.3:10250");
+	setenv("NODE_IP", "fd00::1", 1);
+	assert_int_equal(agent_options_parse(1, argv, &o, err, sizeof(err)), 0);
+	assert_string_equal(o.kubelet_url, "https://[fd00::1]:10250");
+	unsetenv("NODE_IP");
+}
+
+/* Every bad value: -EINVAL and a message naming the option. */
+static void bad_values(void **state)
+{
+	static const char *const cases[][3] = {
+		{ "--scope", "pods", "--scope" },
+		{ "--ringbuf-size", "3000", "power of two" },
+		{ "--ringbuf-size", "1024", "page size" },
+		{ "--ringbuf-size", "12M", "power of two" },
+		{ "--ringbuf-size", "-4096", "--ringbuf-size" },
+		{ "--ringbuf-size", "4X", "not a size" },
+		{ "--ringbuf-size", "99999999999999999999", "--ringbuf-size" },
+		{ "--events", "memory_alloc,exec", "'exec'" },
+		{ "--events", "", "--events" },
+		{ "--sample", "0", "--sample" },
+		{ "--sample", "ten", "--sample" },
+		{ "--pid-map-size", "1", "--pid-map-size" },
+		{ "--pid", "-5", "--pid" },
+		{ "--pid", "abc", "--pid" },
+		{ "--log-level", "loud", "--log-level" },
+		{ "--socket-mode", "0666", "any user" },
+		{ "--socket-mode", "999", "octal" },
+		{ "--max-consumers", "0", "--max-consumers" },
+		{ "--max-ring-size", "5000", "--max-ring-size" },
+		{ "--rescan-interval", "-1", "--rescan-interval" },
+		{ "--rescan-interval", "nan", "--rescan-interval" },
+		{ "--kubelet-url", "ftp://x", "--kubelet-url" },
+		{ "--kubelet-refresh", "0", "--kubelet-refresh" },
+		{ "--metrics-addr", "9450", "HOST:PORT" },
+		{ "--history-bytes", "2G", "--history-bytes" },
+	};
+	struct agent_options o;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *argv[] = { "kmon-agent", (char *)cases[i][0], (char *)cases[i][1], NULL };
+
+		assert_int_equal(agent_options_parse(3, argv, &o, err, sizeof(err)), -EINVAL);
+		if (!strstr(err, cases[i][2]))
+			fail_msg("%s %s: message '%s' lacks '%s'", cases[i][0], cases[i][1], err,
+				 cases[i][2]);
+		assert_null(strchr(err, '\n'));
+	}
+}
+
+static void unknown_and_missing(void **state)
+{
+	struct agent_options o;
+
+	(void)state;
+	assert_int_equal(PARSE(&o, "--frobnicate"), -EINVAL);
+	assert_non_null(strstr(err, "--frobnicate"));
+	assert_int_equal(PARSE(&o, "--scope"), -EINVAL);
+	assert_non_null(strstr(err, "needs a value"));
+	assert_int_equal(PARSE(&o, "stray"), -EINVAL);
+	assert_non_null(strstr(err, "stray"));
+}
+
+static void sizes(void **state)
+{
+	size_t v;
+
+	(void)state;
+	assert_int_equal(parse_size("4M", &v), 0);
+	assert_int_equal(v, 4u << 20);
+	assert_int_equal(parse_size("8KiB", &v), 0);
+	assert_int_equal(v, 8192);
+	assert_int_equal(parse_size("1G", &v), 0);
+	assert_int_equal(v, 1u << 30);
+	assert_int_equal(parse_size("", &v), -EINVAL);
+	assert_int_equal(parse_size("M", &v), -EINVAL);
+	assert_int_equal(parse_size("18446744073709551615G", &v), -ERANGE);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(defaults),
+		cmocka_unit_test(good_values),
+		cmocka_unit_test(node_ip_gives_kubelet_url),
+		cmocka_unit_test(bad_values),
+		cmocka_unit_test(unknown_and_missing),
+		cmocka_unit_test(sizes),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
