@@ -151,6 +151,28 @@ int loader_preflight(char *err, size_t errlen)
 	return 0;
 }
 
+/* Event programs come in two kinds; only the chosen one is loaded. */
+static int choose_attach_kind(struct kernel_monitor *skel, bool classic, char *err, size_t errlen)
+{
+	struct bpf_program *btf_progs[] = { skel->progs.kmon_kmalloc, skel->progs.kmon_kfree,
+					    skel->progs.kmon_exec };
+	struct bpf_program *tp_progs[] = { skel->progs.kmon_kmalloc_tp, skel->progs.kmon_kfree_tp,
+					   skel->progs.kmon_exec_tp };
+
+	if (classic && access("/sys/kernel/tracing/events/kmem/kmalloc", F_OK) &&
+	    access("/sys/kernel/debug/tracing/events/kmem/kmalloc", F_OK)) {
+		set_err(err, errlen,
+			"--attach tracepoint needs tracefs, which is not mounted: mount it "
+			"(mount -t tracefs nodev /sys/kernel/tracing) or use the default --attach tp_btf");
+		return -ENOENT;
+	}
+	for (int i = 0; i < 3; i++) {
+		bpf_program__set_autoload(btf_progs[i], !classic);
+		bpf_program__set_autoload(tp_progs[i], classic);
+	}
+	return 0;
+}
+
 struct loader *loader__new(const struct loader_opts *opts, char *err, size_t errlen)
 {
 	struct loader *l;
@@ -177,6 +199,9 @@ struct loader *loader__new(const struct loader_opts *opts, char *err, size_t err
 	l->skel->rodata->event_mask = opts->event_mask;
 	l->skel->rodata->sample_every = opts->sample_every;
 	l->skel->rodata->self_tgid = opts->self_tgid;
+	ret = choose_attach_kind(l->skel, opts->classic_tracepoints, err, errlen);
+	if (ret)
+		goto fail;
 	/* The local timer interrupt has its own tracepoint on x86 only. */
 	if (!kernel_has_tracepoint("btf_trace_local_timer_entry")) {
 		bpf_program__set_autoload(l->skel->progs.kmon_timer_enter, false);

@@ -24,6 +24,7 @@ struct loader_opts {
 	uint32_t pid_map_size;
 	size_t ringbuf_size;
 	uint32_t self_tgid; /* never traced: the agent itself */
+	bool classic_tracepoints; /* tracepoint/ instead of tp_btf/ (needs tracefs) */
 };
 
 struct loader_counters {

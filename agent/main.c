@@ -19,6 +19,7 @@
 #include "agent/loader.h"
 #include "agent/log.h"
 #include "agent/options.h"
+#include "agent/privs.h"
 #include "bpf/event_util.h"
 
 #ifndef KMON_VERSION
@@ -184,6 +185,7 @@ static int run(struct agent *a)
 		.pid_map_size = a->opts.pid_map_size,
 		.ringbuf_size = a->opts.ringbuf_size,
 		.self_tgid = (uint32_t)getpid(),
+		.classic_tracepoints = a->opts.classic_tracepoints,
 	};
 	struct drain_opts dopts = {
 		.sz = sizeof(dopts), .on_event = on_event, .on_batch = on_batch, .ctx = a,
@@ -208,6 +210,12 @@ static int run(struct agent *a)
 				  strerror(-ret));
 			return 1;
 		}
+	}
+	/* Everything privileged is done: threads created from here on (drain,
+	 * endpoints, workers) inherit no capabilities. */
+	if (privs_drop_all(err, sizeof(err))) {
+		log_error("%s", err);
+		return 1;
 	}
 	dopts.ringbuf_fd = loader__ringbuf_fd(a->loader);
 	a->drain = drain__start(&dopts);

@@ -16,6 +16,7 @@
 
 enum {
 	OPT_SCOPE = 0x100,
+	OPT_ATTACH,
 	OPT_RINGBUF,
 	OPT_EVENTS,
 	OPT_SAMPLE,
@@ -45,6 +46,7 @@ enum {
 
 static const struct option long_opts[] = {
 	{ "scope", required_argument, NULL, OPT_SCOPE },
+	{ "attach", required_argument, NULL, OPT_ATTACH },
 	{ "ringbuf-size", required_argument, NULL, OPT_RINGBUF },
 	{ "events", required_argument, NULL, OPT_EVENTS },
 	{ "sample", required_argument, NULL, OPT_SAMPLE },
@@ -87,6 +89,8 @@ void agent_options_usage(FILE *out)
 	      "  --ringbuf-size BYTES       BPF ring buffer, power of two >= page size (default 4M)\n"
 	      "  --pid-map-size N           tracked processes at most (default 65536)\n"
 	      "  --pid PID                  also track this process and its children (repeatable)\n"
+	      "  --attach tp_btf|tracepoint BTF tracepoints (default, no tracefs needed) or classic\n"
+	      "                             ones (need tracefs mounted)\n"
 	      "  --print                    print events as JSON lines on stdout (debugging aid:\n"
 	      "                             a slow stdout slows the drain)\n"
 	      "Consumers:\n"
@@ -244,6 +248,14 @@ static int parse_one(int c, const char *arg, struct agent_options *o, char *err,
 			o->scope_all = true;
 		else
 			return fail(err, errlen, "--scope: '%s' is not one of containers, all", arg);
+		return 0;
+	case OPT_ATTACH:
+		if (strcmp(arg, "tp_btf") == 0)
+			o->classic_tracepoints = false;
+		else if (strcmp(arg, "tracepoint") == 0)
+			o->classic_tracepoints = true;
+		else
+			return fail(err, errlen, "--attach: '%s' is not one of tp_btf, tracepoint", arg);
 		return 0;
 	case OPT_RINGBUF: {
 		long page = sysconf(_SC_PAGESIZE);

@@ -17,6 +17,7 @@
 
 struct agent_options {
 	bool scope_all;
+	bool classic_tracepoints; /* --attach tracepoint */
 	size_t ringbuf_size;
 	uint32_t event_mask;
 	uint32_t sample_every;

@@ -175,14 +175,11 @@ static __always_inline void fill_common(struct kmon_event *e, __u32 type, __u64 
 	e->reserved = 0;
 }
 
-/* Argument order (call_site, ptr, bytes_req, bytes_alloc, gfp_flags, ...) is the
- * same from 4.x to 6.18; 6.1 only appended node when kmalloc_node merged in. */
-SEC("tp_btf/kmalloc")
-int BPF_PROG(kmon_kmalloc, unsigned long call_site, const void *ptr, size_t bytes_req,
-	     size_t bytes_alloc, unsigned long gfp_flags)
+static __always_inline int on_kmalloc(__u64 call_site, __u64 p, __u64 bytes_req,
+				      __u64 bytes_alloc, __u32 gfp_flags)
 {
-	__u64 pid_tgid, p = (__u64)ptr, sz = bytes_alloc;
 	struct kmon_event *e;
+	__u64 pid_tgid;
 	long key;
 
 	if (!(event_mask & KMON_EV_MASK(KMON_EV_MEMORY_ALLOC)) &&
@@ -199,7 +196,7 @@ int BPF_PROG(kmon_kmalloc, unsigned long call_site, const void *ptr, size_t byte
 	/* Remember the size even for sampled-out allocations, so every free we
 	 * report carries its size. */
 	if (p && (event_mask & KMON_EV_MASK(KMON_EV_MEMORY_FREE)) &&
-	    bpf_map_update_elem(&alloc_sizes, &p, &sz, BPF_ANY))
+	    bpf_map_update_elem(&alloc_sizes, &p, &bytes_alloc, BPF_ANY))
 		count(KMON_CTR_SIZEMAP_FAIL);
 	if (!(event_mask & KMON_EV_MASK(KMON_EV_MEMORY_ALLOC)))
 		return 0;
@@ -216,17 +213,16 @@ int BPF_PROG(kmon_kmalloc, unsigned long call_site, const void *ptr, size_t byte
 	e->data.mem.call_site = call_site;
 	e->data.mem.bytes_req = bytes_req;
 	e->data.mem.bytes_alloc = bytes_alloc;
-	e->data.mem.gfp_flags = (__u32)gfp_flags;
+	e->data.mem.gfp_flags = gfp_flags;
 	e->data.mem.pad = 0;
 	__builtin_memset(&e->data.raw[40], 0, KMON_DATA_LEN - 40);
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
 
-SEC("tp_btf/kfree")
-int BPF_PROG(kmon_kfree, unsigned long call_site, const void *ptr)
+static __always_inline int on_kfree(__u64 call_site, __u64 p)
 {
-	__u64 pid_tgid, p = (__u64)ptr, size = 0, *known;
+	__u64 pid_tgid, size = 0, *known;
 	struct kmon_event *e;
 	__u16 flags = 0;
 	long key;
@@ -264,11 +260,10 @@ int BPF_PROG(kmon_kfree, unsigned long call_site, const void *ptr)
 	return 0;
 }
 
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(kmon_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+static __always_inline int on_exec(const void *filename)
 {
-	__u64 pid_tgid;
 	struct kmon_event *e;
+	__u64 pid_tgid;
 	long key, n;
 
 	if (!(event_mask & KMON_EV_MASK(KMON_EV_PROCESS_EXEC)))
@@ -281,14 +276,96 @@ int BPF_PROG(kmon_exec, struct task_struct *p, pid_t old_pid, struct linux_binpr
 	if (!e)
 		return 0;
 	fill_common(e, KMON_EV_PROCESS_EXEC, pid_tgid, key);
-	n = bpf_probe_read_kernel_str(e->data.filename, sizeof(e->data.filename),
-				      BPF_CORE_READ(bprm, filename));
+	n = bpf_probe_read_kernel_str(e->data.filename, sizeof(e->data.filename), filename);
 	if (n < 0)
 		e->data.filename[0] = '\0';
 	else if (n == sizeof(e->data.filename))
 		e->flags |= KMON_EVF_TRUNCATED;
 	bpf_ringbuf_submit(e, 0);
 	return 0;
+}
+
+/* BTF tracepoints, the default: typed arguments, no tracefs needed.
+ * kmalloc's argument order (call_site, ptr, bytes_req, bytes_alloc, gfp_flags,
+ * ...) is the same from 4.x to 6.18; 6.1 only appended node when
+ * kmalloc_node merged in. */
+SEC("tp_btf/kmalloc")
+int BPF_PROG(kmon_kmalloc, unsigned long call_site, const void *ptr, size_t bytes_req,
+	     size_t bytes_alloc, unsigned long gfp_flags)
+{
+	return on_kmalloc(call_site, (__u64)ptr, bytes_req, bytes_alloc, (__u32)gfp_flags);
+}
+
+SEC("tp_btf/kfree")
+int BPF_PROG(kmon_kfree, unsigned long call_site, const void *ptr)
+{
+	return on_kfree(call_site, (__u64)ptr);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(kmon_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	return on_exec(BPF_CORE_READ(bprm, filename));
+}
+
+/*
+ * Classic tracepoints (--attach tracepoint): need tracefs, cost a little more
+ * per event; kept for comparison and for kernels where tp_btf misbehaves.
+ * kmalloc's record was struct trace_event_raw_kmem_alloc before 6.1 and
+ * trace_event_raw_kmalloc since: CO-RE picks whichever the kernel has.
+ */
+struct trace_event_raw_kmalloc___kmon {
+	unsigned long call_site;
+	const void *ptr;
+	size_t bytes_req;
+	size_t bytes_alloc;
+	unsigned long gfp_flags;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_kmem_alloc___kmon {
+	unsigned long call_site;
+	const void *ptr;
+	size_t bytes_req;
+	size_t bytes_alloc;
+	unsigned long gfp_flags;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_kfree___kmon {
+	unsigned long call_site;
+	const void *ptr;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_sched_process_exec___kmon {
+	__u32 __data_loc_filename;
+} __attribute__((preserve_access_index));
+
+SEC("tracepoint/kmem/kmalloc")
+int kmon_kmalloc_tp(void *ctx)
+{
+	if (bpf_core_type_exists(struct trace_event_raw_kmalloc___kmon)) {
+		struct trace_event_raw_kmalloc___kmon *a = ctx;
+
+		return on_kmalloc(a->call_site, (__u64)a->ptr, a->bytes_req, a->bytes_alloc,
+				  (__u32)a->gfp_flags);
+	} else {
+		struct trace_event_raw_kmem_alloc___kmon *a = ctx;
+
+		return on_kmalloc(a->call_site, (__u64)a->ptr, a->bytes_req, a->bytes_alloc,
+				  (__u32)a->gfp_flags);
+	}
+}
+
+SEC("tracepoint/kmem/kfree")
+int kmon_kfree_tp(struct trace_event_raw_kfree___kmon *a)
+{
+	return on_kfree(a->call_site, (__u64)a->ptr);
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int kmon_exec_tp(struct trace_event_raw_sched_process_exec___kmon *a)
+{
+	/* __data_loc: low 16 bits are the string's offset in the record. */
+	return on_exec((const char *)a + (a->__data_loc_filename & 0xffff));
 }
 
 /* A child of a tracked process is tracked from its first instruction, so

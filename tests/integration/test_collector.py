@@ -147,6 +147,33 @@ class CollectorTest(unittest.TestCase):
         self.assertTrue(all(e["type"] == "process_exec" for e in evs))
         self.assertEqual(len([e for e in evs if e["filename"] == probe]), 1)
 
+    def test_classic_tracepoints(self):
+        # --attach tracepoint needs tracefs; mount it for the test if absent.
+        mounted = os.path.exists("/sys/kernel/tracing/events/kmem")
+        if not mounted:
+            subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"], check=True)
+        try:
+            probe = marker(self.tmp, "kmon-probe-classic")
+            c = self.child('cat /proc/self/status > /dev/null; exec "%s"' % probe)
+            a = self.start_agent("--pid", str(c.pid), "--attach", "tracepoint")
+            c.go()
+            self.assertEqual(c.wait(), 0)
+            self.assertEqual(a.stop(), 0)
+            evs = a.events()
+            mine = [e for e in evs if e["type"] == "process_exec" and e["filename"] == probe]
+            self.assertEqual(len(mine), 1, evs[:5])
+            self.assertEqual(mine[0]["pid"], c.pid)
+            self.assertTrue(any(e["type"] == "memory_alloc" and e["size"] > 0 for e in evs))
+        finally:
+            if not mounted:
+                subprocess.run(["umount", "/sys/kernel/tracing"], check=True)
+        # Without tracefs the agent says what to do.
+        if not mounted:
+            p = subprocess.run([AGENT, "--attach", "tracepoint", "--scope", "all"],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("needs tracefs", p.stderr)
+
     def test_flood_drops_are_counted_exactly(self):
         # One page of ring buffer holds ~30 records: two threads doing
         # eventfd()+close() (one kmalloc + one kfree each) overrun it, and

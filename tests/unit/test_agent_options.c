@@ -76,6 +76,7 @@ static void bad_values(void **state)
 {
 	static const char *const cases[][3] = {
 		{ "--scope", "pods", "--scope" },
+		{ "--attach", "kprobe", "--attach" },
 		{ "--ringbuf-size", "3000", "power of two" },
 		{ "--ringbuf-size", "1024", "page size" },
 		{ "--ringbuf-size", "12M", "power of two" },
