@@ -1,5 +1,4 @@
 # Root tests on the real kernel: they load BPF for real and must not skip.
-find_program(KMON_PYTHON3 NAMES python3 REQUIRED)
 add_test(NAME collector_integration
          COMMAND ${KMON_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/test_collector.py)
 set_tests_properties(collector_integration PROPERTIES

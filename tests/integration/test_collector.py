@@ -228,6 +228,27 @@ class AgentErrorsTest(unittest.TestCase):
         self.assertIn("power of two", p.stderr)
         self.assertEqual(len(p.stderr.strip().splitlines()), 1)
 
+    def test_every_bad_option_value(self):
+        # The binary itself: exit 2, exactly one line, naming the option.
+        cases = [
+            ("--scope", "pods"), ("--attach", "kprobe"), ("--ringbuf-size", "3000"),
+            ("--ringbuf-size", "1k"), ("--events", "memory_alloc,exec"), ("--sample", "0"),
+            ("--pid-map-size", "2"), ("--pid", "x"), ("--log-level", "loud"),
+            ("--socket", ""), ("--socket-mode", "0666"), ("--max-consumers", "0"),
+            ("--max-ring-size", "3M"), ("--history-bytes", "-1"), ("--proc-root", ""),
+            ("--rescan-interval", "abc"), ("--kubelet-url", "ftp://x"),
+            ("--kubelet-refresh", "-3"), ("--node-name", ""), ("--metrics-addr", "9450"),
+        ]
+        for opt, val in cases:
+            p = self.run_agent(opt, val)
+            self.assertEqual(p.returncode, 2, (opt, val, p.stderr))
+            lines = p.stderr.strip().splitlines()
+            self.assertEqual(len(lines), 1, (opt, val, p.stderr))
+            self.assertIn(opt, lines[0], (opt, val))
+        p = self.run_agent("--ringbuf-size")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("needs a value", p.stderr)
+
     def test_not_privileged(self):
         p = self.run_agent("--scope", "all", preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
         self.assertEqual(p.returncode, 1)
