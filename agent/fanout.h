@@ -22,11 +22,30 @@ struct kmon_event;
 struct kmon_meta;
 struct fanout;
 
+#define FANOUT_MAX_KEYS 65536u /* container keys 1..65535 */
+
 struct fanout_opts {
 	size_t sz;              /* sizeof(struct fanout_opts) */
 	unsigned max_consumers; /* default 16 */
+	size_t default_ring_bytes; /* when a hello asks for 0; default 4 MiB */
 	size_t max_ring_bytes;  /* largest ring a consumer may ask for; default 64 MiB */
 	size_t history_bytes;   /* events kept for replay to late consumers; default 8 MiB */
+	/* Called on the drain thread when a consumer's shared position was
+	 * invalid; the consumer is skipped from then on and the control thread
+	 * should collect it with fanout__take_bad(). */
+	void (*on_bad)(void *ctx);
+	void *ctx;
+};
+
+struct fanout_sub {
+	const char *name;
+	uid_t uid;
+	pid_t pid;
+	uint32_t event_mask; /* 0 = all */
+	const char (*namespaces)[64];
+	unsigned n_namespaces;
+	size_t ring_bytes;   /* 0 = default */
+	size_t replay_bytes;
 };
 
 struct fanout_consumer_stats {
@@ -37,7 +56,9 @@ struct fanout_consumer_stats {
 	uint64_t produced;  /* records the agent tried to give this consumer */
 	uint64_t delivered; /* records written into its ring */
 	uint64_t lost;      /* records dropped because its ring was full */
+	uint64_t wakeups;   /* eventfd writes */
 	double fill;        /* ring fill ratio at the last publish, 0..1 */
+	size_t ring_bytes;
 };
 
 struct fanout *fanout__new(const struct fanout_opts *opts);
@@ -51,7 +72,18 @@ void fanout__flush(struct fanout *fo);
 int fanout__set_meta(struct fanout *fo, const struct kmon_meta *meta);
 int fanout__forget_meta(struct fanout *fo, uint32_t key);
 
-/* Control thread: attach/detach happen through control.c; see shm/proto.h. */
+/* Control thread. On success *id names the consumer and fds[] holds the ring
+ * data (read-only), ring ctl and eventfd descriptors, owned by the fan-out
+ * (valid until detach; send them, do not close them). Returns 0, -ENOSPC when
+ * the consumer limit is reached, or another -errno. */
+int fanout__attach(struct fanout *fo, const struct fanout_sub *sub, uint32_t *id, int fds[3],
+		   size_t *ring_bytes, size_t *replayed_bytes);
+/* Frees the consumer's ring; *final (may be NULL) gets its last counts. */
+int fanout__detach(struct fanout *fo, uint32_t id, struct fanout_consumer_stats *final);
+/* Ids of consumers found misbehaving and not yet detached (at most n). */
+unsigned fanout__take_bad(struct fanout *fo, uint32_t *ids, unsigned n);
+/* Drain thread, at shutdown: last LOST records and a final publish. */
+void fanout__finish(struct fanout *fo);
 unsigned fanout__consumer_count(struct fanout *fo);
 /* Copies at most n entries; returns how many consumers there are. */
 unsigned fanout__consumer_stats(struct fanout *fo, struct fanout_consumer_stats *out, unsigned n);

@@ -15,7 +15,9 @@
 #include <bpf/libbpf.h>
 #include <uv.h>
 
+#include "agent/control.h"
 #include "agent/drain.h"
+#include "agent/fanout.h"
 #include "agent/loader.h"
 #include "agent/log.h"
 #include "agent/options.h"
@@ -33,6 +35,8 @@ struct agent {
 	uv_signal_t sigterm;
 	struct loader *loader;
 	struct drain *drain;
+	struct fanout *fanout;
+	struct control *control;
 	int exit_code;
 };
 
@@ -74,6 +78,7 @@ static void on_event(void *ctx, const struct kmon_event *ev)
 {
 	struct agent *a = ctx;
 
+	fanout__publish(a->fanout, ev);
 	if (a->opts.print)
 		print_event(ev);
 }
@@ -82,8 +87,51 @@ static void on_batch(void *ctx)
 {
 	struct agent *a = ctx;
 
+	fanout__flush(a->fanout);
 	if (a->opts.print)
 		fflush(stdout);
+}
+
+static void on_bad_consumer(void *ctx)
+{
+	struct agent *a = ctx;
+
+	control__notify_bad(a->control);
+}
+
+/* The fan-out and the control socket exist before capabilities are dropped:
+ * giving the socket its group needs CAP_CHOWN. */
+static int start_control(struct agent *a, char *err, size_t errlen)
+{
+	struct fanout_opts fo = {
+		.sz = sizeof(fo),
+		.max_consumers = a->opts.max_consumers,
+		.max_ring_bytes = a->opts.max_ring_size,
+		.history_bytes = a->opts.history_bytes,
+		.on_bad = on_bad_consumer,
+		.ctx = a,
+	};
+	struct control_opts co = {
+		.sz = sizeof(co),
+		.loop = &a->loop,
+		.path = a->opts.socket_path,
+		.group = a->opts.socket_group,
+		.mode = a->opts.socket_mode,
+		.node_name = a->opts.node_name,
+		.max_ring_bytes = a->opts.max_ring_size,
+		.history_bytes = a->opts.history_bytes,
+	};
+
+	if (fo.default_ring_bytes > fo.max_ring_bytes)
+		fo.default_ring_bytes = fo.max_ring_bytes;
+	a->fanout = fanout__new(&fo);
+	if (!a->fanout) {
+		snprintf(err, errlen, "cannot set up the fan-out: %s", strerror(errno));
+		return -1;
+	}
+	co.fanout = a->fanout;
+	a->control = control__new(&co, err, errlen);
+	return a->control ? 0 : -1;
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -152,11 +200,13 @@ static void finish_drain(struct agent *a)
 			got += ds.events[t];
 		}
 		if (got >= want)
-			return;
+			goto out;
 		nanosleep(&tick, NULL);
 		drain__consume_stopped(a->drain);
 	}
 	log_warn("records still missing from the ring buffer after detach");
+out:
+	fanout__finish(a->fanout);
 }
 
 static int start_signals(struct agent *a)
@@ -211,6 +261,10 @@ static int run(struct agent *a)
 			return 1;
 		}
 	}
+	if (start_control(a, err, sizeof(err))) {
+		log_error("%s", err);
+		return 1;
+	}
 	/* Everything privileged is done: threads created from here on (drain,
 	 * endpoints, workers) inherit no capabilities. */
 	if (privs_drop_all(err, sizeof(err))) {
@@ -232,6 +286,8 @@ static int run(struct agent *a)
 	(void)ret;
 	finish_drain(a);
 	report_totals(a);
+	control__close(a->control);
+	a->control = NULL;
 	return 0;
 }
 
@@ -270,11 +326,13 @@ int main(int argc, char **argv)
 	}
 	a.exit_code = run(&a);
 
+	control__close(a.control);
 	drain__free(a.drain);
 	loader__free(a.loader);
 	uv_walk(&a.loop, close_walk_cb, NULL);
 	uv_run(&a.loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&a.loop))
 		log_warn("event loop closed with handles still open");
+	fanout__free(a.fanout);
 	return a.exit_code;
 }

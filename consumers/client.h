@@ -34,7 +34,7 @@ struct kmon_client_opts {
 	unsigned n_namespaces;
 	size_t ring_bytes;   /* requested ring size; 0 = agent default */
 	size_t replay_bytes; /* history to replay before the live stream; 0 = none */
-	bool reconnect;      /* default true when sz covers it and it is set */
+	bool reconnect;      /* retry with backoff when the agent goes away */
 };
 
 struct kmon_client_cbs {
@@ -53,6 +53,9 @@ struct kmon_client_stats {
 	uint64_t meta;       /* META records decoded */
 	uint64_t reconnects; /* successful attaches after the first */
 	uint64_t wakeups;    /* eventfd wake-ups taken */
+	uint64_t replayed;   /* EVENT records that were history replay */
+	uint64_t seq_errors; /* sequence gaps no LOST record explained (a bug) */
+	uint64_t bad_records; /* malformed records seen (the ring was dropped) */
 };
 
 /* Returns NULL and sets errno on failure. */

@@ -1,0 +1,518 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include "agent/fanout.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linux/types.h>
+#include "bpf/kmon_event.h"
+#include "shm/meta.h"
+#include "shm/ring.h"
+
+#define BITMAP_BYTES (FANOUT_MAX_KEYS / 8)
+#define EVENT_REC_BYTES kmon_rec_size(sizeof(struct kmon_event))
+#define META_REC_BYTES kmon_rec_size(sizeof(struct kmon_meta))
+#define LOST_REC_BYTES kmon_rec_size(sizeof(struct kmon_rec_lost))
+
+struct consumer {
+	uint32_t id;
+	char name[64];
+	uid_t uid;
+	pid_t pid;
+	struct ring_prod *ring;
+	size_t ring_bytes;
+	uint32_t event_mask;
+	unsigned n_ns;
+	char (*ns)[64];
+	uint8_t *allowed;      /* by key; only with a namespace filter */
+	uint8_t *meta_pending; /* by key: META to write before the next event */
+	uint64_t seq;
+	uint64_t lost_pending, lost_since;
+	uint64_t produced, delivered, lost;
+	double fill;
+	bool dirty;
+	bool bad; /* skipped; waits for the control thread to detach it */
+};
+
+struct fanout {
+	struct fanout_opts o;
+	pthread_mutex_t lock;
+	bool batch_locked; /* drain thread only */
+	struct consumer **cons;
+	unsigned n_cons;
+	uint32_t next_id;
+	struct kmon_meta **meta; /* by key */
+	/* history: the last events, in order */
+	struct kmon_event *hist;
+	size_t hist_cap, hist_len, hist_next;
+};
+
+static inline bool bit_get(const uint8_t *b, uint32_t k)
+{
+	return b[k >> 3] & (1u << (k & 7));
+}
+
+static inline void bit_set(uint8_t *b, uint32_t k, bool v)
+{
+	if (v)
+		b[k >> 3] |= (uint8_t)(1u << (k & 7));
+	else
+		b[k >> 3] &= (uint8_t)~(1u << (k & 7));
+}
+
+struct fanout *fanout__new(const struct fanout_opts *opts)
+{
+	struct fanout *fo = calloc(1, sizeof(*fo));
+
+	if (!fo)
+		return NULL;
+	fo->o = *opts;
+	if (!fo->o.max_consumers)
+		fo->o.max_consumers = 16;
+	if (!fo->o.default_ring_bytes)
+		fo->o.default_ring_bytes = 4u << 20;
+	if (!fo->o.max_ring_bytes)
+		fo->o.max_ring_bytes = 64u << 20;
+	fo->next_id = 1;
+	fo->cons = calloc(fo->o.max_consumers, sizeof(*fo->cons));
+	fo->meta = calloc(FANOUT_MAX_KEYS, sizeof(*fo->meta));
+	fo->hist_cap = fo->o.history_bytes / sizeof(struct kmon_event);
+	if (fo->hist_cap)
+		fo->hist = malloc(fo->hist_cap * sizeof(*fo->hist));
+	if (!fo->cons || !fo->meta || (fo->hist_cap && !fo->hist) ||
+	    pthread_mutex_init(&fo->lock, NULL)) {
+		free(fo->cons);
+		free(fo->meta);
+		free(fo->hist);
+		free(fo);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return fo;
+}
+
+static void consumer_free(struct consumer *c)
+{
+	if (!c)
+		return;
+	ring_prod__free(c->ring);
+	free(c->ns);
+	free(c->allowed);
+	free(c->meta_pending);
+	free(c);
+}
+
+void fanout__free(struct fanout *fo)
+{
+	unsigned i;
+
+	if (!fo)
+		return;
+	for (i = 0; i < fo->n_cons; i++)
+		consumer_free(fo->cons[i]);
+	for (i = 0; i < FANOUT_MAX_KEYS; i++)
+		free(fo->meta[i]);
+	pthread_mutex_destroy(&fo->lock);
+	free(fo->cons);
+	free(fo->meta);
+	free(fo->hist);
+	free(fo);
+}
+
+static bool ns_allowed(const struct consumer *c, const struct kmon_meta *m)
+{
+	unsigned i;
+
+	if (!m)
+		return false;
+	for (i = 0; i < c->n_ns; i++)
+		if (!strcmp(c->ns[i], m->namespace))
+			return true;
+	return false;
+}
+
+static void mark_bad(struct fanout *fo, struct consumer *c)
+{
+	if (c->bad)
+		return;
+	c->bad = true;
+	if (fo->o.on_bad)
+		fo->o.on_bad(fo->o.ctx);
+}
+
+static void *reserve(struct fanout *fo, struct consumer *c, uint16_t type, uint16_t flags,
+		     uint32_t len, uint64_t seq)
+{
+	bool bad;
+	struct kmon_rec_hdr *h = ring_prod__reserve(c->ring, len, &bad);
+
+	if (bad) {
+		mark_bad(fo, c);
+		return NULL;
+	}
+	if (!h)
+		return NULL;
+	h->type = type;
+	h->flags = flags;
+	h->seq = seq;
+	return h;
+}
+
+static bool write_lost(struct fanout *fo, struct consumer *c)
+{
+	struct kmon_rec_hdr *h;
+	struct kmon_rec_lost *l;
+
+	h = reserve(fo, c, KMON_REC_LOST, 0, LOST_REC_BYTES, c->lost_since);
+	if (!h)
+		return false;
+	l = (struct kmon_rec_lost *)(h + 1);
+	l->count = c->lost_pending;
+	l->since_seq = c->lost_since;
+	ring_prod__commit(c->ring, h);
+	c->lost_pending = 0;
+	c->dirty = true;
+	return true;
+}
+
+static bool write_meta(struct fanout *fo, struct consumer *c, const struct kmon_meta *m)
+{
+	struct kmon_rec_hdr *h = reserve(fo, c, KMON_REC_META, 0, META_REC_BYTES, c->seq);
+
+	if (!h)
+		return false;
+	memcpy(h + 1, m, sizeof(*m));
+	ring_prod__commit(c->ring, h);
+	c->seq++;
+	c->dirty = true;
+	return true;
+}
+
+/* One event into one consumer's ring: the pending LOST report and the
+ * container's META go first, so the consumer never sees an event it cannot
+ * place. Never blocks: no room means this event is lost for this consumer. */
+static void deliver(struct fanout *fo, struct consumer *c, const struct kmon_event *ev,
+		    uint16_t flags)
+{
+	uint32_t key = ev->container_key;
+	struct kmon_rec_hdr *h;
+
+	c->produced++;
+	if (c->lost_pending && !write_lost(fo, c))
+		goto lost;
+	if (key && key < FANOUT_MAX_KEYS && bit_get(c->meta_pending, key)) {
+		if (fo->meta[key] && !write_meta(fo, c, fo->meta[key]))
+			goto lost;
+		bit_set(c->meta_pending, key, false);
+	}
+	h = reserve(fo, c, KMON_REC_EVENT, flags, EVENT_REC_BYTES, c->seq);
+	if (!h)
+		goto lost;
+	memcpy(h + 1, ev, sizeof(*ev));
+	ring_prod__commit(c->ring, h);
+	c->seq++;
+	c->delivered++;
+	c->dirty = true;
+	return;
+lost:
+	if (!c->lost_pending)
+		c->lost_since = c->seq;
+	c->lost_pending++;
+	c->seq++;
+	c->lost++;
+}
+
+static inline bool wants(const struct fanout *fo, const struct consumer *c,
+			 const struct kmon_event *ev)
+{
+	uint32_t key = ev->container_key;
+
+	if (c->bad || !(c->event_mask & KMON_EV_MASK(ev->event_type)))
+		return false;
+	if (c->n_ns)
+		return key && key < FANOUT_MAX_KEYS && bit_get(c->allowed, key);
+	(void)fo;
+	return true;
+}
+
+void fanout__publish(struct fanout *fo, const struct kmon_event *ev)
+{
+	unsigned i;
+
+	if (!fo->batch_locked) {
+		pthread_mutex_lock(&fo->lock);
+		fo->batch_locked = true;
+	}
+	if (fo->hist_cap) {
+		fo->hist[fo->hist_next] = *ev;
+		fo->hist_next = (fo->hist_next + 1) % fo->hist_cap;
+		if (fo->hist_len < fo->hist_cap)
+			fo->hist_len++;
+	}
+	for (i = 0; i < fo->n_cons; i++)
+		if (wants(fo, fo->cons[i], ev))
+			deliver(fo, fo->cons[i], ev, 0);
+}
+
+static void publish_all(struct fanout *fo)
+{
+	unsigned i;
+	bool bad;
+
+	for (i = 0; i < fo->n_cons; i++) {
+		struct consumer *c = fo->cons[i];
+		if (c->bad || !c->dirty)
+			continue;
+		c->dirty = false;
+		(void)ring_prod__publish(c->ring);
+		c->fill = ring_prod__fill(c->ring, &bad);
+		if (bad)
+			mark_bad(fo, c);
+	}
+}
+
+void fanout__flush(struct fanout *fo)
+{
+	if (!fo->batch_locked)
+		return;
+	publish_all(fo);
+	fo->batch_locked = false;
+	pthread_mutex_unlock(&fo->lock);
+}
+
+void fanout__finish(struct fanout *fo)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&fo->lock);
+	for (i = 0; i < fo->n_cons; i++)
+		if (!fo->cons[i]->bad && fo->cons[i]->lost_pending)
+			(void)write_lost(fo, fo->cons[i]);
+	publish_all(fo);
+	pthread_mutex_unlock(&fo->lock);
+}
+
+int fanout__set_meta(struct fanout *fo, const struct kmon_meta *meta)
+{
+	uint32_t key = meta->key;
+	struct kmon_meta *m;
+	unsigned i;
+
+	if (!key || key >= FANOUT_MAX_KEYS)
+		return -EINVAL;
+	pthread_mutex_lock(&fo->lock);
+	m = fo->meta[key];
+	if (m && !memcmp(m, meta, sizeof(*m))) {
+		pthread_mutex_unlock(&fo->lock);
+		return 0;
+	}
+	if (!m) {
+		m = malloc(sizeof(*m));
+		if (!m) {
+			pthread_mutex_unlock(&fo->lock);
+			return -ENOMEM;
+		}
+		fo->meta[key] = m;
+	}
+	*m = *meta;
+	for (i = 0; i < fo->n_cons; i++) {
+		struct consumer *c = fo->cons[i];
+		if (c->n_ns)
+			bit_set(c->allowed, key, ns_allowed(c, m));
+		bit_set(c->meta_pending, key, true);
+	}
+	pthread_mutex_unlock(&fo->lock);
+	return 0;
+}
+
+int fanout__forget_meta(struct fanout *fo, uint32_t key)
+{
+	unsigned i;
+
+	if (!key || key >= FANOUT_MAX_KEYS)
+		return -EINVAL;
+	pthread_mutex_lock(&fo->lock);
+	free(fo->meta[key]);
+	fo->meta[key] = NULL;
+	for (i = 0; i < fo->n_cons; i++) {
+		bit_set(fo->cons[i]->meta_pending, key, false);
+		if (fo->cons[i]->n_ns)
+			bit_set(fo->cons[i]->allowed, key, false);
+	}
+	pthread_mutex_unlock(&fo->lock);
+	return 0;
+}
+
+/* The newest history events this consumer wants, up to `bytes` of records
+ * and what its ring can take, oldest first, marked as replay. */
+static size_t replay_history(struct fanout *fo, struct consumer *c, size_t bytes)
+{
+	size_t max_n = bytes / EVENT_REC_BYTES, n = 0, i, start, idx, done = 0;
+	size_t room = ring_prod__free_bytes(c->ring) / 2; /* leave room for live events */
+
+	if (!fo->hist_len || !max_n)
+		return 0;
+	if (max_n > room / EVENT_REC_BYTES)
+		max_n = room / EVENT_REC_BYTES;
+	/* Walk back from the newest to find where the replay starts. */
+	start = fo->hist_len;
+	while (start > 0 && n < max_n) {
+		idx = (fo->hist_next + fo->hist_cap - (fo->hist_len - start + 1)) % fo->hist_cap;
+		start--;
+		if (wants(fo, c, &fo->hist[idx]))
+			n++;
+	}
+	for (i = start; i < fo->hist_len && done < n; i++) {
+		idx = (fo->hist_next + fo->hist_cap - (fo->hist_len - i)) % fo->hist_cap;
+		if (!wants(fo, c, &fo->hist[idx]))
+			continue;
+		deliver(fo, c, &fo->hist[idx], KMON_RECF_REPLAY);
+		done++;
+	}
+	return done * EVENT_REC_BYTES;
+}
+
+int fanout__attach(struct fanout *fo, const struct fanout_sub *sub, uint32_t *id, int fds[3],
+		   size_t *ring_bytes, size_t *replayed_bytes)
+{
+	struct consumer *c;
+	char rname[80];
+	unsigned i;
+	int err = -ENOMEM;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	snprintf(c->name, sizeof(c->name), "%s", sub->name);
+	c->uid = sub->uid;
+	c->pid = sub->pid;
+	c->event_mask = sub->event_mask ? sub->event_mask : KMON_EV_MASK_ALL;
+	c->ring_bytes = sub->ring_bytes ? sub->ring_bytes : fo->o.default_ring_bytes;
+	if (c->ring_bytes > fo->o.max_ring_bytes)
+		c->ring_bytes = fo->o.max_ring_bytes;
+	c->meta_pending = calloc(1, BITMAP_BYTES);
+	if (!c->meta_pending)
+		goto fail;
+	if (sub->n_namespaces) {
+		c->allowed = calloc(1, BITMAP_BYTES);
+		c->ns = calloc(sub->n_namespaces, sizeof(*c->ns));
+		if (!c->allowed || !c->ns)
+			goto fail;
+		for (i = 0; i < sub->n_namespaces; i++)
+			snprintf(c->ns[i], sizeof(c->ns[i]), "%s", sub->namespaces[i]);
+		c->n_ns = sub->n_namespaces;
+	}
+
+	pthread_mutex_lock(&fo->lock);
+	if (fo->n_cons >= fo->o.max_consumers) {
+		pthread_mutex_unlock(&fo->lock);
+		err = -ENOSPC;
+		goto fail;
+	}
+	c->id = fo->next_id++;
+	snprintf(rname, sizeof(rname), "%u-%s", c->id, c->name);
+	c->ring = ring_prod__new(c->ring_bytes, rname);
+	if (!c->ring) {
+		err = -errno;
+		pthread_mutex_unlock(&fo->lock);
+		goto fail;
+	}
+	/* The whole dictionary goes to a new consumer lazily, before the first
+	 * event of each container. */
+	for (i = 1; i < FANOUT_MAX_KEYS; i++) {
+		if (!fo->meta[i])
+			continue;
+		bit_set(c->meta_pending, i, true);
+		if (c->n_ns)
+			bit_set(c->allowed, i, ns_allowed(c, fo->meta[i]));
+	}
+	*replayed_bytes = sub->replay_bytes ? replay_history(fo, c, sub->replay_bytes) : 0;
+	(void)ring_prod__publish(c->ring);
+	fo->cons[fo->n_cons++] = c;
+	pthread_mutex_unlock(&fo->lock);
+
+	*id = c->id;
+	*ring_bytes = c->ring_bytes;
+	return ring_prod__consumer_fds(c->ring, &fds[0], &fds[1], &fds[2]);
+fail:
+	consumer_free(c);
+	return err;
+}
+
+static void fill_stats(const struct consumer *c, struct fanout_consumer_stats *s)
+{
+	struct ring_prod_stats rs;
+
+	memset(s, 0, sizeof(*s));
+	s->id = c->id;
+	snprintf(s->name, sizeof(s->name), "%s", c->name);
+	s->uid = c->uid;
+	s->pid = c->pid;
+	s->produced = c->produced;
+	s->delivered = c->delivered;
+	s->lost = c->lost;
+	s->fill = c->fill;
+	s->ring_bytes = c->ring_bytes;
+	ring_prod__get_stats(c->ring, &rs);
+	s->wakeups = rs.wakeups;
+}
+
+int fanout__detach(struct fanout *fo, uint32_t id, struct fanout_consumer_stats *final)
+{
+	struct consumer *c = NULL;
+	unsigned i;
+
+	pthread_mutex_lock(&fo->lock);
+	for (i = 0; i < fo->n_cons; i++) {
+		if (fo->cons[i]->id == id) {
+			c = fo->cons[i];
+			fo->cons[i] = fo->cons[--fo->n_cons];
+			fo->cons[fo->n_cons] = NULL;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&fo->lock);
+	if (!c)
+		return -ENOENT;
+	if (final)
+		fill_stats(c, final);
+	consumer_free(c);
+	return 0;
+}
+
+unsigned fanout__take_bad(struct fanout *fo, uint32_t *ids, unsigned n)
+{
+	unsigned i, k = 0;
+
+	pthread_mutex_lock(&fo->lock);
+	for (i = 0; i < fo->n_cons && k < n; i++)
+		if (fo->cons[i]->bad)
+			ids[k++] = fo->cons[i]->id;
+	pthread_mutex_unlock(&fo->lock);
+	return k;
+}
+
+unsigned fanout__consumer_count(struct fanout *fo)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&fo->lock);
+	n = fo->n_cons;
+	pthread_mutex_unlock(&fo->lock);
+	return n;
+}
+
+unsigned fanout__consumer_stats(struct fanout *fo, struct fanout_consumer_stats *out, unsigned n)
+{
+	unsigned i, total;
+
+	pthread_mutex_lock(&fo->lock);
+	total = fo->n_cons;
+	for (i = 0; i < total && i < n; i++)
+		fill_stats(fo->cons[i], &out[i]);
+	pthread_mutex_unlock(&fo->lock);
+	return total;
+}

@@ -1,0 +1,498 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include "consumers/client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/types.h>
+#include "bpf/kmon_event.h"
+#include "shm/meta.h"
+#include "shm/proto.h"
+#include "shm/ring.h"
+
+#define MAX_KEYS 65536u
+#define BATCH 1024           /* records per loop turn: others get the loop too */
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define REPLY_TIMEOUT_MS 5000
+
+struct kmon_client {
+	uv_loop_t *loop;
+	struct kmon_client_opts o;
+	struct kmon_client_cbs cbs;
+	void *ctx;
+	char socket_path[108];
+	char name[KMON_PROTO_NAME_MAX];
+	char (*ns)[KMON_PROTO_NS_LEN];
+	char node[KMON_PROTO_NODE_MAX];
+
+	int sock;
+	int fds[3]; /* data, ctl, eventfd from the agent */
+	struct ring_cons *ring;
+	uv_poll_t sock_poll;
+	uv_poll_t efd_poll;
+	uv_idle_t idle;
+	uv_timer_t timer; /* reply timeout, then reconnect backoff */
+	bool sock_poll_on, efd_poll_on, idle_on;
+	bool attached, closing, ever_attached;
+	unsigned backoff_ms;
+	int open_handles;
+	void (*on_closed)(void *ctx);
+
+	struct kmon_meta **meta;
+	uint64_t next_seq;
+	bool seq_known;
+	struct kmon_client_stats st;
+};
+
+static void set_state(struct kmon_client *c, enum kmon_client_state s, const char *why)
+{
+	if (c->cbs.on_state)
+		c->cbs.on_state(c->ctx, s, why);
+}
+
+struct kmon_client *kmon_client__new(uv_loop_t *loop, const struct kmon_client_opts *opts,
+				     const struct kmon_client_cbs *cbs, void *ctx)
+{
+	struct kmon_client *c;
+	unsigned i;
+
+	if (!opts || opts->sz < sizeof(*opts) || !cbs || !loop ||
+	    opts->n_namespaces > KMON_PROTO_NS_MAX) {
+		errno = EINVAL;
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->loop = loop;
+	c->o = *opts;
+	c->cbs = *cbs;
+	c->ctx = ctx;
+	c->sock = -1;
+	c->fds[0] = c->fds[1] = c->fds[2] = -1;
+	snprintf(c->socket_path, sizeof(c->socket_path), "%s",
+		 opts->socket_path ? opts->socket_path : "/run/kmon/kmon.sock");
+	snprintf(c->name, sizeof(c->name), "%s", opts->name ? opts->name : "consumer");
+	c->meta = calloc(MAX_KEYS, sizeof(*c->meta));
+	if (opts->n_namespaces)
+		c->ns = calloc(opts->n_namespaces, sizeof(*c->ns));
+	if (!c->meta || (opts->n_namespaces && !c->ns)) {
+		free(c->meta);
+		free(c->ns);
+		free(c);
+		errno = ENOMEM;
+		return NULL;
+	}
+	for (i = 0; i < opts->n_namespaces; i++)
+		snprintf(c->ns[i], KMON_PROTO_NS_LEN, "%s", opts->namespaces[i]);
+	c->backoff_ms = BACKOFF_MIN_MS;
+	uv_idle_init(loop, &c->idle);
+	uv_timer_init(loop, &c->timer);
+	c->idle.data = c;
+	c->timer.data = c;
+	c->open_handles = 2;
+	return c;
+}
+
+static void stop_poll(uv_poll_t *p, bool *on)
+{
+	if (*on) {
+		uv_close((uv_handle_t *)p, NULL);
+		*on = false;
+	}
+}
+
+static void detach(struct kmon_client *c)
+{
+	stop_poll(&c->sock_poll, &c->sock_poll_on);
+	stop_poll(&c->efd_poll, &c->efd_poll_on);
+	if (c->idle_on) {
+		uv_idle_stop(&c->idle);
+		c->idle_on = false;
+	}
+	ring_cons__free(c->ring);
+	c->ring = NULL;
+	for (int i = 0; i < 3; i++) {
+		if (c->fds[i] >= 0)
+			close(c->fds[i]);
+		c->fds[i] = -1;
+	}
+	/* The poll handles close on the next loop turn; the socket goes with
+	 * the libuv watcher gone, so it is safe to close now. */
+	if (c->sock >= 0)
+		close(c->sock);
+	c->sock = -1;
+	c->attached = false;
+}
+
+static void connect_now(struct kmon_client *c);
+static void retry_later(struct kmon_client *c, const char *why);
+
+static void on_timer(uv_timer_t *t)
+{
+	struct kmon_client *c = t->data;
+
+	if (c->closing)
+		return;
+	if (c->sock >= 0 && !c->attached) {
+		retry_later(c, "the agent did not answer the hello in time");
+		return;
+	}
+	connect_now(c);
+}
+
+static void retry_later(struct kmon_client *c, const char *why)
+{
+	unsigned jitter;
+
+	detach(c);
+	if (!c->o.reconnect) {
+		set_state(c, KMON_CLIENT_REFUSED, why);
+		return;
+	}
+	set_state(c, KMON_CLIENT_DISCONNECTED, why);
+	jitter = (unsigned)rand() % (c->backoff_ms / 2 + 1);
+	uv_timer_start(&c->timer, on_timer, c->backoff_ms + jitter, 0);
+	c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+}
+
+static void handle_record(struct kmon_client *c, const struct kmon_rec_hdr *h)
+{
+	const uint8_t *p = (const uint8_t *)(h + 1);
+	size_t plen = h->len - sizeof(*h);
+
+	switch (h->type) {
+	case KMON_REC_EVENT: {
+		const struct kmon_event *ev = (const struct kmon_event *)p;
+		const struct kmon_meta *m = NULL;
+		if (plen < sizeof(*ev))
+			break;
+		if (c->seq_known && h->seq != c->next_seq)
+			c->st.seq_errors++;
+		c->next_seq = h->seq + 1;
+		c->seq_known = true;
+		if (ev->container_key && ev->container_key < MAX_KEYS)
+			m = c->meta[ev->container_key];
+		c->st.received++;
+		if (h->flags & KMON_RECF_REPLAY)
+			c->st.replayed++;
+		if (c->cbs.on_event)
+			c->cbs.on_event(c->ctx, ev, m, h->seq, h->flags & KMON_RECF_REPLAY);
+		break;
+	}
+	case KMON_REC_META: {
+		struct kmon_meta m;
+		if (plen < sizeof(m))
+			break;
+		memcpy(&m, p, sizeof(m));
+		if (c->seq_known && h->seq != c->next_seq)
+			c->st.seq_errors++;
+		c->next_seq = h->seq + 1;
+		c->seq_known = true;
+		if (!m.key || m.key >= MAX_KEYS)
+			break;
+		/* Strings from the agent are fixed fields: terminate them anyway. */
+		m.runtime[sizeof(m.runtime) - 1] = m.container_id[sizeof(m.container_id) - 1] = '\0';
+		m.pod_uid[sizeof(m.pod_uid) - 1] = m.pod[sizeof(m.pod) - 1] = '\0';
+		m.namespace[sizeof(m.namespace) - 1] = m.container[sizeof(m.container) - 1] = '\0';
+		if (!c->meta[m.key]) {
+			c->meta[m.key] = malloc(sizeof(m));
+			if (!c->meta[m.key])
+				break;
+		}
+		*c->meta[m.key] = m;
+		c->st.meta++;
+		break;
+	}
+	case KMON_REC_LOST: {
+		struct kmon_rec_lost l;
+		if (plen < sizeof(l))
+			break;
+		memcpy(&l, p, sizeof(l));
+		if (c->seq_known && l.since_seq != c->next_seq)
+			c->st.seq_errors++;
+		c->next_seq = l.since_seq + l.count;
+		c->seq_known = true;
+		c->st.lost += l.count;
+		if (c->cbs.on_lost)
+			c->cbs.on_lost(c->ctx, l.count, l.since_seq);
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+/* Reads up to BATCH records. Returns true when more may be waiting. */
+static bool read_batch(struct kmon_client *c)
+{
+	const struct kmon_rec_hdr *h;
+	bool bad = false;
+	int n = 0;
+
+	while (n < BATCH && c->ring && (h = ring_cons__peek(c->ring, &bad))) {
+		handle_record(c, h);
+		ring_cons__advance(c->ring, h);
+		n++;
+	}
+	if (c->ring)
+		ring_cons__release(c->ring);
+	if (bad) {
+		c->st.bad_records++;
+		retry_later(c, "the agent's ring holds a malformed record");
+		return false;
+	}
+	return n == BATCH;
+}
+
+static void on_idle(uv_idle_t *h)
+{
+	struct kmon_client *c = h->data;
+
+	if (!c->ring) {
+		uv_idle_stop(h);
+		c->idle_on = false;
+		return;
+	}
+	if (read_batch(c))
+		return;
+	if (!c->ring)
+		return;
+	if (ring_cons__prepare_sleep(c->ring)) {
+		uv_idle_stop(h);
+		c->idle_on = false;
+	} else {
+		ring_cons__wake(c->ring);
+	}
+}
+
+static void kick(struct kmon_client *c)
+{
+	if (c->ring && !c->idle_on) {
+		ring_cons__wake(c->ring);
+		uv_idle_start(&c->idle, on_idle);
+		c->idle_on = true;
+	}
+}
+
+static void on_efd(uv_poll_t *p, int status, int events)
+{
+	struct kmon_client *c = p->data;
+
+	(void)status;
+	(void)events;
+	c->st.wakeups++;
+	kick(c);
+}
+
+static void on_sock(uv_poll_t *p, int status, int events);
+
+static bool recv_reply(struct kmon_client *c, char *why, size_t whylen)
+{
+	struct kmon_hello_reply r;
+	struct iovec iov = { .iov_base = &r, .iov_len = sizeof(r) };
+	union {
+		char buf[CMSG_SPACE(3 * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			      .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cm;
+	ssize_t n;
+	int nfds = 0;
+
+	memset(&r, 0, sizeof(r));
+	n = recvmsg(c->sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	if (n < 0 && errno == EAGAIN)
+		return false;
+	for (cm = CMSG_FIRSTHDR(&msg); n > 0 && cm; cm = CMSG_NXTHDR(&msg, cm)) {
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+			nfds = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+			int got[8];
+			if (nfds > 8)
+				nfds = 8;
+			memcpy(got, CMSG_DATA(cm), (size_t)nfds * sizeof(int));
+			for (int i = 0; i < nfds; i++) {
+				if (i < 3)
+					c->fds[i] = got[i];
+				else
+					close(got[i]);
+			}
+		}
+	}
+	if (n <= 0) {
+		snprintf(why, whylen, "the agent closed the connection during the hello");
+		return true;
+	}
+	if (kmon_hello_reply_check(&r, (size_t)n, why, whylen))
+		return true;
+	if (r.status != KMON_HELLO_OK) {
+		snprintf(why, whylen, "the agent refused the hello (%s): %s",
+			 kmon_hello_status_name(r.status), r.error);
+		return true;
+	}
+	if (nfds != 3) {
+		snprintf(why, whylen, "the agent's reply carried %d descriptors, not 3", nfds);
+		return true;
+	}
+	c->ring = ring_cons__new(c->fds[0], c->fds[1], c->fds[2]);
+	if (!c->ring) {
+		snprintf(why, whylen, "cannot map the ring: %s", strerror(errno));
+		return true;
+	}
+	snprintf(c->node, sizeof(c->node), "%s", r.node);
+	why[0] = '\0';
+	return true;
+}
+
+static void on_sock(uv_poll_t *p, int status, int events)
+{
+	struct kmon_client *c = p->data;
+	char why[512];
+
+	(void)status;
+	if (c->closing)
+		return;
+	if (!c->attached) {
+		if (!recv_reply(c, why, sizeof(why)))
+			return;
+		uv_timer_stop(&c->timer);
+		if (why[0]) {
+			/* A refused hello will be refused again: say so and stop. */
+			bool refused = strstr(why, "refused the hello") &&
+				       !strstr(why, "maximum of consumers");
+			if (refused || !c->o.reconnect) {
+				detach(c);
+				set_state(c, KMON_CLIENT_REFUSED, why);
+			} else {
+				retry_later(c, why);
+			}
+			return;
+		}
+		c->attached = true;
+		if (c->ever_attached)
+			c->st.reconnects++;
+		c->ever_attached = true;
+		c->backoff_ms = BACKOFF_MIN_MS;
+		c->seq_known = false;
+		if (uv_poll_init(c->loop, &c->efd_poll, c->fds[2]) == 0) {
+			c->efd_poll.data = c;
+			c->efd_poll_on = true;
+			uv_poll_start(&c->efd_poll, UV_READABLE, on_efd);
+		}
+		snprintf(why, sizeof(why), "attached to %s (node %s)", c->socket_path,
+			 c->node[0] ? c->node : "-");
+		set_state(c, KMON_CLIENT_ATTACHED, why);
+		kick(c);
+		return;
+	}
+	if (events & (UV_DISCONNECT | UV_READABLE)) {
+		char b[8];
+		ssize_t n = recv(c->sock, b, sizeof(b), MSG_DONTWAIT);
+		if (n > 0 || (n < 0 && errno == EAGAIN))
+			return;
+		/* The agent is gone: what it wrote before going is still ours. */
+		while (c->ring && read_batch(c))
+			;
+		retry_later(c, "the agent closed the connection");
+	}
+}
+
+static void connect_now(struct kmon_client *c)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct kmon_hello h;
+	char why[300];
+	unsigned i;
+
+	c->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (c->sock < 0) {
+		snprintf(why, sizeof(why), "socket: %s", strerror(errno));
+		retry_later(c, why);
+		return;
+	}
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", c->socket_path);
+	if (connect(c->sock, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		snprintf(why, sizeof(why), "cannot connect to %s: %s%s", c->socket_path,
+			 strerror(errno),
+			 errno == EACCES ? " (is this user in the socket's group?)" : "");
+		retry_later(c, why);
+		return;
+	}
+	memset(&h, 0, sizeof(h));
+	h.magic = KMON_PROTO_MAGIC;
+	h.version = KMON_PROTO_VERSION;
+	h.event_mask = c->o.event_mask;
+	h.ring_bytes = c->o.ring_bytes;
+	h.replay_bytes = c->ever_attached ? 0 : c->o.replay_bytes;
+	snprintf(h.name, sizeof(h.name), "%s", c->name);
+	h.n_namespaces = (uint16_t)c->o.n_namespaces;
+	for (i = 0; i < c->o.n_namespaces; i++)
+		memcpy(h.namespaces[i], c->ns[i], KMON_PROTO_NS_LEN);
+	if (send(c->sock, &h, sizeof(h), MSG_NOSIGNAL) != (ssize_t)sizeof(h)) {
+		snprintf(why, sizeof(why), "cannot send the hello: %s", strerror(errno));
+		retry_later(c, why);
+		return;
+	}
+	if (uv_poll_init(c->loop, &c->sock_poll, c->sock)) {
+		retry_later(c, "cannot watch the control socket");
+		return;
+	}
+	c->sock_poll.data = c;
+	c->sock_poll_on = true;
+	uv_poll_start(&c->sock_poll, UV_READABLE | UV_DISCONNECT, on_sock);
+	uv_timer_start(&c->timer, on_timer, REPLY_TIMEOUT_MS, 0);
+}
+
+int kmon_client__start(struct kmon_client *c)
+{
+	set_state(c, KMON_CLIENT_CONNECTING, c->socket_path);
+	connect_now(c);
+	return 0;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+	struct kmon_client *c = h->data;
+
+	if (--c->open_handles > 0)
+		return;
+	if (c->on_closed)
+		c->on_closed(c->ctx);
+	for (unsigned i = 0; i < MAX_KEYS; i++)
+		free(c->meta[i]);
+	free(c->meta);
+	free(c->ns);
+	free(c);
+}
+
+void kmon_client__close(struct kmon_client *c, void (*on_closed)(void *ctx))
+{
+	if (!c || c->closing)
+		return;
+	c->closing = true;
+	c->on_closed = on_closed;
+	/* Whatever is already in the ring is delivered before closing. */
+	while (c->ring && read_batch(c))
+		;
+	detach(c);
+	uv_close((uv_handle_t *)&c->idle, handle_closed);
+	uv_close((uv_handle_t *)&c->timer, handle_closed);
+}
+
+void kmon_client__get_stats(const struct kmon_client *c, struct kmon_client_stats *out)
+{
+	*out = c->st;
+}
+
+const char *kmon_client__node(const struct kmon_client *c)
+{
+	return c->node;
+}

@@ -1,0 +1,446 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * kmon-forward: attaches to kmon-agent as an unprivileged consumer and writes
+ * every event as one JSON line to stdout, a file, or an HTTP endpoint.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include <linux/types.h>
+#include "bpf/event_util.h"
+#include "bpf/kmon_event.h"
+#include "consumers/client.h"
+#include "consumers/event_json.h"
+#include "consumers/http_sink.h"
+#include "consumers/sink.h"
+#include "shm/meta.h"
+#include "shm/proto.h"
+
+#define MAX_HEADERS 16
+
+struct forward {
+	uv_loop_t loop;
+	struct kmon_client *client;
+	struct sink *sink;
+	uv_signal_t sig[5];
+	uv_check_t check;
+	const char *socket_path;
+	const char *output;
+	const char *name;
+	uint32_t mask;
+	const char *ns[KMON_PROTO_NS_MAX];
+	unsigned n_ns;
+	const char *headers[MAX_HEADERS];
+	unsigned n_headers;
+	double flush_interval;
+	size_t max_queue_bytes;
+	size_t batch_bytes;
+	unsigned batch_lines;
+	bool gzip;
+	size_t ring_bytes;
+	size_t replay_bytes;
+	bool once; /* exit when the agent goes away instead of reconnecting */
+	uint64_t boot_offset;
+	uint64_t encode_errors;
+	bool dirty;
+	int exit_code;
+	bool stopping;
+	struct kmon_client_stats final_cs;
+	struct sink_stats final_ss;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: kmon-forward [options]\n"
+		"Attach to kmon-agent and forward events as JSON lines.\n\n"
+		"  --socket PATH          agent control socket (default /run/kmon/kmon.sock)\n"
+		"  --output DEST          - (stdout, default), a file (appended; reopened on SIGHUP),\n"
+		"                         or an http:// / https:// URL (NDJSON batches, POST)\n"
+		"  --events LIST          memory_alloc,memory_free,process_exec (default all)\n"
+		"  --namespace NS         only pods in NS (repeatable, up to %d)\n"
+		"  --header 'K: V'        extra HTTP header (repeatable)\n"
+		"  --flush-interval SEC   HTTP: send a batch at least this often (default 1)\n"
+		"  --batch-bytes SIZE     HTTP: uncompressed bytes per batch (default 1M)\n"
+		"  --batch-lines N        HTTP: lines per batch (default 10000)\n"
+		"  --max-queue-bytes SIZE HTTP: bytes waiting to be sent; beyond, the oldest\n"
+		"                         batch is dropped and counted (default 64M)\n"
+		"  --no-gzip              HTTP: send uncompressed\n"
+		"  --ring-size SIZE       ring to ask the agent for (default: agent's choice)\n"
+		"  --replay SIZE          ask for up to SIZE of history before live events\n"
+		"  --name NAME            name in the agent's logs (default kmon-forward)\n"
+		"  --once                 exit when the agent goes away (default: reconnect)\n"
+		"Counters go to stderr as one JSON line on SIGUSR1 and at exit.\n",
+		KMON_PROTO_NS_MAX);
+}
+
+static int parse_size_arg(const char *s, size_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	default: break;
+	}
+	if (*end || v > (1ull << 40))
+		return -1;
+	*out = (size_t)v;
+	return 0;
+}
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "kmon-forward: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return -1;
+}
+
+static int parse_args(struct forward *f, int argc, char **argv)
+{
+	enum { O_SOCKET = 256, O_OUTPUT, O_EVENTS, O_NS, O_HEADER, O_FLUSH, O_QUEUE, O_NOGZIP,
+	       O_RING, O_REPLAY, O_NAME, O_ONCE, O_HELP, O_BBYTES, O_BLINES };
+	static const struct option lo[] = {
+		{ "socket", required_argument, NULL, O_SOCKET },
+		{ "output", required_argument, NULL, O_OUTPUT },
+		{ "events", required_argument, NULL, O_EVENTS },
+		{ "namespace", required_argument, NULL, O_NS },
+		{ "header", required_argument, NULL, O_HEADER },
+		{ "flush-interval", required_argument, NULL, O_FLUSH },
+		{ "max-queue-bytes", required_argument, NULL, O_QUEUE },
+		{ "batch-bytes", required_argument, NULL, O_BBYTES },
+		{ "batch-lines", required_argument, NULL, O_BLINES },
+		{ "no-gzip", no_argument, NULL, O_NOGZIP },
+		{ "ring-size", required_argument, NULL, O_RING },
+		{ "replay", required_argument, NULL, O_REPLAY },
+		{ "name", required_argument, NULL, O_NAME },
+		{ "once", no_argument, NULL, O_ONCE },
+		{ "help", no_argument, NULL, O_HELP },
+		{ 0 }
+	};
+	const char *bad;
+	size_t bad_len;
+	char *end;
+	int c;
+
+	f->socket_path = "/run/kmon/kmon.sock";
+	f->output = "-";
+	f->name = "kmon-forward";
+	f->flush_interval = 1.0;
+	f->max_queue_bytes = 64u << 20;
+	f->batch_bytes = 1u << 20;
+	f->batch_lines = 10000;
+	f->gzip = true;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case O_SOCKET:
+			if (!*optarg || strlen(optarg) > 107)
+				return fail("--socket: path must be 1 to 107 bytes long");
+			f->socket_path = optarg;
+			break;
+		case O_OUTPUT:
+			if (!*optarg)
+				return fail("--output: empty destination");
+			f->output = optarg;
+			break;
+		case O_EVENTS:
+			if (kmon_event_mask_parse(optarg, &f->mask, &bad, &bad_len))
+				return fail("--events: unknown event type '%.*s' (known: memory_alloc, "
+					    "memory_free, process_exec)", (int)bad_len, bad);
+			break;
+		case O_NS:
+			if (f->n_ns >= KMON_PROTO_NS_MAX)
+				return fail("--namespace: at most %d may be given", KMON_PROTO_NS_MAX);
+			if (!*optarg || strlen(optarg) > 63)
+				return fail("--namespace: '%s' is not a namespace name", optarg);
+			f->ns[f->n_ns++] = optarg;
+			break;
+		case O_HEADER:
+			if (f->n_headers >= MAX_HEADERS)
+				return fail("--header: at most %d may be given", MAX_HEADERS);
+			if (!strchr(optarg, ':') || strpbrk(optarg, "\r\n"))
+				return fail("--header: '%s' is not 'Name: value'", optarg);
+			f->headers[f->n_headers++] = optarg;
+			break;
+		case O_FLUSH:
+			errno = 0;
+			f->flush_interval = strtod(optarg, &end);
+			if (errno || *end || end == optarg || f->flush_interval < 0.01 ||
+			    f->flush_interval > 3600)
+				return fail("--flush-interval: '%s' is not seconds from 0.01 to 3600",
+					    optarg);
+			break;
+		case O_QUEUE:
+			if (parse_size_arg(optarg, &f->max_queue_bytes) || f->max_queue_bytes < 4096)
+				return fail("--max-queue-bytes: '%s' is not a size of at least 4K",
+					    optarg);
+			break;
+		case O_BBYTES:
+			if (parse_size_arg(optarg, &f->batch_bytes) || f->batch_bytes < 1024 ||
+			    f->batch_bytes > (256u << 20))
+				return fail("--batch-bytes: '%s' is not a size from 1K to 256M", optarg);
+			break;
+		case O_BLINES: {
+			unsigned long v;
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || *end || end == optarg || v < 1 || v > 10000000)
+				return fail("--batch-lines: '%s' is not a number from 1 to 10000000",
+					    optarg);
+			f->batch_lines = (unsigned)v;
+			break;
+		}
+		case O_NOGZIP:
+			f->gzip = false;
+			break;
+		case O_RING:
+			if (parse_size_arg(optarg, &f->ring_bytes) || f->ring_bytes < 4096 ||
+			    (f->ring_bytes & (f->ring_bytes - 1)))
+				return fail("--ring-size: '%s' is not a power of two of at least 4K",
+					    optarg);
+			break;
+		case O_REPLAY:
+			if (parse_size_arg(optarg, &f->replay_bytes))
+				return fail("--replay: '%s' is not a size", optarg);
+			break;
+		case O_NAME:
+			if (!*optarg || strlen(optarg) >= KMON_PROTO_NAME_MAX || strpbrk(optarg, " \t\n"))
+				return fail("--name: must be 1 to %d characters without spaces",
+					    KMON_PROTO_NAME_MAX - 1);
+			f->name = optarg;
+			break;
+		case O_ONCE:
+			f->once = true;
+			break;
+		case O_HELP:
+			usage(stdout);
+			exit(0);
+		default:
+			return fail("unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return fail("unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+static void print_counters(struct forward *f)
+{
+	struct kmon_client_stats cs;
+	struct sink_stats ss;
+
+	cs = f->final_cs;
+	ss = f->final_ss;
+	if (f->client)
+		kmon_client__get_stats(f->client, &cs);
+	if (f->sink)
+		f->sink->get_stats(f->sink, &ss);
+	fprintf(stderr,
+		"{\"counters\":{\"received\":%" PRIu64 ",\"sent\":%" PRIu64 ",\"retried\":%" PRIu64
+		",\"dropped_in_queue\":%" PRIu64 ",\"dropped_batches\":%" PRIu64
+		",\"lost_in_ring\":%" PRIu64 ",\"replayed\":%" PRIu64 ",\"reconnects\":%" PRIu64
+		",\"encode_errors\":%" PRIu64 ",\"seq_errors\":%" PRIu64 ",\"wakeups\":%" PRIu64
+		"}}\n",
+		cs.received, ss.sent, ss.retried, ss.dropped, ss.dropped_batches, cs.lost,
+		cs.replayed, cs.reconnects, f->encode_errors, cs.seq_errors, cs.wakeups);
+	fflush(stderr);
+}
+
+static void on_event(void *ctx, const struct kmon_event *ev, const struct kmon_meta *meta,
+		     uint64_t seq, bool replay)
+{
+	struct forward *f = ctx;
+	char line[2048];
+	int n;
+
+	(void)seq;
+	(void)replay;
+	n = event_json__write(line, sizeof(line), ev, meta, kmon_client__node(f->client),
+			      f->boot_offset);
+	if (n < 0) {
+		f->encode_errors++;
+		return;
+	}
+	(void)f->sink->write(f->sink, line, (size_t)n);
+	f->dirty = true;
+}
+
+static void on_lost(void *ctx, uint64_t count, uint64_t since)
+{
+	(void)ctx;
+	fprintf(stderr, "kmon-forward: lost %" PRIu64 " events in the ring from seq %" PRIu64
+		" (reading too slowly)\n", count, since);
+}
+
+static void stop(struct forward *f, int code);
+
+static void on_state(void *ctx, enum kmon_client_state s, const char *why)
+{
+	struct forward *f = ctx;
+
+	switch (s) {
+	case KMON_CLIENT_CONNECTING:
+		break;
+	case KMON_CLIENT_ATTACHED:
+		fprintf(stderr, "kmon-forward: %s\n", why);
+		break;
+	case KMON_CLIENT_DISCONNECTED:
+		fprintf(stderr, "kmon-forward: %s%s\n", why, f->once ? "" : "; reconnecting");
+		break;
+	case KMON_CLIENT_REFUSED:
+		fprintf(stderr, "kmon-forward: %s\n", why);
+		stop(f, f->once && !strstr(why, "refused") && !strstr(why, "cannot") ? 0 : 1);
+		break;
+	}
+}
+
+/* After each loop turn: make what this turn produced visible downstream. */
+static void on_check(uv_check_t *h)
+{
+	struct forward *f = h->data;
+
+	if (f->dirty) {
+		f->dirty = false;
+		f->sink->flush(f->sink);
+	}
+}
+
+static void on_sink_closed(void *ctx)
+{
+	struct forward *f = ctx;
+
+	f->sink->get_stats(f->sink, &f->final_ss);
+	f->sink = NULL;
+}
+
+static void close_all(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static void stop(struct forward *f, int code)
+{
+	if (f->stopping)
+		return;
+	f->stopping = true;
+	f->exit_code = code;
+	uv_stop(&f->loop);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct forward *f = h->data;
+
+	switch (signum) {
+	case SIGUSR1:
+		print_counters(f);
+		break;
+	case SIGHUP:
+		if (f->sink->reopen && f->sink->reopen(f->sink))
+			fprintf(stderr, "kmon-forward: cannot reopen %s: %s\n", f->output,
+				strerror(errno));
+		break;
+	default:
+		stop(f, 0);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGUSR1 };
+	struct forward f;
+	struct kmon_client_opts co;
+	struct kmon_client_cbs cb = { .on_event = on_event, .on_lost = on_lost,
+				      .on_state = on_state };
+	unsigned i;
+
+	memset(&f, 0, sizeof(f));
+	if (parse_args(&f, argc, argv))
+		return 2;
+	signal(SIGPIPE, SIG_IGN);
+	if (uv_loop_init(&f.loop))
+		return fail("cannot create the event loop"), 1;
+	f.boot_offset = event_json__boot_offset_ns();
+	if (!strncmp(f.output, "http://", 7) || !strncmp(f.output, "https://", 8)) {
+		struct http_sink_opts ho = {
+			.sz = sizeof(ho), .loop = &f.loop, .url = f.output,
+			.headers = f.headers, .n_headers = f.n_headers,
+			.flush_interval = f.flush_interval, .batch_bytes = f.batch_bytes,
+			.batch_lines = f.batch_lines, .max_queue_bytes = f.max_queue_bytes,
+			.gzip = f.gzip,
+		};
+		f.sink = http_sink__new(&ho);
+	} else {
+		f.sink = file_sink__new(f.output);
+	}
+	if (!f.sink)
+		return fail("--output %s: %s", f.output, strerror(errno)), 1;
+
+	memset(&co, 0, sizeof(co));
+	co.sz = sizeof(co);
+	co.socket_path = f.socket_path;
+	co.name = f.name;
+	co.event_mask = f.mask;
+	co.namespaces = f.ns;
+	co.n_namespaces = f.n_ns;
+	co.ring_bytes = f.ring_bytes;
+	co.replay_bytes = f.replay_bytes;
+	co.reconnect = !f.once;
+	f.client = kmon_client__new(&f.loop, &co, &cb, &f);
+	if (!f.client)
+		return fail("cannot create the client: %s", strerror(errno)), 1;
+	for (i = 0; i < 4; i++) {
+		uv_signal_init(&f.loop, &f.sig[i]);
+		f.sig[i].data = &f;
+		uv_signal_start(&f.sig[i], on_signal, sigs[i]);
+		uv_unref((uv_handle_t *)&f.sig[i]);
+	}
+	uv_check_init(&f.loop, &f.check);
+	f.check.data = &f;
+	uv_check_start(&f.check, on_check);
+	uv_unref((uv_handle_t *)&f.check);
+	kmon_client__start(f.client);
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+
+	/* Shutdown: deliver what the ring still holds, then let the sink send
+	 * what it can within its own bound. */
+	kmon_client__get_stats(f.client, &f.final_cs);
+	kmon_client__close(f.client, NULL);
+	f.client = NULL;
+	f.sink->flush(f.sink);
+	f.sink->close(f.sink, on_sink_closed, &f);
+	for (i = 0; i < 4; i++)
+		uv_close((uv_handle_t *)&f.sig[i], NULL);
+	uv_close((uv_handle_t *)&f.check, NULL);
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+	print_counters(&f);
+	uv_walk(&f.loop, close_all, NULL);
+	uv_run(&f.loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(&f.loop))
+		fprintf(stderr, "kmon-forward: loop closed with handles open\n");
+	return f.exit_code;
+}

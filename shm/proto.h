@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The attach protocol on kmon's control socket (AF_UNIX, SOCK_SEQPACKET, so
+ * one message is one datagram and a short or long one is seen as such).
+ *
+ *   consumer -> agent   struct kmon_hello (exactly this size)
+ *   agent -> consumer   struct kmon_hello_reply; when status is OK, with
+ *                       SCM_RIGHTS carrying three descriptors in this order:
+ *                       ring data (read-only), ring ctl (read-write), eventfd
+ *
+ * After that the socket carries nothing; it stays open as the liveness link:
+ * either side closing it (or dying) ends the attachment, and the agent then
+ * frees that consumer's ring.
+ *
+ * Fixed-size little-endian structs (both ends share a machine), validated
+ * field by field by kmon_hello_check() before anything is used.
+ */
+#ifndef KMON_SHM_PROTO_H
+#define KMON_SHM_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KMON_PROTO_MAGIC 0x4e4f4d4bu /* "KMON" */
+#define KMON_PROTO_VERSION 1
+#define KMON_PROTO_NAME_MAX 64
+#define KMON_PROTO_NS_MAX 16     /* namespaces per subscription */
+#define KMON_PROTO_NS_LEN 64     /* DNS label (63) + NUL */
+#define KMON_PROTO_ERR_MAX 200
+#define KMON_PROTO_NODE_MAX 254
+
+struct kmon_hello {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t n_namespaces;
+	uint32_t event_mask; /* KMON_EV_MASK bits; 0 = every type */
+	uint32_t flags;      /* none defined; must be 0 */
+	uint64_t ring_bytes; /* 0 = agent default */
+	uint64_t replay_bytes;
+	char name[KMON_PROTO_NAME_MAX];
+	char namespaces[KMON_PROTO_NS_MAX][KMON_PROTO_NS_LEN];
+};
+
+enum kmon_hello_status {
+	KMON_HELLO_OK = 0,
+	KMON_HELLO_BAD_MESSAGE = 1, /* malformed: size, magic, flags, strings */
+	KMON_HELLO_BAD_VERSION = 2,
+	KMON_HELLO_TOO_BIG = 3,     /* ring or replay larger than the agent allows */
+	KMON_HELLO_TOO_MANY = 4,    /* consumer limit reached */
+	KMON_HELLO_INTERNAL = 5,    /* the agent could not set the ring up */
+};
+
+struct kmon_hello_reply {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t status;
+	uint32_t consumer_id;
+	uint32_t reserved;
+	uint64_t ring_bytes;   /* granted data-area size */
+	uint64_t replay_bytes; /* history actually replayed */
+	char node[KMON_PROTO_NODE_MAX];
+	char error[KMON_PROTO_ERR_MAX]; /* status != OK: why, for the consumer's log */
+};
+
+/* Validates a received hello of msg_len bytes against the agent's limits.
+ * Returns KMON_HELLO_OK, or a status with a one-line reason in err. */
+enum kmon_hello_status kmon_hello_check(const void *msg, size_t msg_len, uint64_t max_ring_bytes,
+					uint64_t max_replay_bytes, char *err, size_t errlen);
+/* Validates a reply from the agent; returns 0 or -EPROTO with err set. */
+int kmon_hello_reply_check(const void *msg, size_t msg_len, char *err, size_t errlen);
+const char *kmon_hello_status_name(enum kmon_hello_status s);
+
+#endif

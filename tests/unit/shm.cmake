@@ -1,0 +1,4 @@
+add_executable(test_ring ${CMAKE_CURRENT_LIST_DIR}/test_ring.c)
+target_link_libraries(test_ring PRIVATE kmon_shm PkgConfig::CMOCKA)
+add_test(NAME unit_ring COMMAND test_ring)
+set_tests_properties(unit_ring PROPERTIES LABELS unit)
