@@ -394,12 +394,23 @@ struct control *control__new(const struct control_opts *opts, char *err, size_t 
 		c->o.hello_timeout = 5;
 	snprintf(c->path, sizeof(c->path), "%s", opts->path);
 	if (opts->group) {
+		char *end;
+		unsigned long v;
+
 		g = getgrnam(opts->group);
-		if (!g) {
-			snprintf(err, errlen, "--socket-group: no group named '%s'", opts->group);
-			goto fail;
+		if (g) {
+			gid = g->gr_gid;
+		} else {
+			/* A numeric gid works without an /etc/group entry (images). */
+			errno = 0;
+			v = strtoul(opts->group, &end, 10);
+			if (errno || *end || end == opts->group || v >= (gid_t)-1) {
+				snprintf(err, errlen, "--socket-group: no group named '%s'",
+					 opts->group);
+				goto fail;
+			}
+			gid = (gid_t)v;
 		}
-		gid = g->gr_gid;
 	}
 	if (make_parent(c->path, err, errlen) || clear_stale(c->path, err, errlen))
 		goto fail;

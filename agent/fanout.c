@@ -193,17 +193,34 @@ static bool write_meta(struct fanout *fo, struct consumer *c, const struct kmon_
 
 /* One event into one consumer's ring: the pending LOST report and the
  * container's META go first, so the consumer never sees an event it cannot
- * place. Never blocks: no room means this event is lost for this consumer. */
+ * place. Never blocks: no room means this event is lost for this consumer.
+ *
+ * All of it is written only if it fits with HEADROOM to spare (a bound that
+ * includes worst-case PAD records). So after any write a LOST record still
+ * fits, and the final LOST report at shutdown can always be delivered. */
+#define HEADROOM (2 * LOST_REC_BYTES)
 static void deliver(struct fanout *fo, struct consumer *c, const struct kmon_event *ev,
 		    uint16_t flags)
 {
 	uint32_t key = ev->container_key;
 	struct kmon_rec_hdr *h;
+	bool want_meta = key && key < FANOUT_MAX_KEYS && bit_get(c->meta_pending, key);
+	size_t need = 2 * EVENT_REC_BYTES + HEADROOM;
+	bool bad;
 
 	c->produced++;
+	if (c->lost_pending)
+		need += 2 * LOST_REC_BYTES;
+	if (want_meta)
+		need += 2 * META_REC_BYTES;
+	if (!ring_prod__room(c->ring, need, &bad)) {
+		if (bad)
+			mark_bad(fo, c);
+		goto lost;
+	}
 	if (c->lost_pending && !write_lost(fo, c))
 		goto lost;
-	if (key && key < FANOUT_MAX_KEYS && bit_get(c->meta_pending, key)) {
+	if (want_meta) {
 		if (fo->meta[key] && !write_meta(fo, c, fo->meta[key]))
 			goto lost;
 		bit_set(c->meta_pending, key, false);

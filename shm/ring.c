@@ -204,6 +204,18 @@ struct kmon_rec_hdr *ring_prod__reserve(struct ring_prod *p, uint32_t len, bool 
 	return (struct kmon_rec_hdr *)(p->data + off);
 }
 
+bool ring_prod__room(struct ring_prod *p, size_t need, bool *bad)
+{
+	*bad = false;
+	if (need <= p->data_bytes - (p->head - p->tail))
+		return true;
+	if (!refresh_tail(p)) {
+		*bad = true;
+		return false;
+	}
+	return need <= p->data_bytes - (p->head - p->tail);
+}
+
 void ring_prod__commit(struct ring_prod *p, struct kmon_rec_hdr *rec)
 {
 	rec->len = p->reserved_len;

@@ -93,6 +93,9 @@ int ring_prod__consumer_fds(struct ring_prod *p, int *data_ro, int *ctl, int *ef
  * the caller must detach that consumer. Re-reads the consumer position only
  * when the cached one does not leave room. */
 struct kmon_rec_hdr *ring_prod__reserve(struct ring_prod *p, uint32_t len, bool *bad);
+/* True when `need` bytes are free, re-reading the consumer position only if
+ * the cached one says no. *bad as for reserve. */
+bool ring_prod__room(struct ring_prod *p, size_t need, bool *bad);
 /* Makes the last reserved record part of the next publish. */
 void ring_prod__commit(struct ring_prod *p, struct kmon_rec_hdr *rec);
 /* Publishes committed records and wakes a sleeping consumer. Returns 1 when

@@ -5,6 +5,7 @@ slow reader can never stall it) and reports its totals as one JSON line on
 stderr at exit.
 """
 import json
+import re
 import os
 import signal
 import subprocess
@@ -15,6 +16,14 @@ import time
 class Agent:
     def __init__(self, binary, args, env=None):
         self.dir = tempfile.mkdtemp(prefix="kmon-agent-")
+        # Consumers run as nobody in the tests: they must reach the socket.
+        os.chmod(self.dir, 0o755)
+        args = list(args)
+        if "--socket" not in args:
+            self.socket = os.path.join(self.dir, "kmon.sock")
+            args += ["--socket", self.socket, "--socket-group", "nogroup"]
+        else:
+            self.socket = args[args.index("--socket") + 1]
         self.out_path = os.path.join(self.dir, "events.jsonl")
         self.err_path = os.path.join(self.dir, "agent.log")
         self.out = open(self.out_path, "wb")
@@ -41,6 +50,19 @@ class Agent:
     def wait_attached(self):
         self.wait_for_log("attached:")
 
+    def consumer_log(self, name):
+        """The agent's detach lines for consumer `name`, parsed: produced,
+        delivered and lost as the agent counted them."""
+        out = []
+        for line in self.log().splitlines():
+            m = re.search(r"consumer (\d+) '([^']*)' .* detached: (.*); produced (\d+) "
+                          r"delivered (\d+) lost (\d+)", line)
+            if m and m.group(2) == name:
+                out.append({"id": int(m.group(1)), "why": m.group(3),
+                            "produced": int(m.group(4)), "delivered": int(m.group(5)),
+                            "lost": int(m.group(6))})
+        return out
+
     def stop(self, timeout=30.0):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
@@ -63,3 +85,55 @@ class Agent:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+NOBODY = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
+          "--no-new-privs"]
+
+
+class Consumer:
+    """A consumer process run as user nobody; its stdout is one JSON line of
+    counts at exit."""
+
+    def __init__(self, argv, as_nobody=True):
+        self.dir = tempfile.mkdtemp(prefix="kmon-consumer-")
+        self.out_path = os.path.join(self.dir, "out")
+        self.err_path = os.path.join(self.dir, "err")
+        self.out = open(self.out_path, "wb")
+        self.err = open(self.err_path, "wb")
+        self.proc = subprocess.Popen((NOBODY if as_nobody else []) + list(argv),
+                                     stdout=self.out, stderr=self.err)
+
+    def log(self):
+        with open(self.err_path, "r", errors="replace") as f:
+            return f.read()
+
+    def output(self):
+        with open(self.out_path, "r", errors="replace") as f:
+            return f.read()
+
+    def wait_for_log(self, text, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError("consumer exited before %r:\n%s" % (text, self.log()))
+            time.sleep(0.05)
+        raise AssertionError("consumer did not log %r:\n%s" % (text, self.log()))
+
+    def stop(self, sig=signal.SIGINT, timeout=30.0):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout=timeout)
+        self.close()
+        return rc
+
+    def close(self):
+        if not self.out.closed:
+            self.out.close()
+            self.err.close()
+
+    def result(self):
+        lines = [l for l in self.output().splitlines() if l.startswith("{")]
+        return json.loads(lines[-1])
