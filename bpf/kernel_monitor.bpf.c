@@ -162,7 +162,7 @@ static __always_inline struct kmon_event *reserve(__u32 type)
 static __always_inline void fill_common(struct kmon_event *e, __u32 type, __u64 pid_tgid,
 					__u32 key)
 {
-	e->timestamp = bpf_ktime_get_ns();
+	e->timestamp = bpf_ktime_get_boot_ns();
 	e->pid = pid_tgid >> 32;
 	e->tid = (__u32)pid_tgid;
 	e->event_type = type;

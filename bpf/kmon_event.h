@@ -7,7 +7,7 @@
  * Layout, version 1 (128 bytes, packed, every field naturally aligned):
  *
  *   off size field
- *     0    8 timestamp      bpf_ktime_get_ns(): ns since boot (CLOCK_MONOTONIC)
+ *     0    8 timestamp      bpf_ktime_get_boot_ns(): ns since boot (CLOCK_BOOTTIME)
  *     8    4 pid            thread-group id (the user-visible PID)
  *    12    4 tid            thread id
  *    16    4 event_type     enum kmon_event_type
