@@ -4,6 +4,8 @@
  * (signals, control socket, scans, kubelet, endpoints) -> one cleanup path.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,14 +17,18 @@
 #include <bpf/libbpf.h>
 #include <uv.h>
 
+#include "agent/agent_metrics.h"
 #include "agent/control.h"
+#include "agent/endpoints.h"
 #include "agent/drain.h"
 #include "agent/fanout.h"
 #include "agent/loader.h"
 #include "agent/log.h"
 #include "agent/options.h"
 #include "agent/privs.h"
+#include "agent/tracker.h"
 #include "bpf/event_util.h"
+#include "k8s/cgroup.h"
 
 #ifndef KMON_VERSION
 #define KMON_VERSION "0.0.0"
@@ -37,6 +43,14 @@ struct agent {
 	struct drain *drain;
 	struct fanout *fanout;
 	struct control *control;
+	struct tracker *tracker;
+	struct endpoints *endpoints;
+	uv_timer_t heartbeat;
+	/* What the HTTP thread may read: a copy the loop thread refreshes. */
+	pthread_mutex_t snap_lock;
+	struct tracker_stats tracker_snap;
+	_Atomic bool attached, scanned;
+	char node_buf[256];
 	int exit_code;
 };
 
@@ -225,6 +239,156 @@ static int start_signals(struct agent *a)
 	return 0;
 }
 
+static void snapshot_tracker(struct agent *a)
+{
+	struct tracker_stats ts;
+
+	if (!a->tracker)
+		return;
+	tracker__get_stats(a->tracker, &ts);
+	pthread_mutex_lock(&a->snap_lock);
+	a->tracker_snap = ts;
+	pthread_mutex_unlock(&a->snap_lock);
+	if (ts.first_scan_done)
+		atomic_store(&a->scanned, true);
+}
+
+static void on_tracker_update(void *ctx)
+{
+	snapshot_tracker(ctx);
+}
+
+static void on_heartbeat(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+
+	endpoints__heartbeat(a->endpoints);
+	snapshot_tracker(a);
+}
+
+static const char *not_ready(void *ctx)
+{
+	struct agent *a = ctx;
+
+	if (!atomic_load(&a->attached))
+		return "BPF programs not attached yet";
+	if (!atomic_load(&a->scanned))
+		return "first /proc scan not done yet";
+	return NULL;
+}
+
+static void render_metrics(void *ctx, struct metrics_text *m)
+{
+	struct agent *a = ctx;
+	struct fanout_consumer_stats cs[64];
+	struct loader_counters kc;
+	struct drain_stats ds;
+	struct tracker_stats ts;
+	struct agent_metrics_src src = { 0 };
+	unsigned n;
+
+	drain__get_stats(a->drain, &ds);
+	n = fanout__consumer_stats(a->fanout, cs, 64);
+	src.drain = &ds;
+	src.kernel = loader__read_counters(a->loader, &kc) ? NULL : &kc;
+	src.consumers = cs;
+	src.n_consumers = n < 64 ? n : 64;
+	if (a->tracker) {
+		pthread_mutex_lock(&a->snap_lock);
+		ts = a->tracker_snap;
+		pthread_mutex_unlock(&a->snap_lock);
+		src.tracker = &ts;
+	}
+	src.ready = !not_ready(a);
+	agent_metrics_render(m, &src);
+}
+
+static int start_services(struct agent *a)
+{
+	char err[512];
+
+	if (a->opts.rescan_interval > 0 || a->opts.kubelet_url) {
+		struct tracker_opts to = {
+			.sz = sizeof(to),
+			.loop = &a->loop,
+			.loader = a->loader,
+			.fanout = a->fanout,
+			.proc_root = a->opts.proc_root,
+			.rescan_interval = a->opts.rescan_interval,
+			.pid_map_size = a->opts.pid_map_size,
+			.kubelet_url = a->opts.kubelet_url,
+			.kubelet_token_file = a->opts.kubelet_token_file,
+			.kubelet_ca_file = a->opts.kubelet_ca_file,
+			.kubelet_insecure = a->opts.kubelet_insecure,
+			.kubelet_refresh = a->opts.kubelet_refresh,
+			.node_name = a->opts.node_name,
+			.on_update = on_tracker_update,
+			.ctx = a,
+		};
+		if (a->opts.kubelet_insecure)
+			log_warn("--kubelet-insecure-skip-tls-verify: the kubelet's identity is not "
+				 "checked");
+		if (!a->opts.kubelet_url)
+			log_info("no kubelet configured (set NODE_IP or --kubelet-url): events carry "
+				 "container ids and pod uids, without pod names");
+		a->tracker = tracker__new(&to);
+		if (!a->tracker) {
+			log_error("cannot start the container tracker: %s", strerror(errno));
+			return -1;
+		}
+		tracker__start(a->tracker);
+	} else {
+		atomic_store(&a->scanned, true);
+	}
+	if (a->opts.metrics_addr) {
+		struct endpoints_opts eo = {
+			.sz = sizeof(eo),
+			.addr = a->opts.metrics_addr,
+			.not_ready = not_ready,
+			.render_metrics = render_metrics,
+			.ctx = a,
+		};
+		a->endpoints = endpoints__start(&eo, err, sizeof(err));
+		if (!a->endpoints) {
+			log_error("%s", err);
+			return -1;
+		}
+		log_info("serving /healthz, /readyz and /metrics on %s", a->opts.metrics_addr);
+	}
+	uv_timer_init(&a->loop, &a->heartbeat);
+	a->heartbeat.data = a;
+	uv_timer_start(&a->heartbeat, on_heartbeat, 1000, 1000);
+	return 0;
+}
+
+/* --classify-cgroup: what the parser makes of one /proc/<pid>/cgroup file. */
+static int classify_file(const char *path)
+{
+	char buf[65536];
+	struct cgroup_info info;
+	size_t n;
+	FILE *f = fopen(path, "r");
+	char *json;
+
+	if (!f) {
+		fprintf(stderr, "kmon-agent: --classify-cgroup %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	if (cgroup__classify(buf, n, &info)) {
+		fprintf(stderr, "kmon-agent: --classify-cgroup %s: not a /proc/<pid>/cgroup file "
+			"(lines must look like 'ID:CONTROLLERS:/PATH')\n", path);
+		return 1;
+	}
+	json = cgroup__to_json(&info);
+	if (!json)
+		return 1;
+	printf("%s\n", json);
+	free(json);
+	return 0;
+}
+
 static int run(struct agent *a)
 {
 	struct loader_opts lo = {
@@ -277,13 +441,18 @@ static int run(struct agent *a)
 		log_error("cannot start the drain thread: %s", strerror(errno));
 		return 1;
 	}
-	log_info("attached: scope %s, ring buffer %zu bytes, PID map %u entries",
+	atomic_store(&a->attached, true);
+	log_info("attached: scope %s, ring buffer %zu bytes, PID map %u entries, node %s",
 		 a->opts.scope_all ? "all" : "containers", a->opts.ringbuf_size,
-		 a->opts.pid_map_size);
-	if (start_signals(a))
+		 a->opts.pid_map_size, a->opts.node_name);
+	if (start_signals(a) || start_services(a))
 		return 1;
 	ret = uv_run(&a->loop, UV_RUN_DEFAULT);
 	(void)ret;
+	endpoints__stop(a->endpoints);
+	a->endpoints = NULL;
+	tracker__close(a->tracker);
+	a->tracker = NULL;
 	finish_drain(a);
 	report_totals(a);
 	control__close(a->control);
@@ -318,7 +487,15 @@ int main(int argc, char **argv)
 		printf("kmon-agent %s (event record v%d)\n", KMON_VERSION, KMON_EVENT_VERSION);
 		return 0;
 	}
+	if (a.opts.classify_cgroup)
+		return classify_file(a.opts.classify_cgroup);
 	log_init("kmon-agent", a.opts.log_level);
+	if (!a.opts.node_name || !a.opts.node_name[0]) {
+		if (gethostname(a.node_buf, sizeof(a.node_buf) - 1))
+			snprintf(a.node_buf, sizeof(a.node_buf), "unknown");
+		a.opts.node_name = a.node_buf;
+	}
+	pthread_mutex_init(&a.snap_lock, NULL);
 	ret = uv_loop_init(&a.loop);
 	if (ret) {
 		log_error("cannot create the event loop: %s", uv_err_name(ret));
@@ -326,6 +503,8 @@ int main(int argc, char **argv)
 	}
 	a.exit_code = run(&a);
 
+	endpoints__stop(a.endpoints);
+	tracker__close(a.tracker);
 	control__close(a.control);
 	drain__free(a.drain);
 	loader__free(a.loader);

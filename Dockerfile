@@ -1,0 +1,33 @@
+# syntax=docker/dockerfile:1
+# kmon image: kmon-agent, kmon-forward and kmon-aggregate in /usr/local/bin.
+#   docker build -t kmon:0.1.0 .
+# The chart runs the agent as root with a short capability list and the
+# consumers as nobody (65534); the image itself defaults to nobody.
+
+FROM debian:12-slim AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      cmake make pkg-config gcc clang llvm libbpf-dev bpftool libelf-dev \
+      zlib1g-dev libuv1-dev libcurl4-openssl-dev libcjson-dev libmicrohttpd-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+# Build machines may lack BTF (/sys/kernel/btf/vmlinux): use the pinned header.
+RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DKMON_TESTS=OFF \
+      -DKMON_VMLINUX_H=/src/bpf/vmlinux/x86_64/vmlinux.h \
+ && cmake --build build -j"$(nproc)" \
+ && install -D -m 0755 -t /out/usr/local/bin \
+      build/agent/kmon-agent build/consumers/kmon-forward build/consumers/kmon-aggregate
+
+FROM debian:12-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      libbpf1 libelf1 zlib1g libuv1 libcurl4 libcjson1 libmicrohttpd12 ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ # The control socket's group (the chart's socket.gid), so it has a name too.
+ && groupadd --system --gid 65532 kmon
+COPY --from=build /out/ /
+LABEL org.opencontainers.image.title="kmon" \
+      org.opencontainers.image.description="Kubernetes node agent: container memory and exec events via eBPF"
+USER 65534:65534
+ENTRYPOINT ["/usr/local/bin/kmon-agent"]

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * What the agent's /metrics says, from snapshots of each part's counters.
+ * Every family carries the kmon_ prefix; counters end in _total.
+ */
+#ifndef KMON_AGENT_METRICS_H
+#define KMON_AGENT_METRICS_H
+
+#include "agent/drain.h"
+#include "agent/fanout.h"
+#include "agent/loader.h"
+#include "agent/tracker.h"
+
+struct metrics_text;
+
+struct agent_metrics_src {
+	const struct drain_stats *drain;
+	const struct loader_counters *kernel; /* NULL if unreadable */
+	const struct fanout_consumer_stats *consumers;
+	unsigned n_consumers;
+	const struct tracker_stats *tracker; /* NULL when not scanning */
+	bool ready;
+};
+
+void agent_metrics_render(struct metrics_text *m, const struct agent_metrics_src *s);
+
+#endif

@@ -1,0 +1,661 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include "agent/tracker.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/types.h>
+#include "agent/fanout.h"
+#include "agent/loader.h"
+#include "agent/log.h"
+#include "agent/pidset.h"
+#include "bpf/kmon_event.h"
+#include "k8s/cgroup.h"
+#include "k8s/kubelet.h"
+#include "k8s/podlist.h"
+#include "shm/meta.h"
+
+#define MAX_CONTAINERS (FANOUT_MAX_KEYS - 1)
+#define CGROUP_FILE_MAX (64 * 1024)
+#define FORGET_AFTER_SCANS 5    /* a container unseen this many scans is forgotten */
+#define POD_GRACE_SEC 60.0      /* pods missing from the PodList stay known this long */
+#define UNKNOWN_REFRESH_MIN 2.0 /* at most one "new container" refresh per 2 s */
+#define BACKOFF_MAX_SEC 60.0
+
+/* One container (or pod-level cgroup) the agent has seen in a scan. */
+struct container {
+	bool used;
+	uint32_t key;
+	enum cgroup_kind kind;
+	struct kmon_meta meta;
+	uint64_t last_scan; /* scan number it was last seen in */
+	bool pod_known;     /* pod/namespace filled from the kubelet */
+};
+
+struct scan_hit {
+	uint32_t tgid;
+	struct cgroup_info info;
+};
+
+struct scan_work {
+	uv_work_t req;
+	struct tracker *t;
+	char proc_root[256];
+	uint32_t self;
+	struct scan_hit *hits;
+	size_t n_hits, cap_hits;
+	uint64_t seen, vanished, unreadable;
+	double ms;
+	int err;
+};
+
+/* One pod container from the PodList, flattened. */
+struct pod_entry {
+	double last_seen; /* monotonic seconds */
+	char id[72];
+	char pod[254], ns[254], container[254], uid[40];
+};
+
+struct pods_work {
+	uv_work_t req;
+	struct tracker *t;
+	struct kubelet *k;
+	char *body;
+	size_t len;
+	long status;
+	int err;
+	char why[512];
+	struct podlist *pl;
+	double ms;
+};
+
+struct tracker {
+	struct tracker_opts o;
+	struct container *c; /* indexed by key; [0] unused */
+	uint32_t n_containers;
+	struct pidset *tracked, *next;
+	uint64_t scan_no;
+	uv_timer_t scan_timer, kubelet_timer;
+	bool scan_running, kubelet_running, closing;
+	int open_handles;
+	struct kubelet *kubelet;
+	/* Pod table from the last good PodList. */
+	struct pod_entry *pods;
+	size_t n_pods;
+	double pods_time;       /* monotonic seconds of the last good PodList */
+	double backoff;
+	double last_unknown_refresh;
+	int kubelet_state;      /* 0 unknown, 1 ok, -errno / -status for errors */
+	struct tracker_stats st;
+};
+
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---------------- scanning (thread pool) ---------------- */
+
+static int read_small(int dirfd, const char *path, char *buf, size_t cap, size_t *len)
+{
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+	size_t off = 0;
+
+	if (fd < 0)
+		return -errno;
+	while (off < cap) {
+		n = read(fd, buf + off, cap - off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			n = -errno;
+			close(fd);
+			return (int)n;
+		}
+		if (n == 0)
+			break;
+		off += (size_t)n;
+	}
+	close(fd);
+	*len = off;
+	return 0;
+}
+
+static void scan_run(uv_work_t *req)
+{
+	struct scan_work *w = req->data;
+	struct timespec a, b;
+	struct dirent *de;
+	char *buf, path[64];
+	DIR *d;
+	int dfd;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	buf = malloc(CGROUP_FILE_MAX);
+	d = opendir(w->proc_root);
+	if (!buf || !d) {
+		w->err = -errno;
+		free(buf);
+		if (d)
+			closedir(d);
+		return;
+	}
+	dfd = dirfd(d);
+	while ((de = readdir(d))) {
+		char *end;
+		unsigned long pid = strtoul(de->d_name, &end, 10);
+		struct cgroup_info info;
+		size_t len = 0;
+		int r;
+
+		if (*end || end == de->d_name || pid == 0 || pid > UINT32_MAX)
+			continue;
+		w->seen++;
+		if (pid == w->self)
+			continue;
+		snprintf(path, sizeof(path), "%lu/cgroup", pid);
+		r = read_small(dfd, path, buf, CGROUP_FILE_MAX, &len);
+		if (r) {
+			/* Gone between readdir and open: normal on a busy node. */
+			if (r == -ENOENT || r == -ESRCH)
+				w->vanished++;
+			else
+				w->unreadable++;
+			continue;
+		}
+		if (!len) {
+			w->vanished++; /* zombie or exiting */
+			continue;
+		}
+		if (cgroup__classify(buf, len, &info) || info.kind == CGROUP_HOST ||
+		    info.kind == CGROUP_CONMON)
+			continue;
+		if (w->n_hits == w->cap_hits) {
+			size_t nc = w->cap_hits ? w->cap_hits * 2 : 256;
+			struct scan_hit *h = realloc(w->hits, nc * sizeof(*h));
+			if (!h) {
+				w->err = -ENOMEM;
+				break;
+			}
+			w->hits = h;
+			w->cap_hits = nc;
+		}
+		w->hits[w->n_hits].tgid = (uint32_t)pid;
+		w->hits[w->n_hits].info = info;
+		w->n_hits++;
+	}
+	closedir(d);
+	free(buf);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	w->ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+}
+
+/* ---------------- container table (loop thread) ---------------- */
+
+static const struct pod_entry *pod_by_container(const struct tracker *t, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < t->n_pods; i++)
+		if (!strcmp(t->pods[i].id, id))
+			return &t->pods[i];
+	return NULL;
+}
+
+static const struct pod_entry *pod_by_uid(const struct tracker *t, const char *uid)
+{
+	size_t i;
+
+	for (i = 0; i < t->n_pods; i++)
+		if (!strcmp(t->pods[i].uid, uid))
+			return &t->pods[i];
+	return NULL;
+}
+
+/* Fills pod, namespace and container names from the pod table. Returns
+ * true when the meta changed. */
+static bool annotate(struct tracker *t, struct container *c)
+{
+	struct kmon_meta m = c->meta;
+	const struct pod_entry *p = NULL;
+
+	if (c->kind == CGROUP_CONTAINER && m.container_id[0])
+		p = pod_by_container(t, m.container_id);
+	if (!p && m.pod_uid[0])
+		p = pod_by_uid(t, m.pod_uid);
+	if (p) {
+		snprintf(m.pod, sizeof(m.pod), "%s", p->pod);
+		snprintf(m.namespace, sizeof(m.namespace), "%s", p->ns);
+		if (p && c->kind == CGROUP_CONTAINER && !strcmp(p->id, m.container_id))
+			snprintf(m.container, sizeof(m.container), "%s", p->container);
+		else if (c->kind == CGROUP_SANDBOX)
+			snprintf(m.container, sizeof(m.container), "%s", "(sandbox)");
+		c->pod_known = true;
+	}
+	if (!memcmp(&m, &c->meta, sizeof(m)))
+		return false;
+	c->meta = m;
+	return true;
+}
+
+static uint32_t find_container(struct tracker *t, const struct cgroup_info *info)
+{
+	uint32_t k;
+
+	for (k = 1; k <= MAX_CONTAINERS && k < FANOUT_MAX_KEYS; k++) {
+		struct container *c = &t->c[k];
+		if (!c->used)
+			continue;
+		if (info->container_id[0] ? !strcmp(c->meta.container_id, info->container_id)
+					  : (!c->meta.container_id[0] &&
+					     !strcmp(c->meta.pod_uid, info->pod_uid)))
+			return k;
+	}
+	return 0;
+}
+
+static uint32_t add_container(struct tracker *t, const struct cgroup_info *info, bool *is_new)
+{
+	uint32_t k = find_container(t, info);
+	struct container *c;
+
+	*is_new = false;
+	if (k)
+		return k;
+	for (k = 1; k < FANOUT_MAX_KEYS; k++)
+		if (!t->c[k].used)
+			break;
+	if (k == FANOUT_MAX_KEYS)
+		return 0;
+	c = &t->c[k];
+	memset(c, 0, sizeof(*c));
+	c->used = true;
+	c->key = k;
+	c->kind = info->kind;
+	c->meta.key = k;
+	snprintf(c->meta.runtime, sizeof(c->meta.runtime), "%s", info->runtime);
+	snprintf(c->meta.container_id, sizeof(c->meta.container_id), "%s", info->container_id);
+	snprintf(c->meta.pod_uid, sizeof(c->meta.pod_uid), "%s", info->pod_uid);
+	t->n_containers++;
+	*is_new = true;
+	return k;
+}
+
+static void start_kubelet(struct tracker *t);
+static void unref(struct tracker *t);
+
+static void untrack_gone(void *ctx, uint32_t tgid, uint32_t key)
+{
+	struct tracker *t = ctx;
+	uint32_t k2;
+
+	(void)key;
+	if (pidset__get(t->next, tgid, &k2))
+		return;
+	/* Exit already removed it in the kernel when it was a leader; a
+	 * missing entry is fine. */
+	(void)loader__untrack(t->o.loader, tgid);
+}
+
+static void scan_done(uv_work_t *req, int status)
+{
+	struct scan_work *w = req->data;
+	struct tracker *t = w->t;
+	bool unknown = false;
+	size_t i;
+	uint32_t k;
+	struct pidset *tmp;
+
+	t->scan_running = false;
+	if (status || t->closing || w->err) {
+		if (w->err && !t->closing) {
+			t->st.scan_errors++;
+			log_warn("scan of %s failed: %s", w->proc_root, strerror(-w->err));
+		}
+		goto out;
+	}
+	t->scan_no++;
+	pidset__clear(t->next);
+	for (i = 0; i < w->n_hits; i++) {
+		const struct scan_hit *h = &w->hits[i];
+		bool is_new;
+		uint32_t old;
+		int r;
+
+		k = add_container(t, &h->info, &is_new);
+		if (!k) {
+			t->st.pid_map_full++;
+			continue;
+		}
+		t->c[k].last_scan = t->scan_no;
+		if (is_new) {
+			annotate(t, &t->c[k]);
+			/* META reaches consumers before any event carries this key. */
+			if (fanout__set_meta(t->o.fanout, &t->c[k].meta))
+				log_warn("cannot record metadata of container %.12s",
+					 t->c[k].meta.container_id);
+			if (t->c[k].kind == CGROUP_CONTAINER && !t->c[k].pod_known)
+				unknown = true;
+			log_debug("container %s %.12s pod %s key %u", t->c[k].meta.runtime,
+				  t->c[k].meta.container_id, t->c[k].meta.pod_uid, k);
+		}
+		if (pidset__put(t->next, h->tgid, k)) {
+			t->st.pid_map_full++;
+			continue;
+		}
+		if (pidset__get(t->tracked, h->tgid, &old) && old == k)
+			continue;
+		r = loader__track(t->o.loader, h->tgid, k, KMON_PIDF_FROM_SCAN);
+		if (r == -E2BIG || r == -ENOSPC) {
+			if (t->st.pid_map_full++ == 0)
+				log_warn("PID map full (%u entries): container processes go untracked; "
+					 "raise --pid-map-size", t->o.pid_map_size);
+		} else if (r) {
+			log_warn("cannot track pid %u: %s", h->tgid, strerror(-r));
+		}
+	}
+	pidset__for_each(t->tracked, untrack_gone, t);
+	tmp = t->tracked;
+	t->tracked = t->next;
+	t->next = tmp;
+	/* Containers gone for a while: forget them and free their key. */
+	for (k = 1; k < FANOUT_MAX_KEYS; k++) {
+		struct container *c = &t->c[k];
+		if (c->used && t->scan_no - c->last_scan >= FORGET_AFTER_SCANS) {
+			fanout__forget_meta(t->o.fanout, k);
+			c->used = false;
+			t->n_containers--;
+		}
+	}
+	t->st.scans++;
+	t->st.tracked = pidset__count(t->tracked);
+	t->st.containers = t->n_containers;
+	t->st.last_scan_ms = w->ms;
+	if (!t->st.first_scan_done) {
+		t->st.first_scan_done = true;
+		log_info("first scan of %s: %llu processes, %zu in containers, %u containers "
+			 "(%.1f ms)", w->proc_root, (unsigned long long)w->seen, w->n_hits,
+			 t->n_containers, w->ms);
+	}
+	if (unknown && t->kubelet && mono() - t->last_unknown_refresh >= UNKNOWN_REFRESH_MIN) {
+		t->last_unknown_refresh = mono();
+		start_kubelet(t);
+	}
+	if (t->o.on_update)
+		t->o.on_update(t->o.ctx);
+out:
+	free(w->hits);
+	free(w);
+	unref(t);
+}
+
+static void start_scan(struct tracker *t)
+{
+	struct scan_work *w;
+
+	if (t->scan_running || t->closing)
+		return;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return;
+	w->t = t;
+	w->req.data = w;
+	w->self = (uint32_t)getpid();
+	snprintf(w->proc_root, sizeof(w->proc_root), "%s", t->o.proc_root);
+	if (uv_queue_work(t->o.loop, &w->req, scan_run, scan_done)) {
+		free(w);
+		return;
+	}
+	t->open_handles++;
+	t->scan_running = true;
+}
+
+static void on_scan_timer(uv_timer_t *h)
+{
+	start_scan(h->data);
+}
+
+/* ---------------- kubelet (thread pool) ---------------- */
+
+static void pods_run(uv_work_t *req)
+{
+	struct pods_work *w = req->data;
+	struct timespec a, b;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	w->err = kubelet__get_pods(w->k, &w->body, &w->len, &w->status, w->why, sizeof(w->why));
+	if (!w->err) {
+		w->pl = podlist__parse(w->body, w->len, 20000, w->why, sizeof(w->why));
+		if (!w->pl)
+			w->err = errno ? -errno : -EINVAL;
+	}
+	free(w->body);
+	w->body = NULL;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	w->ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+}
+
+/* The new pod table: everything in the PodList, plus entries of pods that
+ * left it less than POD_GRACE_SEC ago (events of a terminating pod's last
+ * processes still get names). */
+static int flatten(struct tracker *t, const struct podlist *pl)
+{
+	size_t n = 0, i, j;
+	struct pod_entry *e;
+	double now = mono();
+
+	for (i = 0; i < pl->n_pods; i++)
+		n += pl->pods[i].n_containers + 1; /* +1: pod-level entry (no id) */
+	e = calloc(n + t->n_pods + 1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	n = 0;
+	for (i = 0; i < pl->n_pods; i++) {
+		const struct podlist_pod *p = &pl->pods[i];
+		for (j = 0; j <= p->n_containers; j++) {
+			struct pod_entry *x = &e[n++];
+			x->last_seen = now;
+			snprintf(x->pod, sizeof(x->pod), "%s", p->name);
+			snprintf(x->ns, sizeof(x->ns), "%s", p->namespace);
+			snprintf(x->uid, sizeof(x->uid), "%s", p->uid);
+			if (j < p->n_containers) {
+				snprintf(x->id, sizeof(x->id), "%s", p->containers[j].id);
+				snprintf(x->container, sizeof(x->container), "%s",
+					 p->containers[j].name);
+			}
+		}
+	}
+	for (i = 0; i < t->n_pods; i++) {
+		const struct pod_entry *o = &t->pods[i];
+		bool present = false;
+		if (now - o->last_seen >= POD_GRACE_SEC)
+			continue;
+		for (j = 0; j < pl->n_pods && !present; j++)
+			present = !strcmp(pl->pods[j].uid, o->uid);
+		if (!present)
+			e[n++] = *o;
+	}
+	free(t->pods);
+	t->pods = e;
+	t->n_pods = n;
+	return 0;
+}
+
+static void on_kubelet_timer(uv_timer_t *h);
+
+static void pods_done(uv_work_t *req, int status)
+{
+	struct pods_work *w = req->data;
+	struct tracker *t = w->t;
+	double next = t->o.kubelet_refresh;
+	uint32_t k;
+
+	t->kubelet_running = false;
+	if (status || t->closing)
+		goto out;
+	if (w->err) {
+		int state = w->status >= 400 ? -(int)w->status : w->err;
+		t->st.kubelet_errors++;
+		if (state != t->kubelet_state)
+			log_warn("kubelet %s: %s; events keep flowing with container ids only, "
+				 "retrying with backoff", t->o.kubelet_url, w->why);
+		t->kubelet_state = state;
+		t->backoff = t->backoff ? fmin(t->backoff * 2, BACKOFF_MAX_SEC) : 1.0;
+		/* Jitter: nodes restarted together must not poll in step. */
+		next = t->backoff * (0.5 + (double)rand() / RAND_MAX);
+	} else {
+		if (flatten(t, w->pl)) {
+			log_warn("out of memory for the pod table");
+			goto resched;
+		}
+		t->st.kubelet_ok++;
+		t->st.pods = w->pl->n_pods;
+		t->pods_time = mono();
+		t->backoff = 0;
+		if (t->kubelet_state != 1)
+			log_info("kubelet %s: %u pods; annotating events with pod names",
+				 t->o.kubelet_url, w->pl->n_pods);
+		t->kubelet_state = 1;
+		for (k = 1; k < FANOUT_MAX_KEYS; k++) {
+			struct container *c = &t->c[k];
+			if (c->used && annotate(t, c))
+				fanout__set_meta(t->o.fanout, &c->meta);
+		}
+		if (t->o.on_update)
+			t->o.on_update(t->o.ctx);
+	}
+resched:
+	if (!t->closing)
+		uv_timer_start(&t->kubelet_timer, on_kubelet_timer, (uint64_t)(next * 1000), 0);
+out:
+	podlist__free(w->pl);
+	free(w);
+	unref(t);
+}
+
+static void start_kubelet(struct tracker *t)
+{
+	struct pods_work *w;
+
+	if (t->kubelet_running || t->closing || !t->kubelet)
+		return;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return;
+	w->t = t;
+	w->k = t->kubelet;
+	w->req.data = w;
+	if (uv_queue_work(t->o.loop, &w->req, pods_run, pods_done)) {
+		free(w);
+		return;
+	}
+	t->open_handles++;
+	uv_timer_stop(&t->kubelet_timer);
+	t->kubelet_running = true;
+}
+
+static void on_kubelet_timer(uv_timer_t *h)
+{
+	start_kubelet(h->data);
+}
+
+/* ---------------- lifecycle ---------------- */
+
+struct tracker *tracker__new(const struct tracker_opts *opts)
+{
+	struct tracker *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->o = *opts;
+	t->c = calloc(FANOUT_MAX_KEYS, sizeof(*t->c));
+	t->tracked = pidset__new(opts->pid_map_size);
+	t->next = pidset__new(opts->pid_map_size);
+	if (!t->c || !t->tracked || !t->next)
+		goto fail;
+	if (opts->kubelet_url) {
+		struct kubelet_opts ko = {
+			.sz = sizeof(ko),
+			.url = opts->kubelet_url,
+			.token_file = opts->kubelet_token_file,
+			.ca_file = opts->kubelet_ca_file,
+			.insecure = opts->kubelet_insecure,
+			.timeout_ms = 10000,
+			.max_body = 64u << 20,
+		};
+		t->kubelet = kubelet__new(&ko);
+		if (!t->kubelet)
+			goto fail;
+		t->st.kubelet_configured = true;
+	}
+	uv_timer_init(opts->loop, &t->scan_timer);
+	uv_timer_init(opts->loop, &t->kubelet_timer);
+	t->scan_timer.data = t->kubelet_timer.data = t;
+	t->open_handles = 2;
+	return t;
+fail:
+	pidset__free(t->tracked);
+	pidset__free(t->next);
+	free(t->c);
+	free(t);
+	errno = ENOMEM;
+	return NULL;
+}
+
+int tracker__start(struct tracker *t)
+{
+	uint64_t every = (uint64_t)(t->o.rescan_interval * 1000);
+
+	start_scan(t);
+	if (every)
+		uv_timer_start(&t->scan_timer, on_scan_timer, every, every);
+	start_kubelet(t);
+	return 0;
+}
+
+void tracker__get_stats(struct tracker *t, struct tracker_stats *out)
+{
+	*out = t->st;
+	out->seconds_since_kubelet_ok = t->pods_time > 0 ? mono() - t->pods_time : -1;
+}
+
+/* open_handles counts the two timers and work queued in the thread pool:
+ * the tracker goes only when the last of them is done. */
+static void unref(struct tracker *t)
+{
+	if (--t->open_handles)
+		return;
+	kubelet__free(t->kubelet);
+	pidset__free(t->tracked);
+	pidset__free(t->next);
+	free(t->pods);
+	free(t->c);
+	free(t);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	unref(h->data);
+}
+
+void tracker__close(struct tracker *t)
+{
+	if (!t || t->closing)
+		return;
+	/* Work in the pool finishes on its own; its done callbacks see closing.
+	 * They run before the loop can end, so the handles close after them. */
+	t->closing = true;
+	uv_close((uv_handle_t *)&t->scan_timer, on_closed);
+	uv_close((uv_handle_t *)&t->kubelet_timer, on_closed);
+}

@@ -1,0 +1,2 @@
+add_library(kmon_k8s_cgroup STATIC ${CMAKE_CURRENT_LIST_DIR}/cgroup.c)
+target_link_libraries(kmon_k8s_cgroup PUBLIC PkgConfig::CJSON)

@@ -1,0 +1,3 @@
+add_library(kmon_k8s_kubelet STATIC ${CMAKE_CURRENT_LIST_DIR}/podlist.c
+            ${CMAKE_CURRENT_LIST_DIR}/kubelet.c)
+target_link_libraries(kmon_k8s_kubelet PUBLIC PkgConfig::CJSON PkgConfig::LIBCURL)

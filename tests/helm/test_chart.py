@@ -1,0 +1,385 @@
+#!/usr/bin/env python3
+"""Checks on charts/kmon as a user (or a cluster admin) would review it.
+
+    python3 tests/helm/test_chart.py [CHART_DIR]     (helm from $HELM or PATH)
+
+For the default values and for each toggle on and off: `helm lint --strict`,
+`helm template`, then assertions on the rendered objects: consumers hold no
+privilege, the agent holds exactly the capabilities in values, probes hit the
+paths the agent serves on its --metrics-addr port, the socket volume is where
+every --socket points, RBAC grants only get on nodes/proxy and nodes/pods.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import unittest
+
+import yaml
+
+CHART = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else
+                        os.path.join(os.path.dirname(__file__), "..", "..", "charts", "kmon"))
+HELM = os.environ.get("HELM") or shutil.which("helm")
+
+AGENT = "kmon-agent"
+CONSUMERS = ("kmon-forward", "kmon-aggregate")
+TOGGLES = ("forward.enabled", "aggregate.enabled", "socket.hostPath.enabled",
+           "serviceMonitor.enabled", "agent.privileged")
+
+
+def scenarios():
+    """name -> list of --set strings: defaults, each toggle alone both ways, all on, all off."""
+    out = {"defaults": []}
+    for t in TOGGLES:
+        for v in ("true", "false"):
+            out[f"{t}={v}"] = [f"{t}={v}"]
+    out["all-on"] = [f"{t}=true" for t in TOGGLES]
+    out["all-off"] = [f"{t}=false" for t in TOGGLES]
+    return out
+
+
+def load_values():
+    with open(os.path.join(CHART, "values.yaml"), encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def effective(values, sets):
+    """values.yaml with the scenario's boolean --set applied."""
+    v = yaml.safe_load(yaml.safe_dump(values))
+    for s in sets:
+        key, val = s.split("=", 1)
+        node = v
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node[p]
+        node[parts[-1]] = yaml.safe_load(val)
+    return v
+
+
+def helm(*args):
+    return subprocess.run([HELM, *args], capture_output=True, text=True, check=False)
+
+
+def set_args(sets):
+    out = []
+    for s in sets:
+        out += ["--set", s]
+    return out
+
+
+def parse_args(argv):
+    """--opt=value / --opt value / --flag -> {opt: [values]} (repeatable options keep all)."""
+    opts = {}
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if not a.startswith("--"):
+            raise AssertionError(f"unexpected positional argument {a!r} in {argv}")
+        if "=" in a:
+            k, v = a[2:].split("=", 1)
+        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            k, v = a[2:], argv[i + 1]
+            i += 1
+        else:
+            k, v = a[2:], True
+        opts.setdefault(k, []).append(v)
+        i += 1
+    return opts
+
+
+def one(opts, key, where):
+    vals = opts.get(key)
+    if not vals or len(vals) != 1:
+        raise AssertionError(f"{where}: expected exactly one --{key}, got {vals}")
+    return vals[0]
+
+
+def leaf_keys(d, prefix=""):
+    for k, v in d.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            yield from leaf_keys(v, path + ".")
+        else:
+            yield path
+
+
+class Rendered:
+    def __init__(self, docs):
+        self.docs = [d for d in docs if d]
+
+    def kind(self, kind):
+        return [d for d in self.docs if d.get("kind") == kind]
+
+    def only(self, kind):
+        objs = self.kind(kind)
+        if len(objs) != 1:
+            raise AssertionError(f"expected one {kind}, rendered {len(objs)}")
+        return objs[0]
+
+
+class ChartTest(unittest.TestCase):
+    maxDiff = None
+
+    @classmethod
+    def setUpClass(cls):
+        if not HELM or not os.access(HELM, os.X_OK):
+            raise AssertionError("helm not found: put it on PATH or set HELM (.ci/deps --tests installs it)")
+        cls.values = load_values()
+        cls.rendered = {}
+        cls.lint_failures = {}
+        for name, sets in scenarios().items():
+            lint = helm("lint", "--strict", CHART, *set_args(sets))
+            if lint.returncode != 0:
+                cls.lint_failures[name] = lint.stdout + lint.stderr
+            tpl = helm("template", "kmon", CHART, "--namespace", "kmon-system", *set_args(sets))
+            if tpl.returncode != 0:
+                raise AssertionError(f"helm template failed for {name}: {tpl.stderr.strip()}")
+            cls.rendered[name] = (sets, Rendered(yaml.safe_load_all(tpl.stdout)))
+
+    def each(self):
+        """(scenario, effective values, rendered); messages name the scenario."""
+        return [(name, effective(self.values, sets), r) for name, (sets, r) in self.rendered.items()]
+
+    @staticmethod
+    def pod(r):
+        return r.only("DaemonSet")["spec"]["template"]["spec"]
+
+    @staticmethod
+    def containers(r):
+        return {c["name"]: c for c in ChartTest.pod(r)["containers"]}
+
+    def test_lint_strict(self):
+        self.assertEqual(self.lint_failures, {},
+                         "helm lint --strict failed for these value sets")
+
+    def test_expected_containers(self):
+        for name, v, r in self.each():
+            want = {AGENT}
+            if v["forward"]["enabled"]:
+                want.add("kmon-forward")
+            if v["aggregate"]["enabled"]:
+                want.add("kmon-aggregate")
+            self.assertEqual(set(self.containers(r)), want,
+                             f"{name}: containers do not follow forward/aggregate.enabled")
+
+    def test_consumers_have_no_privilege(self):
+        seen = 0
+        for name, v, r in self.each():
+            pod = self.pod(r)
+            for cname, c in self.containers(r).items():
+                if cname == AGENT:
+                    continue
+                self.assertIn(cname, CONSUMERS, f"{name}: unknown container {cname}")
+                seen += 1
+                sc = c.get("securityContext") or {}
+                caps = sc.get("capabilities") or {}
+                self.assertEqual(caps.get("drop"), ["ALL"],
+                                 f"{name}/{cname}: capabilities.drop must be [ALL], is {caps.get('drop')}")
+                self.assertFalse(caps.get("add"),
+                                 f"{name}/{cname}: consumers must add no capability, add={caps.get('add')}")
+                self.assertIs(sc.get("runAsNonRoot"), True, f"{name}/{cname}: runAsNonRoot is not true")
+                self.assertNotEqual(sc.get("runAsUser", 0), 0, f"{name}/{cname}: runAsUser is root or unset")
+                self.assertIs(sc.get("readOnlyRootFilesystem"), True,
+                              f"{name}/{cname}: readOnlyRootFilesystem is not true")
+                self.assertIs(sc.get("allowPrivilegeEscalation"), False,
+                              f"{name}/{cname}: allowPrivilegeEscalation is not false")
+                self.assertIsNot(sc.get("privileged"), True, f"{name}/{cname}: consumer is privileged")
+                mounts = {m["name"] for m in c.get("volumeMounts", [])}
+                self.assertEqual(mounts - {"socket"} - {m["name"] for m in v["forward"]["extraVolumeMounts"]},
+                                 set(), f"{name}/{cname}: consumer mounts more than the socket: {mounts}")
+                for p in c.get("ports", []):
+                    self.assertNotIn("hostPort", p, f"{name}/{cname}: consumer uses a hostPort")
+            self.assertIsNot(pod.get("automountServiceAccountToken"), True,
+                             f"{name}: pod-wide token mount would hand the token to the consumers")
+        self.assertGreater(seen, 0, "no scenario rendered a consumer container")
+
+    def test_agent_capabilities_exactly_values(self):
+        for name, v, r in self.each():
+            sc = self.containers(r)[AGENT]["securityContext"]
+            caps = sc.get("capabilities") or {}
+            self.assertEqual(caps.get("drop"), ["ALL"], f"{name}: agent must drop ALL before adding")
+            self.assertEqual(caps.get("add"), v["agent"]["capabilities"],
+                             f"{name}: agent capabilities.add differs from values agent.capabilities")
+            self.assertEqual(sc.get("privileged", False), v["agent"]["privileged"],
+                             f"{name}: agent privileged={sc.get('privileged')} but agent.privileged="
+                             f"{v['agent']['privileged']}")
+            if not v["agent"]["privileged"]:
+                self.assertIs(sc.get("allowPrivilegeEscalation"), False,
+                              f"{name}: unprivileged agent allows privilege escalation")
+            self.assertIs(sc.get("readOnlyRootFilesystem"), True, f"{name}: agent root filesystem is writable")
+
+    def test_agent_custom_capability_list(self):
+        res = helm("template", "kmon", CHART, "--set", "agent.capabilities={BPF,PERFMON}")
+        self.assertEqual(res.returncode, 0, f"template with a custom capability list failed: {res.stderr}")
+        r = Rendered(yaml.safe_load_all(res.stdout))
+        add = self.containers(r)[AGENT]["securityContext"]["capabilities"]["add"]
+        self.assertEqual(add, ["BPF", "PERFMON"], "agent.capabilities={BPF,PERFMON} not rendered verbatim")
+
+    def test_probes_on_metrics_addr(self):
+        for name, _, r in self.each():
+            c = self.containers(r)[AGENT]
+            addr = one(parse_args(c["args"]), "metrics-addr", f"{name}/agent")
+            port = int(addr.rsplit(":", 1)[1])
+            named = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+            for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+                get = (c.get(probe) or {}).get("httpGet")
+                self.assertIsNotNone(get, f"{name}: agent has no {probe}.httpGet")
+                self.assertEqual(get["path"], path, f"{name}: {probe} path {get['path']}, agent serves {path}")
+                p = get["port"]
+                resolved = named.get(p) if isinstance(p, str) else p
+                self.assertEqual(resolved, port,
+                                 f"{name}: {probe} port {p} -> {resolved}, --metrics-addr listens on {port}")
+
+    def test_socket_mounted_where_socket_args_point(self):
+        for name, v, r in self.each():
+            pod = self.pod(r)
+            vols = {vol["name"]: vol for vol in pod["volumes"]}
+            group = None
+            for cname, c in self.containers(r).items():
+                opts = parse_args(c["args"])
+                sock = one(opts, "socket", f"{name}/{cname}")
+                sdir = os.path.dirname(sock)
+                mounts = [m for m in c.get("volumeMounts", []) if m["mountPath"].rstrip("/") == sdir]
+                self.assertEqual(len(mounts), 1,
+                                 f"{name}/{cname}: --socket {sock} but no single mount at {sdir}")
+                m = mounts[0]
+                self.assertEqual(m["name"], "socket", f"{name}/{cname}: {sdir} is not the socket volume")
+                self.assertFalse(m.get("readOnly"), f"{name}/{cname}: socket mount is read-only")
+                if cname == AGENT:
+                    group = one(opts, "socket-group", f"{name}/agent")
+                    self.assertEqual(one(opts, "socket-mode", f"{name}/agent"), "0660",
+                                     f"{name}: socket mode must be 0660")
+            vol = vols["socket"]
+            if v["socket"]["hostPath"]["enabled"]:
+                self.assertEqual((vol.get("hostPath") or {}).get("path"), v["socket"]["hostPath"]["path"],
+                                 f"{name}: socket.hostPath.enabled but the volume is {vol}")
+            else:
+                self.assertIn("emptyDir", vol, f"{name}: socket volume should be a pod-private emptyDir: {vol}")
+            groups = [str(g) for g in (pod.get("securityContext") or {}).get("supplementalGroups", [])]
+            self.assertIn(str(group), groups,
+                          f"{name}: --socket-group {group} is not a supplemental group of the pod {groups}")
+
+    def test_host_access_and_node_env(self):
+        for name, _, r in self.each():
+            pod = self.pod(r)
+            c = self.containers(r)[AGENT]
+            self.assertIs(pod.get("hostPID"), True, f"{name}: hostPID is not set")
+            self.assertFalse(pod.get("hostNetwork"), f"{name}: hostNetwork is not needed")
+            vols = {vol["name"]: vol for vol in pod["volumes"]}
+            mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+            for host, path in (("/proc", "/host/proc"), ("/sys", "/sys")):
+                m = mounts.get(path)
+                self.assertIsNotNone(m, f"{name}: agent has nothing mounted at {path}")
+                self.assertIs(m.get("readOnly"), True, f"{name}: {path} is not mounted read-only")
+                self.assertEqual(vols[m["name"]].get("hostPath", {}).get("path"), host,
+                                 f"{name}: {path} is not the host's {host}")
+            self.assertEqual(one(parse_args(c["args"]), "proc-root", f"{name}/agent"), "/host/proc",
+                             f"{name}: --proc-root does not point at the host /proc mount")
+            env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in c["env"]}
+            self.assertEqual(env.get("NODE_NAME"), "spec.nodeName", f"{name}: NODE_NAME not from downward API")
+            self.assertEqual(env.get("NODE_IP"), "status.hostIP", f"{name}: NODE_IP not from downward API")
+            tol = pod.get("tolerations") or []
+            self.assertIn({"operator": "Exists"}, tol, f"{name}: agent does not tolerate every taint: {tol}")
+            self.assertEqual(pod.get("priorityClassName"), "system-node-critical",
+                             f"{name}: priorityClassName default changed")
+            ds = r.only("DaemonSet")["spec"]["updateStrategy"]
+            self.assertEqual(ds.get("type"), "RollingUpdate", f"{name}: update strategy {ds}")
+            self.assertIn("maxUnavailable", ds.get("rollingUpdate", {}), f"{name}: no maxUnavailable")
+            self.assertIn("resources", c, f"{name}: agent has no resources")
+            token = [m for m in c["volumeMounts"]
+                     if m["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount"]
+            self.assertEqual(len(token), 1, f"{name}: agent has no service-account token for the kubelet")
+
+    def test_rbac_exactly_listed_rules(self):
+        want = [{"apiGroups": [""], "resources": ["nodes/proxy", "nodes/pods"], "verbs": ["get"]}]
+        for name, _, r in self.each():
+            self.assertEqual(r.kind("Role"), [], f"{name}: chart renders a namespaced Role")
+            self.assertEqual(r.kind("RoleBinding"), [], f"{name}: chart renders a RoleBinding")
+            role = r.only("ClusterRole")
+            self.assertEqual(role["rules"], want, f"{name}: ClusterRole rules differ from the listed ones")
+            flat = yaml.safe_dump(role["rules"])
+            self.assertNotIn("*", flat, f"{name}: ClusterRole has a wildcard")
+            binding = r.only("ClusterRoleBinding")
+            self.assertEqual(binding["roleRef"]["name"], role["metadata"]["name"],
+                             f"{name}: binding refers to another role")
+            sa = self.pod(r)["serviceAccountName"]
+            self.assertEqual(binding["subjects"],
+                             [{"kind": "ServiceAccount", "name": sa, "namespace": "kmon-system"}],
+                             f"{name}: binding subjects are not exactly the agent's ServiceAccount")
+            self.assertEqual(r.only("ServiceAccount")["metadata"]["name"], sa,
+                             f"{name}: DaemonSet uses a ServiceAccount the chart does not create")
+
+    def test_service_and_servicemonitor(self):
+        for name, v, r in self.each():
+            svc = r.only("Service")
+            ports = {p["name"]: p for p in svc["spec"]["ports"]}
+            want = {"metrics"} | ({"aggregate"} if v["aggregate"]["enabled"] else set())
+            self.assertEqual(set(ports), want, f"{name}: Service ports {set(ports)}, expected {want}")
+            named = {}
+            for c in self.containers(r).values():
+                named.update({p["name"]: p["containerPort"] for p in c.get("ports", [])})
+            for pname, p in ports.items():
+                self.assertIn(p["targetPort"], named, f"{name}: Service port {pname} targets no container port")
+            if v["aggregate"]["enabled"]:
+                agg = self.containers(r)["kmon-aggregate"]
+                listen = one(parse_args(agg["args"]), "listen", f"{name}/aggregate")
+                self.assertEqual(int(listen.rsplit(":", 1)[1]), named["aggregate"],
+                                 f"{name}: aggregate --listen port differs from its containerPort")
+            sms = r.kind("ServiceMonitor")
+            if v["serviceMonitor"]["enabled"]:
+                self.assertEqual(len(sms), 1, f"{name}: serviceMonitor.enabled but {len(sms)} rendered")
+                eps = {e["port"] for e in sms[0]["spec"]["endpoints"]}
+                self.assertEqual(eps, want, f"{name}: ServiceMonitor endpoints {eps}, expected {want}")
+            else:
+                self.assertEqual(sms, [], f"{name}: ServiceMonitor rendered while disabled")
+
+    def test_schema_rejects_bad_values(self):
+        bad = {
+            "agent.scope=bogus": "agent.scope",
+            "agent.metricsPort=0": "agent.metricsPort",
+            "agent.capabilities[0]=ALL": "agent.capabilities",
+            "agent.capabilities[0]=cap_bpf": "agent.capabilities",
+            "agent.ringbufSize=4 megs": "agent.ringbufSize",
+            "agent.events=memory_leak": "agent.events",
+            "agent.logLevel=loud": "agent.logLevel",
+            "forward.enabled=maybe": "forward.enabled",
+            "socket.dir=relative": "socket.dir",
+            "kubelet.url=ftp://x": "kubelet.url",
+            "agnet.scope=all": "agnet",
+        }
+        for s, key in bad.items():
+            with self.subTest(set=s):
+                res = helm("template", "kmon", CHART, "--set", s)
+                self.assertNotEqual(res.returncode, 0, f"--set {s} was accepted; the schema must reject it")
+                self.assertIn(key, res.stderr, f"--set {s}: error does not name {key}: {res.stderr.strip()}")
+
+    def test_user_strings_render_as_one_argument(self):
+        res = helm("template", "kmon", CHART, "--set", "forward.headers[0]=Authorization: Bearer a: b",
+                   "--set", "forward.namespaces={default,kube-system}",
+                   "--set", "forward.output=https://collector:8443/in?x=1")
+        self.assertEqual(res.returncode, 0, f"template failed: {res.stderr}")
+        c = self.containers(Rendered(yaml.safe_load_all(res.stdout)))["kmon-forward"]
+        opts = parse_args(c["args"])
+        self.assertEqual(opts.get("header"), ["Authorization: Bearer a: b"], "header not passed verbatim")
+        self.assertEqual(opts.get("namespace"), ["default", "kube-system"], "namespaces not one flag each")
+        self.assertEqual(opts.get("output"), ["https://collector:8443/in?x=1"], "output URL not verbatim")
+
+    def test_readme_documents_every_value(self):
+        with open(os.path.join(CHART, "README.md"), encoding="utf-8") as f:
+            readme = f.read()
+        if "\n## Values\n" not in readme:
+            self.fail("README.md has no '## Values' section")
+        section = readme.split("\n## Values\n", 1)[1].split("\n## ", 1)[0]
+        rows = {line.split("|")[1].strip().strip("`") for line in section.splitlines()
+                if line.startswith("| `")}
+        leaves = list(leaf_keys(self.values))
+        # A row may document a whole object (agent.resources) instead of its leaves.
+        missing = [k for k in leaves
+                   if not any(k == row or k.startswith(row + ".") for row in rows)]
+        self.assertEqual(missing, [], "README.md values table lacks these values")
+        extra = sorted(row for row in rows
+                       if not any(k == row or k.startswith(row + ".") for k in leaves))
+        self.assertEqual(extra, [], "README.md documents values that values.yaml does not have")
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

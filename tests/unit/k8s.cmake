@@ -1,0 +1,5 @@
+add_executable(test_cgroup ${CMAKE_CURRENT_LIST_DIR}/test_cgroup.c)
+target_compile_definitions(test_cgroup PRIVATE KMON_FIXTURES="${KMON_FIXTURES}")
+target_link_libraries(test_cgroup PRIVATE kmon_k8s_cgroup kmon_k8s_kubelet PkgConfig::CMOCKA)
+add_test(NAME unit_cgroup COMMAND test_cgroup)
+set_tests_properties(unit_cgroup PROPERTIES LABELS unit)

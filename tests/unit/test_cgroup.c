@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* The cgroup classifier on every case of tests/fixtures/cgroup-cases.txt,
+ * plus hostile input. Sandbox cases are settled as the agent settles them:
+ * the path says "container", the PodList knows the pod but not the id. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "k8s/cgroup.h"
+#include "k8s/podlist.h"
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+static struct podlist *fixture_pods(void)
+{
+	size_t len;
+	char *json = slurp(KMON_FIXTURES "/kubelet-pods.json", &len), err[200];
+	struct podlist *pl = podlist__parse(json, len, 100, err, sizeof(err));
+
+	free(json);
+	assert_non_null(pl);
+	return pl;
+}
+
+static bool pods_know_uid(const struct podlist *pl, const char *uid)
+{
+	for (unsigned i = 0; i < pl->n_pods; i++)
+		if (!strcmp(pl->pods[i].uid, uid))
+			return true;
+	return false;
+}
+
+static bool pods_know_id(const struct podlist *pl, const char *id)
+{
+	for (unsigned i = 0; i < pl->n_pods; i++)
+		for (unsigned j = 0; j < pl->pods[i].n_containers; j++)
+			if (!strcmp(pl->pods[i].containers[j].id, id))
+				return true;
+	return false;
+}
+
+static void test_fixture_cases(void **state)
+{
+	size_t len;
+	char *all = slurp(KMON_FIXTURES "/cgroup-cases.txt", &len);
+	struct podlist *pl = fixture_pods();
+	char *block, *next;
+	unsigned cases = 0, failures = 0;
+
+	(void)state;
+	/* Blocks are separated by a line holding only %%. */
+	for (block = all; block; block = next) {
+		char cg[8192] = "", name[128] = "?", exp[8][128];
+		const char *keys[8] = { "cgroup_version", "runtime", "container_id", "pod_uid",
+					"qos", "kind", NULL, NULL };
+		char *line, *lsave = NULL;
+		int sec = 0;
+		struct cgroup_info info;
+		const char *got[6];
+		bool bad = false;
+
+		next = strstr(block, "\n%%\n");
+		if (next) {
+			*next = '\0';
+			next += 4;
+		}
+		memset(exp, 0, sizeof(exp));
+		for (line = strtok_r(block, "\n", &lsave); line; line = strtok_r(NULL, "\n", &lsave)) {
+			if (!strncmp(line, "# case", 6))
+				snprintf(name, sizeof(name), "%s", line + 2);
+			if (line[0] == '#')
+				continue;
+			if (!strcmp(line, "[cgroup]")) {
+				sec = 1;
+				continue;
+			}
+			if (!strcmp(line, "[expect]")) {
+				sec = 2;
+				continue;
+			}
+			if (sec == 1) {
+				strncat(cg, line, sizeof(cg) - strlen(cg) - 2);
+				strcat(cg, "\n");
+			} else if (sec == 2) {
+				for (int k = 0; k < 6; k++) {
+					size_t kl = strlen(keys[k]);
+					if (!strncmp(line, keys[k], kl) && line[kl] == '=')
+						snprintf(exp[k], sizeof(exp[k]), "%s", line + kl + 1);
+				}
+			}
+		}
+		if (!cg[0])
+			continue;
+		cases++;
+		assert_int_equal(cgroup__classify(cg, strlen(cg), &info), 0);
+		if (!strcmp(exp[5], "sandbox")) {
+			/* The path alone says container; the pod table makes it a sandbox. */
+			if (info.kind != CGROUP_CONTAINER || !pods_know_uid(pl, info.pod_uid) ||
+			    pods_know_id(pl, info.container_id))
+				bad = true;
+			info.kind = CGROUP_SANDBOX;
+		}
+		got[0] = cgroup__version_name(info.version);
+		got[1] = info.runtime[0] ? info.runtime : "none";
+		got[2] = info.container_id;
+		got[3] = info.pod_uid;
+		got[4] = cgroup__qos_name(info.qos);
+		got[5] = cgroup__kind_name(info.kind);
+		for (int k = 0; k < 6; k++) {
+			if (strcmp(got[k], exp[k])) {
+				print_error("%s: %s is '%s', expected '%s'\n", name, keys[k], got[k],
+					    exp[k]);
+				bad = true;
+			}
+		}
+		failures += bad;
+	}
+	podlist__free(pl);
+	free(all);
+	assert_true(cases >= 35);
+	assert_int_equal(failures, 0);
+}
+
+static void expect_host(const char *text, size_t len, int ret)
+{
+	struct cgroup_info info;
+
+	memset(&info, 0x5a, sizeof(info));
+	assert_int_equal(cgroup__classify(text, len, &info), ret);
+	assert_int_equal(info.kind, CGROUP_HOST);
+	assert_string_equal(info.container_id, "");
+	assert_string_equal(info.pod_uid, "");
+}
+
+static void test_garbage(void **state)
+{
+	static const char id[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	char buf[512], *big;
+	struct cgroup_info info;
+
+	(void)state;
+	expect_host("", 0, -EINVAL);
+	expect_host("hello world\n", 12, -EINVAL);
+	expect_host("0::", 3, -EINVAL);
+	expect_host("x::/docker/abc\n", 15, -EINVAL);
+	expect_host("0::/\0/docker/", 13, -EINVAL);
+	/* Ids of the wrong length, wrong case or with stray characters. */
+	snprintf(buf, sizeof(buf), "0::/docker/%.63s\n", id);
+	expect_host(buf, strlen(buf), 0);
+	snprintf(buf, sizeof(buf), "0::/docker/%s0\n", id);
+	expect_host(buf, strlen(buf), 0);
+	snprintf(buf, sizeof(buf), "0::/system.slice/docker-%.10sABCDEF%s.scope\n", id, id + 16);
+	expect_host(buf, strlen(buf), 0);
+	/* No newline at the end, and a length cutting the id short. */
+	snprintf(buf, sizeof(buf), "0::/docker/%s", id);
+	assert_int_equal(cgroup__classify(buf, strlen(buf), &info), 0);
+	assert_string_equal(info.container_id, id);
+	assert_string_equal(info.runtime, "docker");
+	expect_host(buf, strlen(buf) - 1, 0);
+	/* A 100 KB line. */
+	big = malloc(100 * 1024 + 64);
+	assert_non_null(big);
+	memcpy(big, "0::/", 4);
+	memset(big + 4, 'a', 100 * 1024);
+	expect_host(big, 100 * 1024 + 4, 0);
+	free(big);
+}
+
+static void test_json(void **state)
+{
+	static const char text[] = "0::/kubepods.slice/kubepods-besteffort.slice/"
+		"kubepods-besteffort-pod9bfde076_5d33_47e4_8c1e_9771ac9f1533.slice/"
+		"crio-381f412a0a4f9fa423350b233931da53f50a0be52d057e0bd04ab3005440698c.scope\n";
+	struct cgroup_info info;
+	char *j;
+
+	(void)state;
+	assert_int_equal(cgroup__classify(text, sizeof(text) - 1, &info), 0);
+	j = cgroup__to_json(&info);
+	assert_non_null(j);
+	assert_string_equal(j, "{\"runtime\":\"cri-o\",\"container_id\":"
+		"\"381f412a0a4f9fa423350b233931da53f50a0be52d057e0bd04ab3005440698c\","
+		"\"pod_uid\":\"9bfde076-5d33-47e4-8c1e-9771ac9f1533\",\"qos\":\"besteffort\","
+		"\"kind\":\"container\",\"cgroup_version\":\"v2\"}");
+	free(j);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fixture_cases),
+		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_json),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
