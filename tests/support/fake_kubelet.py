@@ -20,6 +20,7 @@ import gzip
 import http.server
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -49,6 +50,16 @@ def make_cert(d):
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        self.server.conns.add(self.connection)
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            self.server.conns.discard(self.connection)
 
     def log_message(self, fmt, *args):  # quiet
         self.server.requests.append((self.path, self.headers.get("Authorization", "")))
@@ -142,6 +153,7 @@ class FakeKubelet:
         ctx.load_cert_chain(self.crt, self.key)
         self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.httpd.fake = self
+        self.httpd.conns = set()
         self.httpd.requests = self.requests
         self.port = self.httpd.server_address[1]
         with open(os.path.join(self.dir, "port"), "w") as f:
@@ -157,6 +169,12 @@ class FakeKubelet:
         if self.httpd:
             self.httpd.shutdown()
             self.httpd.server_close()
+            # Keep-alive connections too: a stopped kubelet answers nothing.
+            for c in list(self.httpd.conns):
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
             self.httpd = None
 
 
