@@ -209,6 +209,8 @@ static void handle_record(struct kmon_client *c, const struct kmon_rec_hdr *h)
 		}
 		*c->meta[m.key] = m;
 		c->st.meta++;
+		if (c->cbs.on_meta)
+			c->cbs.on_meta(c->ctx, c->meta[m.key]);
 		break;
 	}
 	case KMON_REC_LOST: {

@@ -45,6 +45,9 @@ struct kmon_client_cbs {
 	/* count records this consumer lost, starting at sequence number since_seq. */
 	void (*on_lost)(void *ctx, uint64_t count, uint64_t since_seq);
 	void (*on_state)(void *ctx, enum kmon_client_state state, const char *why);
+	/* A container's metadata arrived or changed (may be NULL). The meta
+	 * pointer for a key stays the same; its contents are updated in place. */
+	void (*on_meta)(void *ctx, const struct kmon_meta *meta);
 };
 
 struct kmon_client_stats {

@@ -7,3 +7,8 @@ add_executable(kmon-forward ${CMAKE_CURRENT_LIST_DIR}/forward.c
 target_link_libraries(kmon-forward PRIVATE kmon_client kmon_consumer_fmt kmon_event
                       PkgConfig::LIBCURL PkgConfig::ZLIB PkgConfig::LIBUV)
 install(TARGETS kmon-forward RUNTIME DESTINATION bin)
+
+add_executable(kmon-aggregate ${CMAKE_CURRENT_LIST_DIR}/aggregate.c)
+target_link_libraries(kmon-aggregate PRIVATE kmon_client kmon_consumer_fmt kmon_event
+                      PkgConfig::MHD PkgConfig::LIBUV)
+install(TARGETS kmon-aggregate RUNTIME DESTINATION bin)
