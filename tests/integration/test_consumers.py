@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+"""The consumers against real servers (issue 5, and the agent endpoints of
+issue 6): agent -> kmon-forward -> the real ClickHouse from Debian (HTTP,
+gzip'd JSONEachRow), including an outage; agent -> kmon-aggregate and the
+agent's own /metrics scraped by the real Prometheus from Debian. Workloads run
+in real runc containers annotated through the stand-in kubelet.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "support"))
+sys.path.insert(0, HERE)
+from agentproc import Agent, Consumer  # noqa: E402
+from fake_kubelet import FakeKubelet  # noqa: E402
+from kubenode import Node, new_pod_uid  # noqa: E402
+from servers import ClickHouse, Prometheus, free_port, http_get  # noqa: E402
+
+AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
+FORWARD = os.environ.get("KMON_FORWARD", "kmon-forward")
+AGGREGATE = os.environ.get("KMON_AGGREGATE", "kmon-aggregate")
+
+GATED = ("while [ ! -e /tmp/go%d ]; do usleep 50000; done; "
+         "i=0; while [ $i -lt %d ]; do /bin/%s; i=$((i+1)); done")
+
+
+def wait_for(pred, timeout, what, show=None):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(0.3)
+    raise AssertionError("timed out waiting for %s (now: %r)" % (what, show() if show else last))
+
+
+def tracked(pid):
+    """Whether pid is in the agent's BPF PID map (read with bpftool)."""
+    out = subprocess.run(["bpftool", "-j", "map", "dump", "name", "pids"],
+                         capture_output=True, text=True)
+    if out.returncode:
+        return False
+    for e in json.loads(out.stdout):
+        k = e.get("key")
+        if isinstance(k, int) and k == pid:
+            return True
+        if isinstance(k, list) and int.from_bytes(bytes(int(b, 16) for b in k), "little") == pid:
+            return True
+    return False
+
+
+class Cluster:
+    """One pod with one container that runs `count` execs of an applet
+    each time it is told to, annotated through the stand-in kubelet."""
+
+    def __init__(self, tmp, ns, pod, applet):
+        self.node = Node()
+        self.applet = applet
+        uid = new_pod_uid()
+        self.rounds = 0
+        self.c = self.node.start_container(
+            flavor="systemd-containerd", pod_uid=uid, name="app",
+            cmd=["/bin/sh", "-c", "while :; do usleep 100000; done"])
+        token = os.path.join(tmp, "token")
+        with open(token, "w") as f:
+            f.write("t0k3n\n")
+        pods = os.path.join(tmp, "pods.json")
+        with open(pods, "w") as f:
+            json.dump(self.node.podlist([{"name": pod, "namespace": ns,
+                                          "containers": [self.c]}]), f)
+        self.fk = FakeKubelet(os.path.join(tmp, "kubelet"), pods, token).start()
+        self.token = token
+
+    def agent_args(self):
+        return ["--scope", "containers", "--rescan-interval", "0.5",
+                "--kubelet-url", self.fk.url(), "--kubelet-token-file", self.token,
+                "--kubelet-ca-file", self.fk.ca, "--kubelet-refresh", "1"]
+
+    def run_execs(self, count):
+        """Exactly `count` execs of /bin/<applet> inside the container, once
+        the agent tracks the process that makes them (a process entering a
+        container from outside, as runc exec does, is found by the next scan)."""
+        self.rounds += 1
+        script = GATED % (self.rounds, count, self.applet)
+        pid = self.c.spawn(["/bin/sh", "-c", script])
+        wait_for(lambda: tracked(pid), 30, "pid %d in the agent's PID map" % pid)
+        self.c.exec(["/bin/touch", "/tmp/go%d" % self.rounds])
+        return pid
+
+    def close(self):
+        self.fk.stop()
+        self.node.close()
+
+
+class ConsumersTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="kmon-cons-")
+        os.chmod(self.tmp, 0o755)
+        self.procs = []
+
+    def tearDown(self):
+        for p in self.procs:
+            if p.proc.poll() is None:
+                p.proc.kill()
+                p.proc.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def agent(self, cluster, *extra):
+        a = Agent(AGENT, cluster.agent_args() + list(extra))
+        self.procs.append(a)
+        a.wait_attached()
+        a.wait_for_log("kubelet https://127.0.0.1", timeout=30)
+        return a
+
+    def annotated_ready(self, a, cluster):
+        # Metadata is in place before the workload starts.
+        wait_for(lambda: "annotating events with pod names" in a.log(), 30, "kubelet answer")
+
+    def test_forward_to_clickhouse_with_outage(self):
+        cl = Cluster(self.tmp, "shop", "checkout-1", "true")
+        self.addCleanup(cl.close)
+        ch = ClickHouse().start()
+        self.addCleanup(ch.stop)
+        ch.query("CREATE TABLE events (type String, timestamp UInt64, time String, pid UInt32, "
+                 "comm String, size UInt64, filename String, container_id String, "
+                 "pod String, namespace String, container String, node String) "
+                 "ENGINE = MergeTree ORDER BY timestamp")
+        a = self.agent(cl)
+        self.annotated_ready(a, cl)
+        fwd = Consumer([FORWARD, "--socket", a.socket, "--events", "process_exec",
+                        "--output", ch.insert_url("events"), "--flush-interval", "0.3",
+                        "--max-queue-bytes", "16M"])
+        self.procs.append(fwd)
+        fwd.wait_for_log("attached to")
+
+        def rows(cond=""):
+            return int(ch.query("SELECT count() FROM events" + cond).strip())
+
+        mine = " WHERE filename = '/bin/true' AND pod = 'checkout-1' AND namespace = 'shop'"
+        cl.run_execs(300)
+        wait_for(lambda: rows(mine) == 300, 60, "300 execs in ClickHouse")
+
+        # ClickHouse goes away mid-stream, comes back a few seconds later.
+        ch.stop()
+        cl.run_execs(200)
+        time.sleep(4)
+        fwd.wait_for_log("retrying with backoff")
+        ch.start()
+        wait_for(lambda: rows(mine) == 500, 90, "the queued execs after the outage",
+                 lambda: (rows(mine), rows(), fwd.log()[-1500:]))
+        a.stop()
+        fwd.wait_for_log("agent closed the connection")
+        fwd.stop()
+        counters = [json.loads(l)["counters"] for l in fwd.log().splitlines()
+                    if l.startswith('{"counters"')][-1]
+        self.assertEqual(counters["dropped_in_queue"], 0, counters)
+        self.assertEqual(counters["lost_in_ring"], 0, counters)
+        self.assertGreater(counters["retried"], 0, counters)
+        self.assertEqual(rows(), counters["sent"], "rows in ClickHouse != kmon-forward's sent")
+        self.assertEqual(counters["sent"], counters["received"], counters)
+        # Every row is a well-formed event of this node.
+        bad = ch.query("SELECT count() FROM events WHERE type != 'process_exec' OR pid = 0 "
+                       "OR container_id = ''").strip()
+        self.assertEqual(bad, "0")
+
+    def test_forward_queue_overflow_is_counted_exactly(self):
+        cl = Cluster(self.tmp, "shop", "burst-1", "true")
+        self.addCleanup(cl.close)
+        ch = ClickHouse().start()
+        self.addCleanup(ch.stop)
+        ch.query("CREATE TABLE events (type String, pid UInt32, filename String, pod String) "
+                 "ENGINE = MergeTree ORDER BY pid")
+        a = self.agent(cl)
+        self.annotated_ready(a, cl)
+        fwd = Consumer([FORWARD, "--socket", a.socket, "--events", "process_exec",
+                        "--output", ch.insert_url("events"), "--flush-interval", "0.2",
+                        "--batch-lines", "20", "--max-queue-bytes", "4K"])
+        self.procs.append(fwd)
+        fwd.wait_for_log("attached to")
+        ch.stop()
+        cl.run_execs(400)
+        time.sleep(3)
+        ch.start()
+        time.sleep(4)
+        a.stop()
+        fwd.wait_for_log("agent closed the connection")
+        fwd.stop()
+        counters = [json.loads(l)["counters"] for l in fwd.log().splitlines()
+                    if l.startswith('{"counters"')][-1]
+        rows = int(ch.query("SELECT count() FROM events").strip())
+        self.assertGreater(counters["dropped_in_queue"], 0, counters)
+        self.assertEqual(rows, counters["sent"], counters)
+        self.assertEqual(counters["sent"] + counters["dropped_in_queue"], counters["received"],
+                         counters)
+
+    def test_aggregate_and_agent_metrics_in_prometheus(self):
+        cl = Cluster(self.tmp, "analytics", "report-7", "hostname")
+        self.addCleanup(cl.close)
+        agent_port, agg_port = free_port(), free_port()
+        a = self.agent(cl, "--metrics-addr", "127.0.0.1:%d" % agent_port)
+        self.annotated_ready(a, cl)
+        agg = Consumer([AGGREGATE, "--socket", a.socket,
+                        "--listen", "127.0.0.1:%d" % agg_port])
+        self.procs.append(agg)
+        agg.wait_for_log("attached to")
+        cl.run_execs(57)
+        prom = Prometheus({"kmon-agent": "127.0.0.1:%d" % agent_port,
+                           "kmon-aggregate": "127.0.0.1:%d" % agg_port}).start()
+        self.addCleanup(prom.stop)
+        sel = '{namespace="analytics",pod="report-7",container="app"}'
+
+        def value(q):
+            r = prom.query(q)
+            return float(r[0]["value"][1]) if r else None
+
+        wait_for(lambda: value('kmon_exec_filename_total{namespace="analytics",pod="report-7",'
+                               'container="app",filename="/bin/hostname"}') == 57, 60,
+                 "57 hostname execs in Prometheus",
+                 lambda: (prom.query("kmon_exec_filename_total"), agg.log()[-500:],
+                          http_get("http://127.0.0.1:%d/metrics" % agg_port)[-1500:]))
+        self.assertGreaterEqual(value("kmon_exec_total" + sel), 57)
+        self.assertGreater(value("kmon_alloc_total" + sel), 0)
+        self.assertGreater(value("kmon_alloc_bytes_total" + sel), 0)
+        wait_for(lambda: value('up{job="kmon-agent"}') == 1, 30, "agent scraped")
+        self.assertEqual(value('up{job="kmon-aggregate"}'), 1)
+        self.assertEqual(value('kmon_ready{job="kmon-agent"}'), 1)
+        self.assertGreaterEqual(value('kmon_consumers{job="kmon-agent"}'), 1)
+        self.assertGreaterEqual(value('kmon_tracked_pids{job="kmon-agent"}'), 1)
+        self.assertEqual(value('kmon_kernel_dropped_total{type="process_exec"}'), 0)
+        t = prom.targets()
+        health = {x["labels"]["job"]: x["health"] for x in t["data"]["activeTargets"]}
+        self.assertEqual(health, {"kmon-agent": "up", "kmon-aggregate": "up"}, t)
+        # The agent's probes.
+        self.assertEqual(http_get("http://127.0.0.1:%d/healthz" % agent_port), "ok\n")
+        self.assertEqual(http_get("http://127.0.0.1:%d/readyz" % agent_port), "ready\n")
+
+    def test_wrong_socket_and_refused_hello(self):
+        out = subprocess.run([FORWARD, "--socket", "/nonexistent/k.sock", "--once"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("cannot connect to /nonexistent/k.sock", out.stderr)
+        out = subprocess.run([FORWARD, "--output", "-", "--flush-interval", "0"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("--flush-interval", out.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,145 @@
+"""Real servers from Debian packages, started on loopback for a test and
+stopped after: ClickHouse (HTTP interface) and Prometheus."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def http_get(url, timeout=10):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read().decode()
+
+
+class ClickHouse:
+    """clickhouse-server with its data in a temporary directory."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="kmon-ch-")
+        self.port = free_port()
+        self.tcp = free_port()
+        self.proc = None
+        with open(os.path.join(self.dir, "config.xml"), "w") as f:
+            f.write("""<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>{d}/server.log</log><errorlog>{d}/err.log</errorlog></logger>
+  <http_port>{p}</http_port><tcp_port>{t}</tcp_port><listen_host>127.0.0.1</listen_host>
+  <path>{d}/data/</path><tmp_path>{d}/tmp/</tmp_path>
+  <users_config>users.xml</users_config>
+  <default_profile>default</default_profile><default_database>default</default_database>
+  <mark_cache_size>5368709</mark_cache_size>
+</yandex>
+""".format(d=self.dir, p=self.port, t=self.tcp))
+        with open(os.path.join(self.dir, "users.xml"), "w") as f:
+            f.write("""<?xml version="1.0"?>
+<yandex><profiles><default></default></profiles>
+<users><default><password></password><networks><ip>127.0.0.1</ip></networks>
+<profile>default</profile><quota>default</quota></default></users>
+<quotas><default></default></quotas></yandex>
+""")
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["clickhouse-server", "--config-file=" + os.path.join(self.dir, "config.xml")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.dir)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if self.query("SELECT 1").strip() == "1":
+                    return self
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError("clickhouse-server exited: " + self.log())
+            time.sleep(0.2)
+        raise RuntimeError("clickhouse-server did not start: " + self.log())
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "err.log")) as f:
+                return f.read()[-2000:]
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def query(self, q):
+        req = urllib.request.Request("http://127.0.0.1:%d/" % self.port, data=q.encode())
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.read().decode()
+
+    def insert_url(self, table):
+        return ("http://127.0.0.1:%d/?" % self.port) + urllib.parse.urlencode(
+            {"query": "INSERT INTO %s FORMAT JSONEachRow" % table,
+             "input_format_skip_unknown_fields": "1"})
+
+
+class Prometheus:
+    """prometheus scraping the given targets every second."""
+
+    def __init__(self, jobs):
+        self.dir = tempfile.mkdtemp(prefix="kmon-prom-")
+        self.port = free_port()
+        cfg = ["global:", "  scrape_interval: 1s", "  scrape_timeout: 1s", "scrape_configs:"]
+        for name, target in jobs.items():
+            cfg += ["  - job_name: %s" % name, "    static_configs:",
+                    "      - targets: ['%s']" % target]
+        with open(os.path.join(self.dir, "prometheus.yml"), "w") as f:
+            f.write("\n".join(cfg) + "\n")
+        self.proc = None
+
+    def start(self):
+        self.log_f = open(os.path.join(self.dir, "log"), "wb")
+        self.proc = subprocess.Popen(
+            ["prometheus", "--config.file=" + os.path.join(self.dir, "prometheus.yml"),
+             "--storage.tsdb.path=" + os.path.join(self.dir, "data"),
+             "--web.listen-address=127.0.0.1:%d" % self.port],
+            stdout=self.log_f, stderr=self.log_f)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                http_get("http://127.0.0.1:%d/-/ready" % self.port)
+                return self
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError("prometheus did not start")
+
+    def query(self, q):
+        url = "http://127.0.0.1:%d/api/v1/query?%s" % (self.port,
+                                                       urllib.parse.urlencode({"query": q}))
+        r = json.loads(http_get(url))
+        if r.get("status") != "success":
+            raise RuntimeError("query %s failed: %s" % (q, r))
+        return r["data"]["result"]
+
+    def targets(self):
+        return json.loads(http_get("http://127.0.0.1:%d/api/v1/targets" % self.port))
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+        if self.proc:
+            self.log_f.close()
+        self.proc = None
