@@ -72,6 +72,7 @@ class Agent:
         for line in self.log().splitlines():
             if line.startswith('{"totals"'):
                 self.totals = json.loads(line)["totals"]
+        check_sanitizers("kmon-agent", self.log())
         return rc
 
     def events(self):
@@ -85,6 +86,17 @@ class Agent:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "WARNING: ThreadSanitizer")
+
+
+def check_sanitizers(name, log):
+    """Sanitizer builds: any report in a process's stderr fails the test."""
+    for mark in SANITIZER_MARKS:
+        if mark in log:
+            raise AssertionError("%s reported %r:\n%s" % (name, mark, log[-4000:]))
 
 
 NOBODY = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
@@ -127,6 +139,7 @@ class Consumer:
             self.proc.send_signal(sig)
         rc = self.proc.wait(timeout=timeout)
         self.close()
+        check_sanitizers("consumer", self.log())
         return rc
 
     def close(self):
