@@ -37,6 +37,8 @@ struct container {
 	struct kmon_meta meta;
 	uint64_t last_scan; /* scan number it was last seen in */
 	bool pod_known;     /* pod/namespace filled from the kubelet */
+	bool id_known;      /* its id is in the PodList */
+	uint64_t seen_at;   /* kubelet requests started before it was first seen */
 };
 
 struct scan_hit {
@@ -74,6 +76,7 @@ struct pods_work {
 	char why[512];
 	struct podlist *pl;
 	double ms;
+	uint64_t start_no;
 };
 
 struct tracker {
@@ -93,6 +96,8 @@ struct tracker {
 	double backoff;
 	double last_unknown_refresh;
 	int kubelet_state;      /* 0 unknown, 1 ok, -errno / -status for errors */
+	uint64_t kubelet_starts; /* requests started */
+	uint64_t applied_start;  /* the request whose PodList is in use */
 	struct tracker_stats st;
 };
 
@@ -237,10 +242,14 @@ static bool annotate(struct tracker *t, struct container *c)
 	if (p) {
 		snprintf(m.pod, sizeof(m.pod), "%s", p->pod);
 		snprintf(m.namespace, sizeof(m.namespace), "%s", p->ns);
-		if (p && c->kind == CGROUP_CONTAINER && !strcmp(p->id, m.container_id))
+		c->id_known = c->kind == CGROUP_CONTAINER && m.container_id[0] &&
+			      !strcmp(p->id, m.container_id);
+		if (c->id_known)
 			snprintf(m.container, sizeof(m.container), "%s", p->container);
-		else if (c->kind == CGROUP_SANDBOX)
-			snprintf(m.container, sizeof(m.container), "%s", "(sandbox)");
+		/* Pod known, id absent from a PodList fetched after we first saw
+		 * it: the pod's sandbox (pause), which the kubelet never lists. */
+		if (c->kind == CGROUP_CONTAINER && !c->id_known && t->applied_start > c->seen_at)
+			c->kind = CGROUP_SANDBOX;
 		c->pod_known = true;
 	}
 	if (!memcmp(&m, &c->meta, sizeof(m)))
@@ -287,6 +296,7 @@ static uint32_t add_container(struct tracker *t, const struct cgroup_info *info,
 	snprintf(c->meta.runtime, sizeof(c->meta.runtime), "%s", info->runtime);
 	snprintf(c->meta.container_id, sizeof(c->meta.container_id), "%s", info->container_id);
 	snprintf(c->meta.pod_uid, sizeof(c->meta.pod_uid), "%s", info->pod_uid);
+	c->seen_at = t->kubelet_starts;
 	t->n_containers++;
 	*is_new = true;
 	return k;
@@ -345,7 +355,7 @@ static void scan_done(uv_work_t *req, int status)
 			if (fanout__set_meta(t->o.fanout, &t->c[k].meta))
 				log_warn("cannot record metadata of container %.12s",
 					 t->c[k].meta.container_id);
-			if (t->c[k].kind == CGROUP_CONTAINER && !t->c[k].pod_known)
+			if (t->c[k].kind == CGROUP_CONTAINER && !t->c[k].id_known)
 				unknown = true;
 			log_debug("container %s %.12s pod %s key %u", t->c[k].meta.runtime,
 				  t->c[k].meta.container_id, t->c[k].meta.pod_uid, k);
@@ -520,6 +530,7 @@ static void pods_done(uv_work_t *req, int status)
 			goto resched;
 		}
 		t->st.kubelet_ok++;
+		t->applied_start = w->start_no;
 		t->st.pods = w->pl->n_pods;
 		t->pods_time = mono();
 		t->backoff = 0;
@@ -556,6 +567,7 @@ static void start_kubelet(struct tracker *t)
 	w->t = t;
 	w->k = t->kubelet;
 	w->req.data = w;
+	w->start_no = ++t->kubelet_starts;
 	if (uv_queue_work(t->o.loop, &w->req, pods_run, pods_done)) {
 		free(w);
 		return;

@@ -115,8 +115,11 @@ class NodeE2E(unittest.TestCase):
                                 cmd=loop("date"), qos="guaranteed")
         work = n.start_container(flavor="systemd-crio", pod_uid=uid_c, name="worker",
                                  cmd=loop("hostname"), qos="besteffort")
+        # The pod's sandbox: same pod cgroup, an id the kubelet never lists.
+        pause = n.start_container(flavor="cgroupfs-containerd", pod_uid=uid_a, name="pause",
+                                  cmd=loop("pwd"), sandbox=True)
         pods = [
-            {"name": "api-0", "namespace": "payments", "containers": [api]},
+            {"name": "api-0", "namespace": "payments", "containers": [api, pause]},
             {"name": "web-7f9", "namespace": "shop", "containers": [web]},
             {"name": "worker-x", "namespace": "batch", "containers": [work]},
         ]
@@ -151,8 +154,12 @@ class NodeE2E(unittest.TestCase):
             ev = wait_for(lambda: self.annotated(fwd, applet, pod, ns, c.name, c.id), 40,
                           "%s annotated with %s/%s" % (applet, ns, pod))
             self.assertEqual(ev["pod_uid"], c.pod_uid)
+        # The sandbox is annotated with its pod, and no container name.
+        wait_for(lambda: self.annotated(fwd, "pwd", "api-0", "payments", "", pause.id), 40,
+                 "sandbox annotated with its pod")
         # Memory events carry the pod too.
-        mem = [e for e in self.events(fwd) if e["type"] == "memory_alloc" and e["pod"] == "api-0"]
+        mem = [e for e in self.events(fwd) if e["type"] == "memory_alloc" and e["pod"] == "api-0"
+               and e["container_id"] == api.id]
         self.assertTrue(mem, "no memory_alloc event annotated with api-0")
         self.assertTrue(all(m["container"] == "api" and m["size"] > 0 for m in mem))
 
