@@ -25,6 +25,7 @@ struct drain {
 	bool running;
 	uint64_t batch_len;
 	uint64_t batch_t0;
+	bool polling_on;
 	/* Written by the drain thread, read by others: relaxed atomics suffice
 	 * for monotonic statistics. */
 	_Atomic uint64_t events[KMON_EV_TYPE_MAX + 1];
@@ -86,13 +87,26 @@ static int on_sample(void *ctx, void *data, size_t len)
 	return 0;
 }
 
-static void consume_batch(struct drain *d)
+static bool consume_batch(struct drain *d)
 {
+	int n;
+
 	d->batch_t0 = now_ns();
 	d->batch_len = 0;
-	ring_buffer__consume(d->rb);
+	n = ring_buffer__consume(d->rb);
 	if (d->batch_len)
 		end_batch(d);
+	return n > 0;
+}
+
+static void set_polling(struct drain *d, uint32_t on)
+{
+	d->polling_on = on;
+	if (!d->opts.polling)
+		return;
+	*d->opts.polling = on;
+	/* The flag must be visible before we look at the ring again. */
+	atomic_thread_fence(memory_order_seq_cst);
 }
 
 static void *drain_main(void *arg)
@@ -100,8 +114,10 @@ static void *drain_main(void *arg)
 	struct drain *d = arg;
 	struct epoll_event evs[2];
 
+	int timeout = 100;
+
 	for (;;) {
-		int n = epoll_wait(d->epfd, evs, 2, -1);
+		int n = epoll_wait(d->epfd, evs, 2, timeout);
 		bool stop = false;
 
 		if (n < 0) {
@@ -112,7 +128,25 @@ static void *drain_main(void *arg)
 		for (int i = 0; i < n; i++)
 			if (evs[i].data.fd == d->stop_fd)
 				stop = true;
-		consume_batch(d);
+		/* While records flow, poll every 10 ms and tell the programs so:
+		 * memory events then wake nobody until 64 of them wait (a wake-up
+		 * costs far more than a record). When a pass finds nothing, leave
+		 * polling mode, then look once more for records that came in while
+		 * producers still thought we were polling. Never sleep long: two
+		 * records submitted at once on two CPUs can both see a backlog and
+		 * both skip the wake-up. */
+		if (consume_batch(d)) {
+			set_polling(d, 1);
+			timeout = 10;
+		} else if (d->polling_on) {
+			set_polling(d, 0);
+			if (consume_batch(d)) {
+				set_polling(d, 1);
+				timeout = 10;
+			} else {
+				timeout = 100;
+			}
+		}
 		if (stop)
 			break;
 	}

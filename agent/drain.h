@@ -18,6 +18,9 @@ struct drain;
 struct drain_opts {
 	size_t sz;
 	int ringbuf_fd;
+	/* The BPF programs' drain_polling word (may be NULL): set while the
+	 * drain polls on a short timer, so producers need not wake it. */
+	volatile uint32_t *polling;
 	/* Called on the drain thread for every valid record, in ring order. */
 	void (*on_event)(void *ctx, const struct kmon_event *ev);
 	/* Called on the drain thread after each batch (a good time to publish). */

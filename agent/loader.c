@@ -199,6 +199,10 @@ struct loader *loader__new(const struct loader_opts *opts, char *err, size_t err
 	l->skel->rodata->event_mask = opts->event_mask;
 	l->skel->rodata->sample_every = opts->sample_every;
 	l->skel->rodata->self_tgid = opts->self_tgid;
+	/* 64 records per wake-up, and never more than an eighth of the ring. */
+	l->skel->rodata->wake_bytes = opts->ringbuf_size / 8 < 64 * (sizeof(struct kmon_event) + 8)
+					      ? opts->ringbuf_size / 8
+					      : 64 * (sizeof(struct kmon_event) + 8);
 	ret = choose_attach_kind(l->skel, opts->classic_tracepoints, err, errlen);
 	if (ret)
 		goto fail;
@@ -265,6 +269,11 @@ void loader__free(struct loader *l)
 int loader__ringbuf_fd(const struct loader *l)
 {
 	return bpf_map__fd(l->skel->maps.events);
+}
+
+volatile uint32_t *loader__drain_polling(const struct loader *l)
+{
+	return (volatile uint32_t *)&l->skel->bss->drain_polling;
 }
 
 int loader__pids_fd(const struct loader *l)

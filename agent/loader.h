@@ -43,6 +43,8 @@ void loader__detach(struct loader *l);
 void loader__free(struct loader *l);
 
 int loader__ringbuf_fd(const struct loader *l);
+/* The programs' "drain is polling" word (shared memory with the kernel). */
+volatile uint32_t *loader__drain_polling(const struct loader *l);
 int loader__pids_fd(const struct loader *l);
 int loader__read_counters(const struct loader *l, struct loader_counters *out);
 

@@ -436,6 +436,7 @@ static int run(struct agent *a)
 		return 1;
 	}
 	dopts.ringbuf_fd = loader__ringbuf_fd(a->loader);
+	dopts.polling = loader__drain_polling(a->loader);
 	a->drain = drain__start(&dopts);
 	if (!a->drain) {
 		log_error("cannot start the drain thread: %s", strerror(errno));

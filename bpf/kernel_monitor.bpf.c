@@ -19,6 +19,13 @@ const volatile bool scope_all = false;
 const volatile __u32 event_mask = KMON_EV_MASK_ALL;
 const volatile __u32 sample_every = 1; /* 1-in-N for memory events */
 const volatile __u32 self_tgid = 0;    /* the agent: tracing it would feed back on itself */
+/* Wake the drain only when this much is waiting (0: on every record). A
+ * wake-up is an irq_work plus a context switch, many times the cost of the
+ * record itself, so memory events wake it in batches; see submit(). */
+const volatile __u64 wake_bytes = 0;
+/* Set by the drain while it polls on a short timer: then even the first
+ * record into an empty ring needs no wake-up. */
+volatile __u32 drain_polling = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -159,6 +166,27 @@ static __always_inline struct kmon_event *reserve(__u32 type)
 	return e;
 }
 
+/*
+ * The first record into an empty ring keeps the kernel's adaptive wake-up
+ * (the drain is asleep and must learn of it); records joining a backlog
+ * below wake_bytes wake nobody; at wake_bytes and above the drain is woken.
+ * The drain also polls with a short timeout after each busy pass, which
+ * covers a record committed while it was finishing that pass.
+ */
+static __always_inline void submit(void *e, bool urgent)
+{
+	__u64 avail, flags = 0;
+
+	if (wake_bytes && !urgent) {
+		avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+		if (avail >= wake_bytes)
+			flags = BPF_RB_FORCE_WAKEUP;
+		else if (drain_polling || avail > sizeof(struct kmon_event) + 8)
+			flags = BPF_RB_NO_WAKEUP;
+	}
+	bpf_ringbuf_submit(e, flags);
+}
+
 static __always_inline void fill_common(struct kmon_event *e, __u32 type, __u64 pid_tgid,
 					__u32 key)
 {
@@ -216,7 +244,7 @@ static __always_inline int on_kmalloc(__u64 call_site, __u64 p, __u64 bytes_req,
 	e->data.mem.gfp_flags = gfp_flags;
 	e->data.mem.pad = 0;
 	__builtin_memset(&e->data.raw[40], 0, KMON_DATA_LEN - 40);
-	bpf_ringbuf_submit(e, 0);
+	submit(e, false);
 	return 0;
 }
 
@@ -256,7 +284,7 @@ static __always_inline int on_kfree(__u64 call_site, __u64 p)
 	__builtin_memset(e->data.raw, 0, KMON_DATA_LEN);
 	e->data.mem.ptr = p;
 	e->data.mem.call_site = call_site;
-	bpf_ringbuf_submit(e, 0);
+	submit(e, false);
 	return 0;
 }
 
@@ -281,7 +309,7 @@ static __always_inline int on_exec(const void *filename)
 		e->data.filename[0] = '\0';
 	else if (n == sizeof(e->data.filename))
 		e->flags |= KMON_EVF_TRUNCATED;
-	bpf_ringbuf_submit(e, 0);
+	submit(e, true);
 	return 0;
 }
 

@@ -40,6 +40,9 @@ else()
   configure_file(${pinned} ${KMON_VMLINUX_DIR}/vmlinux.h COPYONLY)
 endif()
 add_custom_target(kmon_vmlinux_h DEPENDS ${KMON_VMLINUX_DIR}/vmlinux.h)
+# BPF objects outside bpf/ (benchmark baselines) use these too.
+set(KMON_VMLINUX_DIR ${KMON_VMLINUX_DIR} CACHE INTERNAL "")
+set(KMON_BPF_ARCH ${KMON_BPF_ARCH} CACHE INTERNAL "")
 
 function(kmon_bpf_object name src)
   cmake_parse_arguments(ARG "" "" "DEPENDS" ${ARGN})
@@ -64,6 +67,7 @@ function(kmon_bpf_object name src)
     COMMENT "BPF skeleton ${name}"
     VERBATIM)
   add_custom_target(${name}_skel_gen DEPENDS ${skel})
+  add_dependencies(${name}_skel_gen kmon_vmlinux_h)
   add_library(${name}_skel INTERFACE)
   add_dependencies(${name}_skel ${name}_skel_gen)
   target_include_directories(${name}_skel INTERFACE ${CMAKE_CURRENT_BINARY_DIR})

@@ -1,0 +1,14 @@
+# Benchmarks: not pass/fail on time; they print ratios against baselines run
+# side by side. CI runs the short version (ctest -L bench) so they cannot rot.
+kmon_bpf_object(baseline ${CMAKE_CURRENT_LIST_DIR}/baseline.bpf.c)
+add_executable(bench_probe ${CMAKE_CURRENT_LIST_DIR}/bench_probe.c)
+target_link_libraries(bench_probe PRIVATE baseline_skel PkgConfig::LIBBPF)
+
+add_executable(bench_podlist ${CMAKE_CURRENT_LIST_DIR}/bench_podlist.c)
+target_link_libraries(bench_podlist PRIVATE kmon_k8s_kubelet)
+
+add_test(NAME bench_short
+         COMMAND ${KMON_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/run_bench.py --short
+                 --out ${CMAKE_BINARY_DIR}/bench-results.json)
+set_tests_properties(bench_short PROPERTIES LABELS bench TIMEOUT 1800 RUN_SERIAL TRUE
+  ENVIRONMENT "KMON_BUILD=${CMAKE_BINARY_DIR}")

@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * PodList parse cost: builds a kubelet-like PodList of N pods (3 containers
+ * each, one restarted) and parses it R times. Prints one JSON line with the
+ * body size, ns per parse, and the process's peak RSS.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "k8s/podlist.h"
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned pods = argc > 1 ? (unsigned)atoi(argv[1]) : 110;
+	unsigned reps = argc > 2 ? (unsigned)atoi(argv[2]) : 50;
+	size_t cap = (size_t)pods * 4096 + 256, len = 0;
+	char *buf = malloc(cap), err[256];
+	struct rusage ru;
+	double t0, t;
+
+	if (!buf)
+		return 1;
+	len += (size_t)snprintf(buf + len, cap - len, "{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"items\":[");
+	for (unsigned i = 0; i < pods; i++) {
+		len += (size_t)snprintf(buf + len, cap - len,
+			"%s{\"metadata\":{\"name\":\"app-%u-7d9f8b6c5-x2lqp\",\"namespace\":\"ns-%u\","
+			"\"uid\":\"%08x-3555-427e-a507-b503ccb2c06e\",\"labels\":{\"app\":\"a%u\"}},"
+			"\"spec\":{\"nodeName\":\"worker-1\"},\"status\":{\"phase\":\"Running\","
+			"\"containerStatuses\":[", i ? "," : "", i, i % 20, i, i);
+		for (unsigned c = 0; c < 3; c++)
+			len += (size_t)snprintf(buf + len, cap - len,
+				"%s{\"name\":\"c%u\",\"ready\":true,\"restartCount\":%u,"
+				"\"image\":\"registry.example.com/app:1.2.3\",\"containerID\":"
+				"\"containerd://%08x%056u\",\"lastState\":%s}",
+				c ? "," : "", c, c == 2, i * 4 + c, 0,
+				c == 2 ? "{\"terminated\":{\"exitCode\":1,\"containerID\":"
+					 "\"containerd://ffffffff00000000000000000000000000000000000000000000000000000000\"}}"
+				       : "{}");
+		len += (size_t)snprintf(buf + len, cap - len, "]}}");
+	}
+	len += (size_t)snprintf(buf + len, cap - len, "]}");
+	t0 = now();
+	for (unsigned r = 0; r < reps; r++) {
+		struct podlist *pl = podlist__parse(buf, len, 100000, err, sizeof(err));
+		if (!pl || pl->n_pods != pods) {
+			fprintf(stderr, "bench_podlist: %s\n", err);
+			return 1;
+		}
+		podlist__free(pl);
+	}
+	t = (now() - t0) / reps;
+	getrusage(RUSAGE_SELF, &ru);
+	printf("{\"pods\":%u,\"body_bytes\":%zu,\"parse_ms\":%.3f,\"peak_rss_kb\":%ld}\n", pods, len,
+	       t * 1e3, ru.ru_maxrss);
+	free(buf);
+	return 0;
+}
