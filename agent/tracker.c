@@ -85,6 +85,7 @@ struct tracker {
 	uint32_t n_containers;
 	struct pidset *tracked, *next;
 	uint64_t scan_no;
+	uint64_t full_logged_scan; /* scan that last logged "PID map full" */
 	uv_timer_t scan_timer, kubelet_timer;
 	bool scan_running, kubelet_running, closing;
 	int open_handles;
@@ -305,6 +306,17 @@ static uint32_t add_container(struct tracker *t, const struct cgroup_info *info,
 static void start_kubelet(struct tracker *t);
 static void unref(struct tracker *t);
 
+/* Counted every time; said at most once per 30 scans, not per process. */
+static void note_map_full(struct tracker *t)
+{
+	if (!t->full_logged_scan || t->scan_no >= t->full_logged_scan + 30) {
+		log_warn("PID map full (%u entries): container processes go untracked; "
+			 "raise --pid-map-size", t->o.pid_map_size);
+		t->full_logged_scan = t->scan_no;
+	}
+	t->st.pid_map_full++;
+}
+
 static void untrack_gone(void *ctx, uint32_t tgid, uint32_t key)
 {
 	struct tracker *t = ctx;
@@ -361,16 +373,14 @@ static void scan_done(uv_work_t *req, int status)
 				  t->c[k].meta.container_id, t->c[k].meta.pod_uid, k);
 		}
 		if (pidset__put(t->next, h->tgid, k)) {
-			t->st.pid_map_full++;
+			note_map_full(t);
 			continue;
 		}
 		if (pidset__get(t->tracked, h->tgid, &old) && old == k)
 			continue;
 		r = loader__track(t->o.loader, h->tgid, k, KMON_PIDF_FROM_SCAN);
 		if (r == -E2BIG || r == -ENOSPC) {
-			if (t->st.pid_map_full++ == 0)
-				log_warn("PID map full (%u entries): container processes go untracked; "
-					 "raise --pid-map-size", t->o.pid_map_size);
+			note_map_full(t);
 		} else if (r) {
 			log_warn("cannot track pid %u: %s", h->tgid, strerror(-r));
 		}

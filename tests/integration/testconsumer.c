@@ -230,6 +230,7 @@ static int run_hostile(int argc, char **argv)
 	struct kmon_hello h;
 	struct kmon_hello_reply r;
 	_Atomic uint64_t *ctl;
+	const _Atomic uint64_t *hdr;
 	int fd, fds[3], i;
 	char buf[8];
 
@@ -247,6 +248,10 @@ static int run_hostile(int argc, char **argv)
 	ctl = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0);
 	if (ctl == MAP_FAILED)
 		return 1;
+	/* The producer's page (read-only): its position is at offset 64. */
+	hdr = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fds[0], 0);
+	if (hdr == MAP_FAILED)
+		return 1;
 	/* Also try what must fail: writing the data area, resizing the ctl page. */
 	printf("{\"data_writable\":%s,\"ctl_truncatable\":%s}\n",
 	       mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0) == MAP_FAILED ?
@@ -261,7 +266,9 @@ static int run_hostile(int argc, char **argv)
 		else if (!strcmp(what, "max"))
 			v = UINT64_MAX;
 		else if (!strcmp(what, "back"))
-			v = 0; /* goes back once the agent has seen progress */
+			/* A valid position (all read), then back to 0: the agent must
+			 * notice the position going backwards. */
+			v = (i & 1) ? atomic_load(&hdr[8]) : 0;
 		else
 			v = ((uint64_t)rand() << 32) ^ (uint64_t)rand();
 		atomic_store(&ctl[0], v);
