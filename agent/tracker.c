@@ -614,7 +614,9 @@ struct tracker *tracker__new(const struct tracker_opts *opts)
 			.ca_file = opts->kubelet_ca_file,
 			.insecure = opts->kubelet_insecure,
 			.timeout_ms = 10000,
-			.max_body = 64u << 20,
+			/* Generous for 1000 pods; a larger answer is refused before it is
+			 * parsed, so a broken or hostile kubelet cannot balloon the agent. */
+			.max_body = 16u << 20,
 		};
 		t->kubelet = kubelet__new(&ko);
 		if (!t->kubelet)

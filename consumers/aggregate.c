@@ -359,10 +359,18 @@ int main(int argc, char **argv)
 		return 1;
 	g.table = aggtable__new(g.max_series, g.top_n);
 	g.m = metrics_text__new();
-	if (!g.table || !g.m)
-		return fail("out of memory"), 1;
-	if (start_http(&g))
+	if (!g.table || !g.m || start_http(&g)) {
+		if (!g.table || !g.m)
+			fail("out of memory");
+		if (g.httpd)
+			MHD_stop_daemon(g.httpd);
+		aggtable__free(g.table);
+		metrics_text__free(g.m);
+		uv_walk(&g.loop, close_all, NULL);
+		uv_run(&g.loop, UV_RUN_DEFAULT);
+		uv_loop_close(&g.loop);
 		return 1;
+	}
 	memset(&co, 0, sizeof(co));
 	co.sz = sizeof(co);
 	co.socket_path = g.socket_path;

@@ -397,8 +397,11 @@ int main(int argc, char **argv)
 	} else {
 		f.sink = file_sink__new(f.output);
 	}
-	if (!f.sink)
-		return fail("--output %s: %s", f.output, strerror(errno)), 1;
+	if (!f.sink) {
+		fail("--output %s: %s", f.output, strerror(errno));
+		uv_loop_close(&f.loop);
+		return 1;
+	}
 
 	memset(&co, 0, sizeof(co));
 	co.sz = sizeof(co);
@@ -411,8 +414,13 @@ int main(int argc, char **argv)
 	co.replay_bytes = f.replay_bytes;
 	co.reconnect = !f.once;
 	f.client = kmon_client__new(&f.loop, &co, &cb, &f);
-	if (!f.client)
-		return fail("cannot create the client: %s", strerror(errno)), 1;
+	if (!f.client) {
+		fail("cannot create the client: %s", strerror(errno));
+		f.sink->close(f.sink, NULL, NULL);
+		uv_run(&f.loop, UV_RUN_DEFAULT);
+		uv_loop_close(&f.loop);
+		return 1;
+	}
 	for (i = 0; i < 4; i++) {
 		uv_signal_init(&f.loop, &f.sig[i]);
 		f.sig[i].data = &f;

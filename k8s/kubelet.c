@@ -39,7 +39,7 @@ struct kubelet *kubelet__new(const struct kubelet_opts *o)
 	if (!k->o.timeout_ms)
 		k->o.timeout_ms = 10000;
 	if (!k->o.max_body)
-		k->o.max_body = 64u << 20;
+		k->o.max_body = 16u << 20;
 	n = strlen(o->url);
 	k->pods_url = malloc(n + 6);
 	k->token_file = o->token_file ? strdup(o->token_file) : NULL;

@@ -23,7 +23,7 @@ struct kubelet_opts {
 	const char *ca_file;    /* NULL: the system trust store */
 	bool insecure;          /* skip TLS verification (explicit opt-in) */
 	long timeout_ms;        /* whole request; default 10 s */
-	size_t max_body;        /* default 64 MiB */
+	size_t max_body;        /* default 16 MiB */
 };
 
 struct kubelet;

@@ -36,7 +36,7 @@ static uint64_t now_ns(void)
 }
 
 struct shared_result {
-	uint64_t received, checksum, bad, wakeups;
+	uint64_t received, checksum, bad, wakeups, lost_wakeups;
 	uint64_t lat[100000];
 	uint64_t n_lat;
 };
@@ -72,7 +72,10 @@ static void consume(struct ring_cons *c, uint64_t n, uint32_t payload, bool veri
 			ring_cons__release(c);
 			if (sleep && ring_cons__prepare_sleep(c)) {
 				struct pollfd p = { .fd = ring_cons__eventfd(c), .events = POLLIN };
-				poll(&p, 1, 1000);
+				/* A timeout with records waiting is a lost wake-up: the
+				 * producer published without seeing us asleep. */
+				if (poll(&p, 1, 1000) == 0 && ring_cons__pending(c))
+					res->lost_wakeups++;
 				res->wakeups++;
 				ring_cons__wake(c);
 			} else if (sleep) {
@@ -150,7 +153,7 @@ static uint64_t produce(struct ring_prod *p, uint64_t n, uint32_t payload, bool 
 
 struct run {
 	double secs;
-	uint64_t received, bad, wakeups;
+	uint64_t received, bad, wakeups, lost_wakeups;
 	bool sum_ok;
 	uint64_t p50, p99;
 };
@@ -196,6 +199,7 @@ static int run_pair(uint64_t n, uint32_t payload, bool verify, bool latency, boo
 	out->received = res->received;
 	out->bad = res->bad;
 	out->wakeups = res->wakeups;
+	out->lost_wakeups = res->lost_wakeups;
 	out->sum_ok = res->checksum == sum;
 	if (latency && res->n_lat) {
 		qsort(res->lat, res->n_lat, sizeof(uint64_t), cmp_u64);
@@ -283,9 +287,11 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		printf("{\"sent\":%" PRIu64 ",\"received\":%" PRIu64 ",\"bad\":%" PRIu64
-		       ",\"checksum_ok\":%s,\"wakeups\":%" PRIu64 ",\"secs\":%.3f}\n",
-		       n, r.received, r.bad, r.sum_ok ? "true" : "false", r.wakeups, r.secs);
-		return (r.received == n && !r.bad && r.sum_ok) ? 0 : 1;
+		       ",\"checksum_ok\":%s,\"wakeups\":%" PRIu64 ",\"lost_wakeups\":%" PRIu64
+		       ",\"secs\":%.3f}\n",
+		       n, r.received, r.bad, r.sum_ok ? "true" : "false", r.wakeups, r.lost_wakeups,
+		       r.secs);
+		return (r.received == n && !r.bad && r.sum_ok && !r.lost_wakeups) ? 0 : 1;
 	}
 	if (argc >= 2 && !strcmp(argv[1], "bench"))
 		return bench(argc > 2 ? strtoull(argv[2], NULL, 10) : 20000000ull);
