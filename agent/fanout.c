@@ -437,14 +437,22 @@ int fanout__attach(struct fanout *fo, const struct fanout_sub *sub, uint32_t *id
 		pthread_mutex_unlock(&fo->lock);
 		goto fail;
 	}
-	/* The whole dictionary goes to a new consumer lazily, before the first
-	 * event of each container. */
+	/* The whole dictionary goes to a new consumer first, as far as its ring
+	 * holds it with room to spare; what does not fit follows lazily, before
+	 * the first event of each container. */
 	for (i = 1; i < FANOUT_MAX_KEYS; i++) {
+		bool bad;
+
 		if (!fo->meta[i])
 			continue;
-		bit_set(c->meta_pending, i, true);
-		if (c->n_ns)
+		if (c->n_ns) {
 			bit_set(c->allowed, i, ns_allowed(c, fo->meta[i]));
+			if (!bit_get(c->allowed, i))
+				continue;
+		}
+		if (!ring_prod__room(c->ring, 2 * META_REC_BYTES + c->ring_bytes / 2, &bad) ||
+		    !write_meta(fo, c, fo->meta[i]))
+			bit_set(c->meta_pending, i, true);
 	}
 	*replayed_bytes = sub->replay_bytes ? replay_history(fo, c, sub->replay_bytes) : 0;
 	(void)ring_prod__publish(c->ring);

@@ -12,3 +12,11 @@ add_test(NAME bench_short
                  --out ${CMAKE_BINARY_DIR}/bench-results.json)
 set_tests_properties(bench_short PROPERTIES LABELS bench TIMEOUT 1800 RUN_SERIAL TRUE
   ENVIRONMENT "KMON_BUILD=${CMAKE_BINARY_DIR}")
+
+add_executable(bench_micro ${CMAKE_CURRENT_LIST_DIR}/bench_micro.c)
+target_link_libraries(bench_micro PRIVATE kmon_consumer_fmt PkgConfig::ZLIB)
+
+add_executable(bench_bare_reader ${CMAKE_CURRENT_LIST_DIR}/bench_bare_reader.c
+               ${CMAKE_SOURCE_DIR}/agent/loader.c)
+target_link_libraries(bench_bare_reader PRIVATE kernel_monitor_skel kmon_event kmon_log
+                      PkgConfig::LIBBPF)

@@ -38,6 +38,8 @@ PROBE = os.path.join(B, "tests", "bench_probe")
 TC = os.path.join(B, "tests", "testconsumer")
 RING = os.path.join(B, "tests", "ring_twoproc")
 PODLIST = os.path.join(B, "tests", "bench_podlist")
+MICRO = os.path.join(B, "tests", "bench_micro")
+BARE = os.path.join(B, "tests", "bench_bare_reader")
 
 
 def sh(*a, **kw):
@@ -207,6 +209,49 @@ def bench_fanout(n, tmp):
     return rows
 
 
+def bench_drain(n):
+    """kmon-agent with zero consumers vs a bare libbpf reader of the same
+    programs, under one and two flood threads."""
+    rows = []
+    for threads in (1, 2):
+        for kind in ("bare-reader", "kmon-agent"):
+            if kind == "bare-reader":
+                p = subprocess.Popen([BARE], stdout=subprocess.PIPE, text=True)
+                assert p.stdout.readline().strip() == "attached"
+            else:
+                a = Agent(AGENT, ["--scope", "all", "--rescan-interval", "0"])
+                a.wait_attached()
+            t0 = time.perf_counter()
+            subprocess.run([FLOOD, str(n), str(threads)], check=True, stdout=subprocess.DEVNULL)
+            secs = time.perf_counter() - t0
+            if kind == "bare-reader":
+                p.send_signal(signal.SIGINT)
+                r = json.loads(p.communicate(timeout=60)[0].strip().splitlines()[-1])
+                read, dropped = r["read"], r["dropped"]
+            else:
+                a.stop()
+                read = sum(a.totals["read"].values())
+                dropped = sum(a.totals["kernel_dropped"].values())
+            rows.append({"reader": kind, "threads": threads, "events_per_s": round(read / secs),
+                         "dropped": dropped})
+    return rows
+
+
+def bench_wakeups(secs):
+    """The shm ring's sleep path at fixed rates: wake-ups per record, latency."""
+    rows = []
+    for rate in (10000, 100000, 1000000):
+        n = int(rate * secs)
+        out = json.loads(sh(RING, "paced", str(n), str(rate)).strip().splitlines()[-1])
+        out["rate"] = rate
+        rows.append(out)
+    return rows
+
+
+def bench_micro():
+    return json.loads(sh(MICRO).strip().splitlines()[-1])
+
+
 def bench_ring(n):
     out = sh(RING, "bench", str(n))
     return json.loads(out.strip().splitlines()[-1])
@@ -245,6 +290,12 @@ def main():
     table("shm ring one-way latency (ns, 108-byte records)", [r["latency_ns"]])
     res["fanout"] = bench_fanout(100000 if s else 1000000, tmp)
     table("fan-out under a 2-thread kmalloc flood", res["fanout"])
+    res["drain"] = bench_drain(100000 if s else 1000000)
+    table("drain: kmon-agent (no consumers) vs bare libbpf reader, same programs", res["drain"])
+    res["wakeups"] = bench_wakeups(0.5 if s else 3)
+    table("shm ring sleep path at fixed rates", res["wakeups"])
+    res["micro"] = bench_micro()
+    table("consumer ceilings (ns per event)", [res["micro"]])
     res["podlist"] = bench_podlist()
     table("kubelet PodList parse", res["podlist"])
     with open(a.out, "w") as f:

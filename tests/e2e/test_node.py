@@ -8,6 +8,7 @@ itself, and kmon-forward as user nobody printing annotated events.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -140,6 +141,15 @@ class NodeE2E(unittest.TestCase):
         self.write_token("not-the-token", wrong)
         a = self.start_agent(kubelet_token=wrong)
         fwd = self.start_forward(a)
+        # A second consumer subscribes to one namespace, into a file.
+        outdir = os.path.join(self.tmp, "out")
+        os.mkdir(outdir)
+        os.chmod(outdir, 0o1777)
+        shop_file = os.path.join(outdir, "shop.jsonl")
+        shop = Consumer([FORWARD, "--socket", a.socket, "--namespace", "shop",
+                         "--output", shop_file, "--name", "shop-only"])
+        self.procs.append(shop)
+        shop.wait_for_log("attached to")
         a.wait_for_log("rejected the service-account token", timeout=30)
         self.assertIn("nodes/pods", a.log())
         # Events flow anyway, with ids from the cgroup path and no pod name.
@@ -196,6 +206,31 @@ class NodeE2E(unittest.TestCase):
             self.assertNotEqual(e.get("filename"), host_marker, "host process leaked: %s" % e)
             self.assertNotIn(e["pid"], host_pids)
             self.assertTrue(e["container_id"], "event without container id: %s" % e)
+        # "Why is my container not detected?": the parser's view, as any user.
+        out = subprocess.run(["setpriv", "--reuid", "nobody", "--regid", "nogroup",
+                              "--clear-groups", AGENT, "--classify-cgroup",
+                              "/proc/%d/cgroup" % web.host_pid],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        cls = json.loads(out.stdout)
+        self.assertEqual((cls["runtime"], cls["container_id"], cls["pod_uid"], cls["qos"],
+                          cls["kind"]), ("containerd", web.id, uid_b, "guaranteed", "container"))
+
+        # The namespace subscription: only shop's pods, and the file is
+        # reopened on SIGHUP (log rotation).
+        def shop_events(path):
+            with open(path) as f:
+                return [json.loads(l) for l in f]
+        wait_for(lambda: shop_events(shop_file), 30, "shop events in the file")
+        os.rename(shop_file, shop_file + ".1")
+        shop.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: os.path.exists(shop_file) and shop_events(shop_file), 30,
+                 "events in the reopened file")
+        every = shop_events(shop_file + ".1") + shop_events(shop_file)
+        self.assertTrue(every)
+        self.assertEqual({e["namespace"] for e in every}, {"shop"})
+        self.assertTrue({"web-7f9"} <= {e["pod"] for e in every})
+
         # Said once per state change, not once per failed request.
         self.assertLessEqual(a.log().count("events keep flowing"), said + 1, a.log())
         metrics = subprocess.run(["curl", "-s", "http://127.0.0.1:19471/metrics"],
