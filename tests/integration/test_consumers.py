@@ -241,6 +241,67 @@ class ConsumersTest(unittest.TestCase):
         self.assertEqual(http_get("http://127.0.0.1:%d/healthz" % agent_port), "ok\n")
         self.assertEqual(http_get("http://127.0.0.1:%d/readyz" % agent_port), "ready\n")
 
+    def test_forward_http_headers_gzip_and_4xx(self):
+        """What a collector behind kmon-forward receives: gzip'd NDJSON with
+        the user's headers; a 4xx answer drops the batch, counted, said once."""
+        import gzip
+        import http.server
+        import threading
+        got, status = [], [200]
+
+        class Sink(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                got.append((dict(self.headers), body))
+                self.send_response(status[0])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        self.addCleanup(srv.shutdown)
+        a = Agent(AGENT, ["--scope", "all", "--rescan-interval", "0"])
+        self.procs.append(a)
+        a.wait_attached()
+        fwd = Consumer([FORWARD, "--socket", a.socket, "--events", "process_exec",
+                        "--output", "http://127.0.0.1:%d/ingest" % srv.server_address[1],
+                        "--header", "Authorization: Bearer s3cret", "--header", "X-Tenant: t1",
+                        "--flush-interval", "0.2"])
+        self.procs.append(fwd)
+        fwd.wait_for_log("attached to")
+        marker = os.path.join(self.tmp, "http-marker")
+        os.symlink("/bin/true", marker)
+        subprocess.run([marker], check=True)
+        wait_for(lambda: any(b"http-marker" in gzip.decompress(b) for _, b in got), 30,
+                 "the marker exec at the sink")
+        h, body = got[0]
+        self.assertEqual(h.get("Content-Encoding"), "gzip")
+        self.assertEqual(h.get("Content-Type"), "application/x-ndjson")
+        self.assertEqual(h.get("Authorization"), "Bearer s3cret")
+        self.assertEqual(h.get("X-Tenant"), "t1")
+        for _, b in got:
+            for line in gzip.decompress(b).decode().splitlines():
+                self.assertEqual(json.loads(line)["type"], "process_exec")
+        status[0] = 400
+        n = len(got)
+        for _ in range(3):
+            subprocess.run([marker], check=True)
+            wait_for(lambda: len(got) > n, 30, "a batch answered 400")
+            n = len(got)
+            time.sleep(0.3)
+        fwd.wait_for_log("answered HTTP 400; dropping the batch")
+        self.assertEqual(fwd.log().count("answered HTTP 400"), 1, fwd.log())
+        a.stop()
+        fwd.wait_for_log("agent closed the connection")
+        fwd.stop()
+        c = [json.loads(l)["counters"] for l in fwd.log().splitlines()
+             if l.startswith('{"counters"')][-1]
+        self.assertGreaterEqual(c["dropped_batches"], 3, c)
+        self.assertEqual(c["sent"] + c["dropped_in_queue"], c["received"], c)
+
     def test_wrong_socket_and_refused_hello(self):
         out = subprocess.run([FORWARD, "--socket", "/nonexistent/k.sock", "--once"],
                              capture_output=True, text=True, timeout=30)
