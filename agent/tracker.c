@@ -88,6 +88,7 @@ struct tracker {
 	uint64_t full_logged_scan; /* scan that last logged "PID map full" */
 	uv_timer_t scan_timer, kubelet_timer;
 	bool scan_running, kubelet_running, closing;
+	bool scan_failing;
 	int open_handles;
 	struct kubelet *kubelet;
 	/* Pod table from the last good PodList. */
@@ -342,11 +343,18 @@ static void scan_done(uv_work_t *req, int status)
 	t->scan_running = false;
 	if (status || t->closing || w->err) {
 		if (w->err && !t->closing) {
-			t->st.scan_errors++;
-			log_warn("scan of %s failed: %s", w->proc_root, strerror(-w->err));
+			/* Said once until a scan works again: a wrong --proc-root
+			 * (a missing hostPath mount) keeps /readyz at 503 and says why. */
+			if (!t->st.scan_errors++ || !t->scan_failing)
+				log_warn("scan of %s failed: %s; not ready until a scan works (check "
+					 "--proc-root)", w->proc_root, strerror(-w->err));
+			t->scan_failing = true;
 		}
 		goto out;
 	}
+	if (t->scan_failing)
+		log_info("scan of %s works again", w->proc_root);
+	t->scan_failing = false;
 	t->scan_no++;
 	pidset__clear(t->next);
 	for (i = 0; i < w->n_hits; i++) {

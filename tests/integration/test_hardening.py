@@ -183,6 +183,34 @@ class HardeningTest(unittest.TestCase):
             self.assertIsNone(a.proc.poll())
             a.stop()
 
+    def test_readyz_waits_for_a_working_scan(self):
+        """A chart whose host /proc mount is wrong: the agent stays alive
+        (/healthz 200) but not ready (/readyz 503 naming why), says so once,
+        and turns ready with a working --proc-root."""
+        def get(port, path):
+            out = subprocess.run(["curl", "-s", "-w", "\n%{http_code}",
+                                  "http://127.0.0.1:%d%s" % (port, path)],
+                                 capture_output=True, text=True, timeout=30).stdout
+            body, code = out.rsplit("\n", 1)
+            return int(code), body
+        a = self.agent("--rescan-interval", "0.2", "--proc-root", "/nonexistent/proc",
+                       "--metrics-addr", "127.0.0.1:19474")
+        a.wait_for_log("scan of /nonexistent/proc failed")
+        time.sleep(1.5)
+        self.assertEqual(get(19474, "/healthz"), (200, "ok\n"))
+        code, body = get(19474, "/readyz")
+        self.assertEqual(code, 503)
+        self.assertIn("first /proc scan not done yet", body)
+        self.assertEqual(a.log().count("scan of /nonexistent/proc failed"), 1, a.log())
+        m = get(19474, "/metrics")[1]
+        self.assertIn("kmon_ready 0", m)
+        a.stop()
+        b = self.agent("--rescan-interval", "0.2", "--metrics-addr", "127.0.0.1:19475")
+        b.wait_for_log("first scan of /proc")
+        self.assertEqual(get(19475, "/readyz"), (200, "ready\n"))
+        self.assertIn("kmon_ready 1", get(19475, "/metrics")[1])
+        b.stop()
+
     def test_consumer_bad_options(self):
         cases = [
             (FORWARD, "--events", "memory_alloc,bogus"), (FORWARD, "--flush-interval", "0"),
