@@ -22,7 +22,6 @@
 #include "k8s/podlist.h"
 #include "shm/meta.h"
 
-#define MAX_CONTAINERS (FANOUT_MAX_KEYS - 1)
 #define CGROUP_FILE_MAX (64 * 1024)
 #define FORGET_AFTER_SCANS 5    /* a container unseen this many scans is forgotten */
 #define POD_GRACE_SEC 60.0      /* pods missing from the PodList stay known this long */
@@ -81,7 +80,10 @@ struct pods_work {
 
 struct tracker {
 	struct tracker_opts o;
-	struct container *c; /* indexed by key; [0] unused */
+	struct container *c; /* indexed by key; [0] unused; calloc'd, so only
+			      * the pages of keys in use become resident */
+	uint32_t hi;         /* keys in use are below this */
+	uint32_t last_key;   /* the last container found: scans hit runs of one */
 	uint32_t n_containers;
 	struct pidset *tracked, *next;
 	uint64_t scan_no;
@@ -260,18 +262,26 @@ static bool annotate(struct tracker *t, struct container *c)
 	return true;
 }
 
+static bool same_container(const struct container *c, const struct cgroup_info *info)
+{
+	if (!c->used)
+		return false;
+	return info->container_id[0] ? !strcmp(c->meta.container_id, info->container_id)
+				     : (!c->meta.container_id[0] &&
+					!strcmp(c->meta.pod_uid, info->pod_uid));
+}
+
 static uint32_t find_container(struct tracker *t, const struct cgroup_info *info)
 {
 	uint32_t k;
 
-	for (k = 1; k <= MAX_CONTAINERS && k < FANOUT_MAX_KEYS; k++) {
-		struct container *c = &t->c[k];
-		if (!c->used)
-			continue;
-		if (info->container_id[0] ? !strcmp(c->meta.container_id, info->container_id)
-					  : (!c->meta.container_id[0] &&
-					     !strcmp(c->meta.pod_uid, info->pod_uid)))
+	if (t->last_key && same_container(&t->c[t->last_key], info))
+		return t->last_key;
+	for (k = 1; k < t->hi; k++) {
+		if (same_container(&t->c[k], info)) {
+			t->last_key = k;
 			return k;
+		}
 	}
 	return 0;
 }
@@ -289,6 +299,8 @@ static uint32_t add_container(struct tracker *t, const struct cgroup_info *info,
 			break;
 	if (k == FANOUT_MAX_KEYS)
 		return 0;
+	if (k >= t->hi)
+		t->hi = k + 1;
 	c = &t->c[k];
 	memset(c, 0, sizeof(*c));
 	c->used = true;
@@ -398,7 +410,7 @@ static void scan_done(uv_work_t *req, int status)
 	t->tracked = t->next;
 	t->next = tmp;
 	/* Containers gone for a while: forget them and free their key. */
-	for (k = 1; k < FANOUT_MAX_KEYS; k++) {
+	for (k = 1; k < t->hi; k++) {
 		struct container *c = &t->c[k];
 		if (c->used && t->scan_no - c->last_scan >= FORGET_AFTER_SCANS) {
 			fanout__forget_meta(t->o.fanout, k);
@@ -556,7 +568,7 @@ static void pods_done(uv_work_t *req, int status)
 			log_info("kubelet %s: %u pods; annotating events with pod names",
 				 t->o.kubelet_url, w->pl->n_pods);
 		t->kubelet_state = 1;
-		for (k = 1; k < FANOUT_MAX_KEYS; k++) {
+		for (k = 1; k < t->hi; k++) {
 			struct container *c = &t->c[k];
 			if (c->used && annotate(t, c))
 				fanout__set_meta(t->o.fanout, &c->meta);

@@ -28,18 +28,26 @@ struct kubelet *kubelet__new(const struct kubelet_opts *o)
 	struct kubelet *k;
 	size_t n;
 
-	if (!o->url || curl_global_init(CURL_GLOBAL_DEFAULT)) {
+	if (!o || o->sz < sizeof(*o) || !o->url || !o->url[0] || o->timeout_ms < 0) {
 		errno = EINVAL;
 		return NULL;
 	}
-	k = calloc(1, sizeof(*k));
-	if (!k)
+	/* Reference counted: each kubelet__free balances it. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+		errno = ENOMEM;
 		return NULL;
+	}
+	k = calloc(1, sizeof(*k));
+	if (!k) {
+		curl_global_cleanup();
+		errno = ENOMEM;
+		return NULL;
+	}
 	k->o = *o;
 	if (!k->o.timeout_ms)
 		k->o.timeout_ms = 10000;
 	if (!k->o.max_body)
-		k->o.max_body = 16u << 20;
+		k->o.max_body = KUBELET_DEFAULT_MAX_BODY;
 	n = strlen(o->url);
 	k->pods_url = malloc(n + 6);
 	k->token_file = o->token_file ? strdup(o->token_file) : NULL;
@@ -66,6 +74,7 @@ void kubelet__free(struct kubelet *k)
 	free(k->token_file);
 	free(k->ca_file);
 	free(k);
+	curl_global_cleanup();
 }
 
 static size_t on_data(char *p, size_t size, size_t n, void *ud)
@@ -101,13 +110,27 @@ static int read_token(const char *path, char *out, size_t cap, char *err, size_t
 	FILE *f = fopen(path, "r");
 	size_t n;
 
+	int e;
+
 	if (!f) {
+		e = errno;
 		snprintf(err, errlen, "cannot read the token file %s: %s (--kubelet-token-file)",
-			 path, strerror(errno));
-		return -errno;
+			 path, strerror(e));
+		return -e;
 	}
 	n = fread(out, 1, cap - 1, f);
+	e = ferror(f) ? errno : 0;
 	fclose(f);
+	if (e) {
+		snprintf(err, errlen, "cannot read the token file %s: %s (--kubelet-token-file)",
+			 path, strerror(e));
+		return -e;
+	}
+	if (n == cap - 1) {
+		snprintf(err, errlen, "token file %s is larger than %zu bytes; not a token", path,
+			 cap - 2);
+		return -E2BIG;
+	}
 	while (n && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' '))
 		n--;
 	out[n] = '\0';
@@ -141,15 +164,15 @@ int kubelet__get_pods(struct kubelet *k, char **body_out, size_t *len, long *sta
 			if (auth)
 				snprintf(auth, n, "Authorization: Bearer %s", tok);
 		}
-		/* Do not leave the token in freed memory. */
-		memset(tok, 0, TOKEN_MAX);
+		/* Do not leave the token in freed memory (memset could be elided). */
+		explicit_bzero(tok, TOKEN_MAX);
 		free(tok);
 		if (ret)
 			return ret;
 		if (!auth)
 			return -ENOMEM;
 		hdrs = curl_slist_append(NULL, auth);
-		memset(auth, 0, strlen(auth));
+		explicit_bzero(auth, strlen(auth));
 		free(auth);
 		if (!hdrs)
 			return -ENOMEM;
@@ -183,7 +206,7 @@ int kubelet__get_pods(struct kubelet *k, char **body_out, size_t *len, long *sta
 			 k->pods_url, k->o.max_body);
 		ret = -E2BIG;
 	} else if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
-		   cc == CURLE_SSL_CONNECT_ERROR || cc == CURLE_SSL_CERTPROBLEM) {
+		   cc == CURLE_SSL_CERTPROBLEM) {
 		snprintf(err, errlen,
 			 "GET %s: TLS verification failed (%s). Kubelet serving certificates are "
 			 "often not signed by the cluster CA: give their CA with "
@@ -194,10 +217,21 @@ int kubelet__get_pods(struct kubelet *k, char **body_out, size_t *len, long *sta
 		snprintf(err, errlen, "GET %s: no answer within %ld ms", k->pods_url,
 			 k->o.timeout_ms);
 		ret = -ETIMEDOUT;
+	} else if (cc == CURLE_SSL_CONNECT_ERROR) {
+		/* Not a verdict on the certificate: the handshake itself failed. */
+		snprintf(err, errlen, "GET %s: TLS handshake failed (%s); is --kubelet-url the "
+			 "kubelet's HTTPS port?", k->pods_url,
+			 errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		ret = -EPROTO;
+	} else if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST) {
+		snprintf(err, errlen, "GET %s: cannot connect (%s); is the kubelet running and "
+			 "--kubelet-url right?", k->pods_url,
+			 errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		ret = cc == CURLE_COULDNT_CONNECT ? -ECONNREFUSED : -EHOSTUNREACH;
 	} else if (cc != CURLE_OK) {
 		snprintf(err, errlen, "GET %s: %s", k->pods_url,
 			 errbuf[0] ? errbuf : curl_easy_strerror(cc));
-		ret = cc == CURLE_COULDNT_CONNECT ? -ECONNREFUSED : -EIO;
+		ret = -EIO;
 	} else if (*status == 401 || *status == 403) {
 		snprintf(err, errlen,
 			 "GET %s: HTTP %ld: the kubelet rejected the service-account token; it "

@@ -23,15 +23,21 @@ struct kubelet_opts {
 	const char *ca_file;    /* NULL: the system trust store */
 	bool insecure;          /* skip TLS verification (explicit opt-in) */
 	long timeout_ms;        /* whole request; default 10 s */
-	size_t max_body;        /* default 16 MiB */
+	size_t max_body;        /* default KUBELET_DEFAULT_MAX_BODY */
 };
+
+#define KUBELET_DEFAULT_MAX_BODY ((size_t)64 << 20)
 
 struct kubelet;
 
+/* NULL with errno EINVAL (no url, sz smaller than this header's opts) or ENOMEM. */
 struct kubelet *kubelet__new(const struct kubelet_opts *o);
 void kubelet__free(struct kubelet *k);
-/* 0 with a malloc'd NUL-terminated body, or -errno with err set. *status is
- * the HTTP status (0 when none was received). */
+/* 0 with a malloc'd NUL-terminated body (any 200 answer; parsing it is the
+ * caller's job), or -errno with a one-line err: ECONNREFUSED, ETIMEDOUT,
+ * EACCES (HTTP 401/403), EPROTO (TLS), E2BIG (over max_body), EIO (other HTTP
+ * status or transfer error), ENOENT/EACCES/EINVAL/E2BIG (token file). *status
+ * is the HTTP status (0 when none was received). */
 int kubelet__get_pods(struct kubelet *k, char **body, size_t *len, long *status, char *err,
 		      size_t errlen);
 

@@ -43,6 +43,31 @@ static bool get_str(const cJSON *o, const char *key, char *out, size_t cap, bool
 	return true;
 }
 
+/* A required metadata string; err names the field and what is wrong with it. */
+static bool meta_str(const cJSON *md, const char *key, char *out, size_t cap, unsigned podno,
+		     char *err, size_t errlen)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(md, key);
+	size_t n;
+
+	if (!v || cJSON_IsNull(v)) {
+		fail(EINVAL, err, errlen, "pod #%u: metadata.%s is missing", podno, key);
+		return false;
+	}
+	if (!cJSON_IsString(v) || !v->valuestring) {
+		fail(EINVAL, err, errlen, "pod #%u: metadata.%s is not a string", podno, key);
+		return false;
+	}
+	n = strlen(v->valuestring);
+	if (!n || n >= cap) {
+		fail(EINVAL, err, errlen, "pod #%u: metadata.%s is %s (%zu bytes, at most %zu)",
+		     podno, key, n ? "too long" : "empty", n, cap - 1);
+		return false;
+	}
+	memcpy(out, v->valuestring, n + 1);
+	return true;
+}
+
 /* "containerd://<64 hex>" -> runtime + id. Unknown schemes are skipped. */
 static bool split_id(const char *s, char *runtime, size_t rcap, char *id, size_t icap)
 {
@@ -76,12 +101,17 @@ static int add_container(struct podlist_pod *p, const char *name, const char *ki
 {
 	struct podlist_container *c;
 
+	char runtime[sizeof(c->runtime)], id[sizeof(c->id)];
+
+	/* Ids of unknown runtimes cannot match a cgroup: skipped, not counted. */
+	if (!split_id(cid, runtime, sizeof(runtime), id, sizeof(id)))
+		return 0;
 	if (p->n_containers >= p->cap)
 		return -E2BIG;
 	c = &p->containers[p->n_containers];
 	memset(c, 0, sizeof(*c));
-	if (!split_id(cid, c->runtime, sizeof(c->runtime), c->id, sizeof(c->id)))
-		return 0;
+	memcpy(c->runtime, runtime, sizeof(runtime));
+	memcpy(c->id, id, sizeof(id));
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	snprintf(c->kind, sizeof(c->kind), "%s", kind);
 	c->previous = previous;
@@ -134,15 +164,18 @@ big:
 struct podlist *podlist__parse(const char *json, size_t len, unsigned max_pods, char *err,
 			       size_t errlen)
 {
-	cJSON *root = cJSON_ParseWithLength(json, len);
+	const char *end = NULL;
+	/* The end pointer, not cJSON_GetErrorPtr(): that one is a global and
+	 * this runs on a thread pool. */
+	cJSON *root = json ? cJSON_ParseWithLengthOpts(json, len, &end, false) : NULL;
 	const cJSON *kind, *items, *it;
 	struct podlist *pl = NULL;
 	unsigned n;
 	int r;
 
 	if (!root)
-		return fail(EINVAL, err, errlen, "not JSON (error near byte %ld)",
-			    cJSON_GetErrorPtr() ? (long)(cJSON_GetErrorPtr() - json) : -1L);
+		return fail(EINVAL, err, errlen, "not JSON (error near byte %ld of %zu)",
+			    end && json ? (long)(end - json) : 0L, len);
 	kind = cJSON_GetObjectItemCaseSensitive(root, "kind");
 	if (!cJSON_IsObject(root) || !cJSON_IsString(kind) || strcmp(kind->valuestring, "PodList")) {
 		cJSON_Delete(root);
@@ -151,7 +184,8 @@ struct podlist *podlist__parse(const char *json, size_t len, unsigned max_pods, 
 	items = cJSON_GetObjectItemCaseSensitive(root, "items");
 	if (!cJSON_IsArray(items) && !cJSON_IsNull(items)) {
 		cJSON_Delete(root);
-		return fail(EINVAL, err, errlen, "PodList items is not an array");
+		return fail(EINVAL, err, errlen, items ? "PodList items is not an array" :
+							 "PodList has no items array");
 	}
 	n = items ? (unsigned)cJSON_GetArraySize(items) : 0;
 	if (n > max_pods) {
@@ -167,14 +201,16 @@ struct podlist *podlist__parse(const char *json, size_t len, unsigned max_pods, 
 		const cJSON *md = cJSON_GetObjectItemCaseSensitive(it, "metadata");
 		const cJSON *st = cJSON_GetObjectItemCaseSensitive(it, "status");
 
-		if (!cJSON_IsObject(md) || !get_str(md, "name", p->name, sizeof(p->name), true) ||
-		    !get_str(md, "namespace", p->namespace, sizeof(p->namespace), true) ||
-		    !get_str(md, "uid", p->uid, sizeof(p->uid), true)) {
-			fail(EINVAL, err, errlen,
-			     "pod #%u: metadata.name, .namespace or .uid missing or too long",
+		if (!cJSON_IsObject(md)) {
+			fail(EINVAL, err, errlen, "pod #%u: metadata is missing or not an object",
 			     pl->n_pods + 1);
 			goto bad;
 		}
+		if (!meta_str(md, "name", p->name, sizeof(p->name), pl->n_pods + 1, err, errlen) ||
+		    !meta_str(md, "namespace", p->namespace, sizeof(p->namespace), pl->n_pods + 1,
+			      err, errlen) ||
+		    !meta_str(md, "uid", p->uid, sizeof(p->uid), pl->n_pods + 1, err, errlen))
+			goto bad;
 		{
 			/* Room for every status and its previous instance, capped. */
 			static const char *const keys[] = { "containerStatuses",

@@ -19,6 +19,7 @@ Not pass/fail: it fails only when a tool cannot run.
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+sys.path.insert(0, os.path.join(HERE, "..", "support"))
 from agentproc import Agent, Consumer  # noqa: E402
 
 B = os.environ.get("KMON_BUILD", os.path.join(HERE, "..", "..", "build"))
@@ -253,6 +255,77 @@ def bench_micro():
     return json.loads(sh(MICRO).strip().splitlines()[-1])
 
 
+def bench_make(tmp, jobs=2):
+    """Observer effect on a real C build: kmon's own user-space sources
+    compiled with make -jN, with nothing, kmon (+ forward + aggregate),
+    bpftrace count-only and bpftrace printf on the same tracepoints."""
+    src = os.path.abspath(os.path.join(HERE, "..", ".."))
+    files = []
+    for d in ("agent", "shm", "k8s", "consumers", "bpf"):
+        files += [os.path.join(src, d, f) for f in sorted(os.listdir(os.path.join(src, d)))
+                  if f.endswith(".c") and not f.endswith(".bpf.c")]
+    mk = os.path.join(tmp, "Makefile")
+    objs = " ".join("o/%d.o" % i for i in range(len(files)))
+    with open(mk, "w") as f:
+        f.write("all: %s\n" % objs)
+        for i, c in enumerate(files):
+            f.write("o/%d.o: %s\n\tgcc -O2 -D_GNU_SOURCE -I%s -I%s/bpf -I/usr/include/cjson "
+                    "-c $< -o $@\n" % (i, c, src, B))
+    rows, base = [], None
+    scripts = {"bpftrace-count": "bpftrace-count-kmalloc", "bpftrace-printf":
+               "bpftrace-printf-kmalloc"}
+    for kind in ["none", "kmon-consumers", "bpftrace-count", "bpftrace-printf"]:
+        tool = Tool(scripts.get(kind, kind), tmp).start() if kind != "none" else None
+        times = []
+        for _ in range(2):
+            shutil.rmtree(os.path.join(tmp, "o"), ignore_errors=True)
+            os.mkdir(os.path.join(tmp, "o"))
+            t0 = time.perf_counter()
+            subprocess.run(["make", "-s", "-j%d" % jobs, "-f", mk], cwd=tmp, check=True,
+                           stdout=subprocess.DEVNULL)
+            times.append(time.perf_counter() - t0)
+        res = tool.stop() if tool else {}
+        secs = min(times)
+        base = base or secs
+        rows.append({"tool": kind, "seconds": round(secs, 2), "slowdown": round(secs / base, 3),
+                     "kernel_dropped": sum((res.get("kernel_dropped") or {}).values())
+                     if kind.startswith("kmon") else None})
+    return rows
+
+
+def bench_tracked(counts, tmp):
+    """Agent cost against the number of container processes it tracks:
+    scan time and agent RSS, read from /metrics and /proc."""
+    from kubenode import Node, new_pod_uid
+    rows = []
+    for k in counts:
+        with Node() as n:
+            c = n.start_container(flavor="cgroupfs-containerd", pod_uid=new_pod_uid(),
+                                  name="many", cmd=["/bin/sh", "-c",
+                                                    "i=0; while [ $i -lt %d ]; do sleep 3600 & "
+                                                    "i=$((i+1)); done; wait" % k])
+            deadline = time.monotonic() + 300
+            while len(c.host_pids()) < k and time.monotonic() < deadline:
+                time.sleep(0.5)
+            a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "1",
+                              "--pid-map-size", str(max(16384, 2 * k)),
+                              "--metrics-addr", "127.0.0.1:19480"])
+            a.wait_attached()
+            time.sleep(5)
+            m = sh("curl", "-s", "http://127.0.0.1:19480/metrics")
+            val = {l.split()[0]: float(l.split()[1]) for l in m.splitlines()
+                   if l and not l.startswith("#") and "{" not in l}
+            with open("/proc/%d/status" % a.proc.pid) as f:
+                rss = [int(l.split()[1]) for l in f if l.startswith("VmRSS")][0]
+            a.stop()
+            rows.append({"tracked_pids": int(val.get("kmon_tracked_pids", 0)),
+                         "scan_ms": round(val.get("kmon_last_scan_seconds", 0) * 1e3, 2),
+                         "agent_rss_kb": rss,
+                         "drain_stall_max_ms": round(val.get("kmon_drain_stall_max_seconds",
+                                                             0) * 1e3, 2)})
+    return rows
+
+
 def bench_ring(n):
     out = sh(RING, "bench", str(n))
     return json.loads(out.strip().splitlines()[-1])
@@ -297,6 +370,10 @@ def main():
     table("shm ring sleep path at fixed rates", res["wakeups"])
     res["micro"] = bench_micro()
     table("consumer ceilings (ns per event)", [res["micro"]])
+    res["make"] = bench_make(tmp)
+    table("make -j2 of kmon's own sources", res["make"])
+    res["tracked"] = bench_tracked([100, 2000] if s else [100, 10000], tmp)
+    table("agent cost vs tracked container processes", res["tracked"])
     res["podlist"] = bench_podlist()
     table("kubelet PodList parse", res["podlist"])
     with open(a.out, "w") as f:

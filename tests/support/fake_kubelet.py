@@ -9,6 +9,7 @@ Behaviour can be switched while it runs by writing <dir>/mode:
   401      rejects every token
   500      server error
   huge     200 with a 50 MB body, streamed
+  gzbomb   200 with a small gzip body that inflates to 50 MB (always gzip'd)
 The pods file and the token file are re-read on every request, so tests can
 change pods and rotate tokens without restarting it.
 
@@ -68,6 +69,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         gz = "gzip" in self.headers.get("Accept-Encoding", "")
         if gz:
             body = gzip.compress(body)
+            self.server.fake.gzip_replies += 1
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         if gz:
@@ -113,6 +115,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     sent += len(part)
             except (BrokenPipeError, ConnectionResetError):
                 pass
+        elif mode == "gzbomb":
+            # A cap on the wire size alone would let this through.
+            body = fk.gzbomb()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
         else:
             with open(fk.pods_file, "rb") as f:
                 self.reply(200, f.read())
@@ -128,6 +142,14 @@ class FakeKubelet:
         self.httpd = None
         self.thread = None
         self.requests = []
+        self.gzip_replies = 0
+        self._gzbomb = None
+
+    def gzbomb(self):
+        if self._gzbomb is None:
+            raw = b'{"kind":"PodList","items":[' + b'{"metadata":{"name":"x"}},' * (2 << 20)
+            self._gzbomb = gzip.compress(raw, compresslevel=6)
+        return self._gzbomb
 
     def mode(self):
         try:

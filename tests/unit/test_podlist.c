@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -124,6 +125,110 @@ static void test_bad(void **state)
 	snprintf(big, sizeof(big), "{\"kind\":\"PodList\",\"items\":[{\"metadata\":{\"name\":\"%0300d\","
 		 "\"namespace\":\"n\",\"uid\":\"u\"}}]}", 1);
 	expect_bad(big, "too long");
+	expect_bad(big, "metadata.name");
+	expect_bad("{\"kind\":\"PodList\",\"items\":[{\"metadata\":{\"name\":\"a\",\"namespace\":"
+		   "\"n\",\"uid\":7}}]}",
+		   "pod #1: metadata.uid is not a string");
+	expect_bad("{\"kind\":\"PodList\",\"items\":[7]}", "pod #1: metadata is missing");
+	snprintf(big, sizeof(big), "{\"kind\":\"PodList\",\"items\":[{\"metadata\":{\"name\":\"a\","
+		 "\"namespace\":\"n\",\"uid\":\"%041d\"}}]}", 1);
+	expect_bad(big, "pod #1: metadata.uid is too long (41 bytes, at most 39)");
+	snprintf(big, sizeof(big), "{\"kind\":\"PodList\",\"items\":[{\"metadata\":{\"name\":\"a\","
+		 "\"namespace\":\"n\",\"uid\":\"u\"},\"status\":{\"initContainerStatuses\":"
+		 "[{\"name\":\"%0300d\"}]}}]}", 1);
+	expect_bad(big, "pod a: an entry of status.initContainerStatuses has no valid name");
+	expect_bad("{\"kind\":\"PodList\",\"items\":[{\"metadata\":{\"name\":\"a\",\"namespace\":"
+		   "\"n\",\"uid\":\"u\"},\"status\":\"Running\"}]}",
+		   "pod a: status is not an object");
+	expect_bad("{\"kind\":\"PodList\",\"items\":[1,", "not JSON");
+	expect_bad("{\"kind\":\"PodList\"}", "PodList has no items array");
+}
+
+/* A pod with n containers (each with an id, and a previous id when prev). */
+static char *pod_json(unsigned n, bool prev, const char *scheme)
+{
+	size_t cap = 256 + n * 400, off;
+	char *s = malloc(cap);
+
+	assert_non_null(s);
+	off = (size_t)snprintf(s, cap, "{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"items\":"
+			       "[{\"metadata\":{\"name\":\"p\",\"namespace\":\"n\",\"uid\":\"u\"},"
+			       "\"status\":{\"containerStatuses\":[");
+	for (unsigned i = 0; i < n; i++) {
+		off += (size_t)snprintf(s + off, cap - off,
+					"%s{\"name\":\"c%u\",\"containerID\":\"%s%064x\"", i ? "," : "",
+					i, scheme, i + 1);
+		if (prev)
+			off += (size_t)snprintf(s + off, cap - off,
+						",\"lastState\":{\"terminated\":{\"containerID\":"
+						"\"%s%064x\"}}",
+						scheme, i + 1000);
+		off += (size_t)snprintf(s + off, cap - off, "}");
+	}
+	snprintf(s + off, cap - off, "]}}]}");
+	return s;
+}
+
+static void test_bounds(void **state)
+{
+	char err[200] = "", *js;
+	struct podlist *pl;
+
+	(void)state;
+	/* 64 instances fit, the 65th does not. */
+	js = pod_json(64, false, "containerd://");
+	pl = podlist__parse(js, strlen(js), 10, err, sizeof(err));
+	assert_non_null(pl);
+	assert_int_equal(pl->pods[0].n_containers, 64);
+	assert_string_equal(pl->pods[0].containers[63].name, "c63");
+	podlist__free(pl);
+	free(js);
+	js = pod_json(65, false, "docker://");
+	errno = 0;
+	assert_null(podlist__parse(js, strlen(js), 10, err, sizeof(err)));
+	assert_int_equal(errno, E2BIG);
+	assert_non_null(strstr(err, "pod p has more than 64 container instances"));
+	free(js);
+	/* Previous instances count too: 33 containers restarted are 66. */
+	js = pod_json(33, true, "cri-o://");
+	errno = 0;
+	assert_null(podlist__parse(js, strlen(js), 10, err, sizeof(err)));
+	assert_int_equal(errno, E2BIG);
+	free(js);
+	js = pod_json(32, true, "cri-o://");
+	pl = podlist__parse(js, strlen(js), 10, err, sizeof(err));
+	assert_non_null(pl);
+	assert_int_equal(pl->pods[0].n_containers, 64);
+	assert_true(pl->pods[0].containers[1].previous);
+	assert_string_equal(pl->pods[0].containers[1].runtime, "cri-o");
+	assert_int_equal(strlen(pl->pods[0].containers[1].id), 64);
+	podlist__free(pl);
+	free(js);
+	/* Unknown runtimes are skipped and do not use up the bound. */
+	js = pod_json(70, false, "rkt://");
+	pl = podlist__parse(js, strlen(js), 10, err, sizeof(err));
+	assert_non_null(pl);
+	assert_int_equal(pl->pods[0].n_containers, 0);
+	podlist__free(pl);
+	free(js);
+}
+
+static void test_empty(void **state)
+{
+	const char *cases[] = {
+		"{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":{},\"items\":[]}",
+		"{\"kind\":\"PodList\",\"items\":null}",
+	};
+	char err[200];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct podlist *pl = podlist__parse(cases[i], strlen(cases[i]), 0, err, sizeof(err));
+		assert_non_null(pl);
+		assert_int_equal(pl->n_pods, 0);
+		podlist__free(pl);
+	}
+	podlist__free(NULL);
 }
 
 int main(void)
@@ -131,6 +236,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fixture),
 		cmocka_unit_test(test_bad),
+		cmocka_unit_test(test_bounds),
+		cmocka_unit_test(test_empty),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
