@@ -103,13 +103,7 @@ static void send_reply(struct peer *p, enum kmon_hello_status st, const char *er
 		       uint32_t id, size_t ring_bytes, size_t replayed, const int *fds)
 {
 	struct kmon_hello_reply r;
-	struct iovec iov = { .iov_base = &r, .iov_len = sizeof(r) };
-	union {
-		char buf[CMSG_SPACE(3 * sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *cm;
+	long n;
 
 	memset(&r, 0, sizeof(r));
 	r.magic = KMON_PROTO_MAGIC;
@@ -120,20 +114,12 @@ static void send_reply(struct peer *p, enum kmon_hello_status st, const char *er
 	r.replay_bytes = replayed;
 	snprintf(r.node, sizeof(r.node), "%s", p->ctl->o.node_name ? p->ctl->o.node_name : "");
 	snprintf(r.error, sizeof(r.error), "%s", errtxt ? errtxt : "");
-	if (fds) {
-		memset(&u, 0, sizeof(u));
-		msg.msg_control = u.buf;
-		msg.msg_controllen = sizeof(u.buf);
-		cm = CMSG_FIRSTHDR(&msg);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
-		memcpy(CMSG_DATA(cm), fds, 3 * sizeof(int));
-	}
 	/* A nonblocking socket with an empty buffer: a full one means the peer
 	 * is not reading, which ends it anyway. */
-	if (sendmsg(p->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(r))
-		log_debug("reply to pid %d failed: %s", (int)p->cred.pid, strerror(errno));
+	n = kmon_proto_send(p->fd, &r, sizeof(r), fds, fds ? KMON_PROTO_FDS : 0);
+	if (n != (long)sizeof(r))
+		log_debug("reply to pid %d failed: %s", (int)p->cred.pid,
+			  n < 0 ? strerror((int)-n) : "short");
 }
 
 static void on_hello(struct peer *p)

@@ -299,36 +299,15 @@ static void on_sock(uv_poll_t *p, int status, int events);
 static bool recv_reply(struct kmon_client *c, char *why, size_t whylen)
 {
 	struct kmon_hello_reply r;
-	struct iovec iov = { .iov_base = &r, .iov_len = sizeof(r) };
-	union {
-		char buf[CMSG_SPACE(3 * sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			      .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *cm;
-	ssize_t n;
-	int nfds = 0;
+	unsigned nfds = 0, i;
+	long n;
 
 	memset(&r, 0, sizeof(r));
-	n = recvmsg(c->sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-	if (n < 0 && errno == EAGAIN)
+	n = kmon_proto_recv(c->sock, &r, sizeof(r), c->fds, &nfds, MSG_DONTWAIT);
+	if (n == -EAGAIN)
 		return false;
-	for (cm = CMSG_FIRSTHDR(&msg); n > 0 && cm; cm = CMSG_NXTHDR(&msg, cm)) {
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
-			nfds = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-			int got[8];
-			if (nfds > 8)
-				nfds = 8;
-			memcpy(got, CMSG_DATA(cm), (size_t)nfds * sizeof(int));
-			for (int i = 0; i < nfds; i++) {
-				if (i < 3)
-					c->fds[i] = got[i];
-				else
-					close(got[i]);
-			}
-		}
-	}
+	for (i = nfds; i < 3; i++)
+		c->fds[i] = -1;
 	if (n <= 0) {
 		snprintf(why, whylen, "the agent closed the connection during the hello");
 		return true;
@@ -341,7 +320,7 @@ static bool recv_reply(struct kmon_client *c, char *why, size_t whylen)
 		return true;
 	}
 	if (nfds != 3) {
-		snprintf(why, whylen, "the agent's reply carried %d descriptors, not 3", nfds);
+		snprintf(why, whylen, "the agent's reply carried %u descriptors, not 3", nfds);
 		return true;
 	}
 	c->ring = ring_cons__new(c->fds[0], c->fds[1], c->fds[2]);

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <linux/types.h>
 
@@ -143,4 +145,70 @@ const char *kmon_hello_status_name(enum kmon_hello_status s)
 	case KMON_HELLO_INTERNAL: return "internal error";
 	}
 	return "unknown";
+}
+
+long kmon_proto_send(int sock, const void *msg, size_t len, const int *fds, unsigned n_fds)
+{
+	struct iovec iov = { .iov_base = (void *)msg, .iov_len = len };
+	union {
+		char buf[CMSG_SPACE(KMON_PROTO_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	if (n_fds > KMON_PROTO_FDS)
+		return -EINVAL;
+	if (n_fds) {
+		memset(&u, 0, sizeof(u));
+		m.msg_control = u.buf;
+		m.msg_controllen = CMSG_SPACE(n_fds * sizeof(int));
+		cm = CMSG_FIRSTHDR(&m);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, n_fds * sizeof(int));
+	}
+	n = sendmsg(sock, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+	return n < 0 ? -errno : (long)n;
+}
+
+long kmon_proto_recv(int sock, void *buf, size_t len, int fds[KMON_PROTO_FDS], unsigned *n_fds,
+		     int flags)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	union {
+		char buf[CMSG_SPACE(8 * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	*n_fds = 0;
+	n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC | MSG_TRUNC | flags);
+	if (n < 0)
+		return -errno;
+	for (cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm)) {
+		size_t k, cnt;
+		int got[8];
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		cnt = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		if (cnt > 8)
+			cnt = 8;
+		memcpy(got, CMSG_DATA(cm), cnt * sizeof(int));
+		for (k = 0; k < cnt; k++) {
+			/* A peer sending more than the protocol has must not leak
+			 * descriptors into us. */
+			if (*n_fds < KMON_PROTO_FDS)
+				fds[(*n_fds)++] = got[k];
+			else
+				close(got[k]);
+		}
+	}
+	return (long)n;
 }

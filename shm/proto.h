@@ -70,4 +70,16 @@ enum kmon_hello_status kmon_hello_check(const void *msg, size_t msg_len, uint64_
 int kmon_hello_reply_check(const void *msg, size_t msg_len, char *err, size_t errlen);
 const char *kmon_hello_status_name(enum kmon_hello_status s);
 
+#define KMON_PROTO_FDS 3 /* ring data (read-only), ring ctl, eventfd */
+
+/* One datagram with n_fds (0..KMON_PROTO_FDS) descriptors attached, never
+ * blocking and never raising SIGPIPE. Returns bytes sent or -errno. */
+long kmon_proto_send(int sock, const void *msg, size_t len, const int *fds, unsigned n_fds);
+/* One datagram into buf; attached descriptors go to fds[] (close-on-exec;
+ * any beyond KMON_PROTO_FDS are closed), *n_fds says how many. Returns the
+ * datagram's real length (larger than len means it was truncated), 0 at
+ * end of stream, or -errno. flags: e.g. MSG_DONTWAIT. */
+long kmon_proto_recv(int sock, void *buf, size_t len, int fds[KMON_PROTO_FDS], unsigned *n_fds,
+		     int flags);
+
 #endif

@@ -205,20 +205,11 @@ static int connect_sock(const char *path)
 
 static int recv_reply(int fd, struct kmon_hello_reply *r, int fds[3])
 {
-	struct iovec iov = { .iov_base = r, .iov_len = sizeof(*r) };
-	union {
-		char buf[CMSG_SPACE(3 * sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			      .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *cm;
-	ssize_t n = recvmsg(fd, &msg, 0);
+	unsigned n_fds;
+	long n;
 
 	fds[0] = fds[1] = fds[2] = -1;
-	cm = CMSG_FIRSTHDR(&msg);
-	if (n > 0 && cm && cm->cmsg_type == SCM_RIGHTS)
-		memcpy(fds, CMSG_DATA(cm), 3 * sizeof(int));
+	n = kmon_proto_recv(fd, r, sizeof(*r), fds, &n_fds, 0);
 	return (int)n;
 }
 
