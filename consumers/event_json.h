@@ -18,6 +18,10 @@
 struct kmon_event;
 struct kmon_meta;
 
+/* Bytes that always hold one line, whatever the record and metadata hold
+ * (every string byte escaped as \u00XX, a 253-byte node name). */
+#define KMON_EVENT_JSON_MAX 8192
+
 /* Writes one object and '\n' into buf. Returns its length, or -ENOSPC when
  * cap is too small (nothing usable is left in buf then). meta may be NULL. */
 int event_json__write(char *buf, size_t cap, const struct kmon_event *ev,

@@ -272,7 +272,7 @@ static void on_event(void *ctx, const struct kmon_event *ev, const struct kmon_m
 		     uint64_t seq, bool replay)
 {
 	struct forward *f = ctx;
-	char line[2048];
+	char line[KMON_EVENT_JSON_MAX];
 	int n;
 
 	(void)seq;

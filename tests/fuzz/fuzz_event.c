@@ -18,7 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct kmon_event ev;
 	struct kmon_meta meta;
-	char line[4096];
+	char line[KMON_EVENT_JSON_MAX];
+	char node[254];
 	cJSON *j;
 	int n;
 
@@ -32,8 +33,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	meta.container_id[sizeof(meta.container_id) - 1] = meta.pod_uid[sizeof(meta.pod_uid) - 1] = 0;
 	meta.pod[sizeof(meta.pod) - 1] = meta.namespace[sizeof(meta.namespace) - 1] = 0;
 	meta.container[sizeof(meta.container) - 1] = 0;
-	n = event_json__write(line, sizeof(line), &ev, size > sizeof(ev) ? &meta : NULL, "node",
-			      0);
+	/* The worst node name: 253 control bytes, each escaped to 6. */
+	memset(node, 0x01, sizeof(node) - 1);
+	node[sizeof(node) - 1] = 0;
+	n = event_json__write(line, sizeof(line), &ev, size > sizeof(ev) ? &meta : NULL,
+			      size & 1 ? node : "node", 0);
 	if (n <= 0 || line[n - 1] != '\n')
 		abort();
 	line[n - 1] = '\0';

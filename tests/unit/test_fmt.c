@@ -179,6 +179,32 @@ static void test_json_nospc(void **state)
 	assert_int_equal(event_json__write(buf, (size_t)full, &e, NULL, "node", 0), full);
 }
 
+/* Every string at its maximum and every byte escaped still fits the bound. */
+static void test_json_worst_case_fits(void **state)
+{
+	struct kmon_event e;
+	struct kmon_meta m;
+	char node[254], *buf = malloc(KMON_EVENT_JSON_MAX);
+	cJSON *j;
+	int n;
+
+	(void)state;
+	assert_non_null(buf);
+	memset(&e, 0x01, sizeof(e));
+	e.event_type = KMON_EV_PROCESS_EXEC;
+	e.timestamp = UINT64_MAX / 2;
+	memset(&m, 0x01, sizeof(m));
+	m.container_id[sizeof(m.container_id) - 1] = m.pod_uid[sizeof(m.pod_uid) - 1] = 0;
+	m.pod[sizeof(m.pod) - 1] = m.namespace[sizeof(m.namespace) - 1] = 0;
+	m.container[sizeof(m.container) - 1] = m.runtime[sizeof(m.runtime) - 1] = 0;
+	memset(node, 0x01, sizeof(node) - 1);
+	node[sizeof(node) - 1] = 0;
+	n = event_json__write(buf, KMON_EVENT_JSON_MAX, &e, &m, node, UINT64_MAX / 2);
+	j = parse_line(buf, n);
+	cJSON_Delete(j);
+	free(buf);
+}
+
 static void test_metrics_text(void **state)
 {
 	struct metrics_text *m = metrics_text__new();
@@ -290,6 +316,7 @@ int main(void)
 		cmocka_unit_test(test_json_memory_and_no_meta),
 		cmocka_unit_test(test_json_escaping),
 		cmocka_unit_test(test_json_nospc),
+		cmocka_unit_test(test_json_worst_case_fits),
 		cmocka_unit_test(test_metrics_text),
 		cmocka_unit_test(test_aggtable),
 	};
