@@ -1,6 +1,6 @@
-# syntax=docker/dockerfile:1
 # kmon image: kmon-agent, kmon-forward and kmon-aggregate in /usr/local/bin.
 #   docker build -t kmon:0.1.0 .
+# Plain syntax, no "# syntax=" frontend image to pull: builds work offline too.
 # The chart runs the agent as root with a short capability list and the
 # consumers as nobody (65534); the image itself defaults to nobody.
 

@@ -29,9 +29,9 @@ import threading
 import time
 
 
-def make_cert(d):
-    """A CA and a serving certificate for 127.0.0.1 signed by it, as a
-    kubelet's serving certificate is signed by some CA the client must know."""
+def make_cert(d, ip="127.0.0.1"):
+    """A CA and a serving certificate for ip (and 127.0.0.1) signed by it, as
+    a kubelet's serving certificate is signed by some CA the client must know."""
     ca_key, ca_crt = os.path.join(d, "ca.key"), os.path.join(d, "ca.crt")
     key, csr, crt = (os.path.join(d, n) for n in ("server.key", "server.csr", "server.crt"))
     ext = os.path.join(d, "ext.cnf")
@@ -43,7 +43,7 @@ def make_cert(d):
     run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
         "-keyout", key, "-out", csr)
     with open(ext, "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        f.write("subjectAltName=IP:127.0.0.1,IP:%s,DNS:localhost\n" % ip)
     run("openssl", "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key,
         "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", crt)
     return crt, key
@@ -133,10 +133,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 class FakeKubelet:
-    def __init__(self, d, pods_file, token_file, port=0):
+    def __init__(self, d, pods_file, token_file, port=0, host="127.0.0.1"):
         self.dir, self.pods_file, self.token_file = d, pods_file, token_file
+        self.host = host
         os.makedirs(d, exist_ok=True)
-        self.crt, self.key = make_cert(d)
+        self.crt, self.key = make_cert(d, host)
         self.ca = os.path.join(d, "ca.crt")
         self.port = port
         self.httpd = None
@@ -169,7 +170,7 @@ class FakeKubelet:
         os.replace(tmp, self.pods_file)
 
     def start(self):
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.httpd = http.server.ThreadingHTTPServer((self.host, self.port), Handler)
         self.httpd.daemon_threads = True
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(self.crt, self.key)
@@ -188,7 +189,7 @@ class FakeKubelet:
         return self
 
     def url(self):
-        return "https://127.0.0.1:%d" % self.port
+        return "https://%s:%d" % (self.host, self.port)
 
     def stop(self):
         if self.httpd:

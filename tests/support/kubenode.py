@@ -421,12 +421,16 @@ class Node:
 
     # -- containers ----------------------------------------------------
     def start_container(self, *, flavor, pod_uid, name, cmd,
-                        qos="burstable", sandbox=False, conmon=False):
+                        qos="burstable", sandbox=False, conmon=False,
+                        customize=None):
         """Start cmd (argv, busybox applets under /bin) in a new container
         whose cgroup is where flavor's kubelet + runtime would put it.
         sandbox=True makes a pod sandbox (pause) container: same cgroup
         shape, never listed in the PodList. conmon=True (cri-o flavors)
-        places the process in crio-conmon-<id>.scope instead."""
+        places the process in crio-conmon-<id>.scope instead.
+        customize(spec), when given, edits the OCI spec last (another
+        rootfs, user, capabilities, mounts, namespaces: what a pod spec
+        sets)."""
         if self._closed:
             raise NodeError("node is closed")
         if not cmd or not all(isinstance(a, str) for a in cmd):
@@ -440,6 +444,8 @@ class Node:
         spec["process"]["args"] = list(cmd)
         spec["hostname"] = name[:63]
         spec["linux"]["cgroupsPath"] = path
+        if customize:
+            customize(spec)
         with open(os.path.join(bundle, "config.json"), "w") as f:
             json.dump(spec, f, indent=1)
         c = Container(self, flavor=flavor, pod_uid=pod_uid, name=name,
