@@ -151,9 +151,16 @@ int loader_preflight(char *err, size_t errlen)
 	return 0;
 }
 
-/* Event programs come in two kinds; only the chosen one is loaded. */
-static int choose_attach_kind(struct kernel_monitor *skel, bool classic, char *err, size_t errlen)
+/* Event programs come in two kinds; only the chosen one is loaded, and only
+ * for the events asked for: a program that returns at once still costs a
+ * call on every kmalloc (and the irq-depth programs one on every interrupt). */
+static int choose_programs(struct kernel_monitor *skel, bool classic, uint32_t event_mask,
+			   char *err, size_t errlen)
 {
+	bool mem = event_mask & (KMON_EV_MASK(KMON_EV_MEMORY_ALLOC) |
+				 KMON_EV_MASK(KMON_EV_MEMORY_FREE));
+	bool want[3] = { mem, mem, event_mask & KMON_EV_MASK(KMON_EV_PROCESS_EXEC) };
+	struct bpf_program *irq[IRQ_PROGS];
 	struct bpf_program *btf_progs[] = { skel->progs.kmon_kmalloc, skel->progs.kmon_kfree,
 					    skel->progs.kmon_exec };
 	struct bpf_program *tp_progs[] = { skel->progs.kmon_kmalloc_tp, skel->progs.kmon_kfree_tp,
@@ -167,9 +174,13 @@ static int choose_attach_kind(struct kernel_monitor *skel, bool classic, char *e
 		return -ENOENT;
 	}
 	for (int i = 0; i < 3; i++) {
-		bpf_program__set_autoload(btf_progs[i], !classic);
-		bpf_program__set_autoload(tp_progs[i], classic);
+		bpf_program__set_autoload(btf_progs[i], want[i] && !classic);
+		bpf_program__set_autoload(tp_progs[i], want[i] && classic);
 	}
+	/* The irq depth only serves memory events. */
+	irq_progs_in_order(skel, irq);
+	for (int i = 0; i < IRQ_PROGS && !mem; i++)
+		bpf_program__set_autoload(irq[i], false);
 	return 0;
 }
 
@@ -203,7 +214,7 @@ struct loader *loader__new(const struct loader_opts *opts, char *err, size_t err
 	l->skel->rodata->wake_bytes = opts->ringbuf_size / 8 < 64 * (sizeof(struct kmon_event) + 8)
 					      ? opts->ringbuf_size / 8
 					      : 64 * (sizeof(struct kmon_event) + 8);
-	ret = choose_attach_kind(l->skel, opts->classic_tracepoints, err, errlen);
+	ret = choose_programs(l->skel, opts->classic_tracepoints, opts->event_mask, err, errlen);
 	if (ret)
 		goto fail;
 	/* The local timer interrupt has its own tracepoint on x86 only. */

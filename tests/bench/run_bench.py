@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """kmon benchmarks, side by side with baselines in one run (issue 7).
 
-  run_bench.py [--short] [--out results.json]      (root; KMON_BUILD=build dir)
+  run_bench.py [--short] [--only a,b] [--out results.json]  (root; KMON_BUILD=build dir)
 
 Everything is reported as ratios against a baseline measured in the same run,
 because this machine is shared and noisy. Sections:
@@ -9,10 +9,18 @@ because this machine is shared and noisy. Sections:
             program, a bare 108-byte reserve/submit program + libbpf reader,
             kmon tp_btf, kmon classic tracepoints, bpftrace count and printf;
             in-kernel ns per run from kernel.bpf_stats_enabled
-  exec      exec storm with nothing, kmon (+ forward + aggregate), execsnoop,
-            bpftrace count and printf
+  exec      exec storm with nothing, kmon (+ forward + aggregate) in all scope,
+            in containers scope (the storm in a kubelet-style container cgroup)
+            and with exec events only, execsnoop, bpftrace count and printf
   ring      shm ring throughput vs memcpy, one-way latency spinning and sleeping
-  fanout    1, 2, 4 consumers under a two-thread flood: delivered, lost
+  fanout    0, 1, 2, 4 consumers under a two-thread flood: delivered, lost,
+            agent CPU per event and per consumer copy
+  drain     kmon-agent with no consumer vs a bare libbpf reader
+  wakeups   the ring's sleep path at 10k/100k/1M records/s
+  micro     consumer ceilings: JSON, gzip, aggregate ns per event
+  make      make -j2 of kmon's sources under each tool (also containers scope)
+  forward   kmon-forward to a discarding HTTP sink vs /dev/null vs checksum only
+  tracked   agent scan time, RSS and drain stall under a flood, 100 vs 10k PIDs
   podlist   PodList parse time and peak RSS for 110 and 500 pods
 Not pass/fail: it fails only when a tool cannot run.
 """
@@ -59,10 +67,93 @@ def prog_stats():
             for p in out}
 
 
-def timed(argv, pin="0"):
+def timed(argv, pin="0", pod=None, tool=None):
+    """Seconds argv takes, pinned to a CPU. With pod, argv runs in that
+    container cgroup and, when tool is kmon in containers scope, starts only
+    once the agent tracks it (as a container process running for a while)."""
+    if pod is None:
+        t0 = time.perf_counter()
+        subprocess.run(["taskset", "-c", pin] + argv, check=True, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - t0
+    held = pod.start_held(["taskset", "-c", pin] + argv)
+    if tool is not None:
+        tool.wait_tracked(held.pid, pod.path)
     t0 = time.perf_counter()
-    subprocess.run(["taskset", "-c", pin] + argv, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    pod.go(held)
+    rc = held.wait()
+    secs = time.perf_counter() - t0
+    if rc != 0:
+        raise RuntimeError("%s exited %d" % (argv, rc))
+    return secs
+
+
+def proc_cpu(pid):
+    """CPU seconds (user + system) pid has used so far, all threads."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def in_cgroup(procs, argv, fifo=None):
+    """argv run by a shell that first moves itself into every cgroup.procs
+    file given (and, with fifo, waits for a line on it before exec)."""
+    script = ('for p in "$@"; do case $p in --) break;; esac; echo $$ > "$p"; shift; done; '
+              'shift; %s exec "$@"' % ("read x < %s;" % fifo if fifo else ""))
+    return ["/bin/sh", "-c", script, "sh"] + list(procs) + ["--"] + list(argv)
+
+
+class PodCgroup:
+    """A container cgroup shaped as kubelet + containerd make it, on every
+    mounted hierarchy, for workloads kmon must see in containers scope."""
+
+    def __init__(self):
+        from kubenode import cgroup_hierarchies, cgroups_path, new_container_id, new_pod_uid
+        self.path = cgroups_path("cgroupfs-containerd", new_pod_uid(), new_container_id())
+        self.created, self.procs = [], []
+        for mnt in cgroup_hierarchies()[1]:
+            cur = mnt
+            for comp in self.path.strip("/").split("/"):
+                cur = os.path.join(cur, comp)
+                if not os.path.isdir(cur):
+                    os.mkdir(cur)
+                    self.created.append(cur)
+                    # v1 cpuset: a new group has no CPUs until given its parent's.
+                    for k in ("cpuset.cpus", "cpuset.mems"):
+                        if os.path.exists(os.path.join(cur, k)):
+                            with open(os.path.join(os.path.dirname(cur), k)) as f:
+                                v = f.read().strip()
+                            with open(os.path.join(cur, k), "w") as f:
+                                f.write(v)
+            self.procs.append(os.path.join(cur, "cgroup.procs"))
+        self.fifo_dir = tempfile.mkdtemp(prefix="kmon-pod-")
+
+    def start_held(self, argv):
+        """argv in the cgroup, held before exec until go()."""
+        fifo = os.path.join(self.fifo_dir, "go-%d" % len(os.listdir(self.fifo_dir)))
+        os.mkfifo(fifo)
+        p = subprocess.Popen(in_cgroup(self.procs, argv, fifo), stdout=subprocess.DEVNULL)
+        p.fifo = fifo
+        return p
+
+    def go(self, p):
+        with open(p.fifo, "w") as f:
+            f.write("go\n")
+
+    def close(self):
+        for d in reversed(self.created):
+            for _ in range(50):
+                try:
+                    os.rmdir(d)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+        shutil.rmtree(self.fifo_dir, ignore_errors=True)
+
+
+def metrics(addr):
+    m = sh("curl", "-s", "http://%s/metrics" % addr)
+    return {l.split()[0]: float(l.split()[1]) for l in m.splitlines()
+            if l and not l.startswith("#") and "{" not in l}
 
 
 class Tool:
@@ -71,16 +162,25 @@ class Tool:
     def __init__(self, kind, tmp):
         self.kind, self.tmp, self.p, self.agent, self.consumers = kind, tmp, None, None, []
 
+    METRICS = "127.0.0.1:19482"
+
     def start(self):
         k = self.kind
-        if k in ("kmon", "kmon-tracepoint", "kmon-consumers"):
+        if k in ("kmon", "kmon-tracepoint", "kmon-consumers", "kmon-containers",
+                 "kmon-exec-only"):
             args = ["--scope", "all", "--rescan-interval", "0"]
+            if k == "kmon-exec-only":
+                # Like for like with execsnoop and bpftrace: exec events only.
+                args += ["--events", "process_exec"]
+            if k == "kmon-containers":
+                args = ["--scope", "containers", "--rescan-interval", "0.5",
+                        "--metrics-addr", self.METRICS]
             if k == "kmon-tracepoint":
                 ensure_tracefs()
                 args += ["--attach", "tracepoint"]
             self.agent = Agent(AGENT, args)
             self.agent.wait_attached()
-            if k == "kmon-consumers":
+            if k in ("kmon-consumers", "kmon-containers", "kmon-exec-only"):
                 for argv in ([FORWARD, "--socket", self.agent.socket, "--output", "/dev/null"],
                              [AGGREGATE, "--socket", self.agent.socket, "--listen",
                               "127.0.0.1:0"]):
@@ -109,6 +209,23 @@ class Tool:
             time.sleep(3.0)  # bpftrace prints "Attaching" before it is attached
             assert self.p.poll() is None, "%s exited" % k
         return self
+
+    def wait_tracked(self, pid, path, timeout=30):
+        """Containers scope: until a /proc scan has run since pid joined the
+        container cgroup path (so it is in the agent's PID map)."""
+        if self.kind != "kmon-containers":
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open("/proc/%d/cgroup" % pid) as f:
+                if path in f.read():
+                    break
+            time.sleep(0.02)
+        start = metrics(self.METRICS).get("kmon_rescans_total", 0)
+        while metrics(self.METRICS).get("kmon_rescans_total", 0) < start + 2:
+            if time.monotonic() > deadline:
+                raise RuntimeError("kmon did not rescan within %ds" % timeout)
+            time.sleep(0.05)
 
     def stop(self):
         res = {}
@@ -143,14 +260,17 @@ def bench_kmalloc(n, tmp):
     subprocess.run(["sysctl", "-qw", "kernel.bpf_stats_enabled=1"], check=False)
     rows = []
     base = None
-    for kind in ["none", "empty", "reserve", "kmon", "kmon-tracepoint",
+    pod = PodCgroup()
+    for kind in ["none", "empty", "reserve", "kmon", "kmon-tracepoint", "kmon-containers",
                  "bpftrace-count-kmalloc", "bpftrace-printf-kmalloc"]:
         tool = Tool(kind, tmp).start() if kind != "none" else None
         before = prog_stats()
-        secs = min(timed([FLOOD, str(n)]) for _ in range(3))
+        # The loop runs in a container cgroup, tracked in containers scope.
+        secs = min(timed([FLOOD, str(n)], pod=pod, tool=tool) for _ in range(3))
         after = prog_stats()
         res = tool.stop() if tool else {}
         names = {"kmon": ("kmon_kmalloc", "kmon_kfree"),
+                 "kmon-containers": ("kmon_kmalloc", "kmon_kfree"),
                  "kmon-tracepoint": ("kmon_kmalloc_tp", "kmon_kfree_tp"),
                  "empty": ("empty_kmalloc",), "reserve": ("reserve_kmalloc",)}.get(kind)
         if kind.startswith("bpftrace"):
@@ -166,27 +286,31 @@ def bench_kmalloc(n, tmp):
                      "bpf_runs": runs, "drops": res.get("dropped") if kind in ("empty", "reserve")
                      else (res.get("kernel_dropped") or None),
                      "recursion_misses": res.get("recursion_misses")})
+    pod.close()
     return rows
 
 
 def bench_exec(n, tmp):
     loop = ["/bin/sh", "-c", "i=0; while [ $i -lt %d ]; do /bin/true; i=$((i+1)); done" % n]
     rows, base = [], None
-    for kind in ["none", "kmon-consumers", "execsnoop", "bpftrace-count-exec",
-                 "bpftrace-printf-exec"]:
+    pod = PodCgroup()
+    for kind in ["none", "kmon-consumers", "kmon-containers", "kmon-exec-only", "execsnoop",
+                 "bpftrace-count-exec", "bpftrace-printf-exec"]:
         tool = Tool(kind, tmp).start() if kind != "none" else None
-        secs = min(timed(loop) for _ in range(3))
+        secs = min(timed(loop, pod=pod, tool=tool) for _ in range(5))
         res = tool.stop() if tool else {}
         per = secs / n * 1e6
         base = base or per
         rows.append({"tool": kind, "us_per_exec": round(per, 2), "slowdown": round(per / base, 3),
-                     "kernel_dropped": (res.get("kernel_dropped") or {}).get("process_exec")})
+                     "kernel_dropped": (res.get("kernel_dropped") or {}).get("process_exec"),
+                     "events_read": (res.get("read") or {}).get("process_exec")})
+    pod.close()
     return rows
 
 
 def bench_fanout(n, tmp):
     rows = []
-    for k in (1, 2, 4):
+    for k in (0, 1, 2, 4):
         a = Agent(AGENT, ["--scope", "all", "--rescan-interval", "0"])
         a.wait_attached()
         cs = []
@@ -195,19 +319,32 @@ def bench_fanout(n, tmp):
                           str(16 << 20)])
             c.wait_for_log("attached to")
             cs.append(c)
+        cpu0 = proc_cpu(a.proc.pid)
         t0 = time.perf_counter()
         subprocess.run([FLOOD, str(n), "2"], check=True, stdout=subprocess.DEVNULL)
         secs = time.perf_counter() - t0
+        time.sleep(0.5)  # the drain's last batches (an idle agent uses ~0 CPU)
+        cpu = proc_cpu(a.proc.pid) - cpu0
         a.stop()
         for c in cs:
             c.wait_for_log("agent closed the connection", timeout=120)
             c.stop()
         res = [c.result() for c in cs]
-        delivered = sum(r["events"] for r in res)
+        read = sum(a.totals["read"].values())
+        delivered = sum(r["events"] for r in res) if cs else read
         lost = sum(r["lost"] for r in res)
         wakes = sum(r["wakeups"] for r in res)
-        rows.append({"consumers": k, "events_per_s_per_consumer": round(delivered / k / secs),
-                     "lost": lost, "records_per_wakeup": round(delivered / max(wakes, 1), 1), "kernel_dropped": sum(a.totals["kernel_dropped"].values()),
+        per = delivered / max(k, 1) / secs
+        rows.append({"consumers": k, "events_per_s_per_consumer": round(per),
+                     "vs_1_consumer": round(per / rows[1]["events_per_s_per_consumer"], 3)
+                     if k > 1 else None,
+                     "lost": lost, "records_per_wakeup": round(delivered / max(wakes, 1), 1)
+                     if cs else None,
+                     "kernel_dropped": sum(a.totals["kernel_dropped"].values()),
+                     "agent_cpu_ns_per_event": round(cpu / max(read, 1) * 1e9, 1),
+                     "agent_cpu_ns_per_copy": round((cpu / max(read, 1) * 1e9 -
+                                                     rows[0]["agent_cpu_ns_per_event"]) / k, 1)
+                     if k else None,
                      "max_batch_ms": round(a.totals["max_batch_ns"] / 1e6, 2)})
     return rows
 
@@ -274,26 +411,126 @@ def bench_make(tmp, jobs=2):
     rows, base = [], None
     scripts = {"bpftrace-count": "bpftrace-count-kmalloc", "bpftrace-printf":
                "bpftrace-printf-kmalloc"}
-    for kind in ["none", "kmon-consumers", "bpftrace-count", "bpftrace-printf"]:
+    pod = PodCgroup()
+    for kind in ["none", "kmon-consumers", "kmon-containers", "bpftrace-count",
+                 "bpftrace-printf"]:
         tool = Tool(scripts.get(kind, kind), tmp).start() if kind != "none" else None
         times = []
         for _ in range(2):
             shutil.rmtree(os.path.join(tmp, "o"), ignore_errors=True)
             os.mkdir(os.path.join(tmp, "o"))
-            t0 = time.perf_counter()
-            subprocess.run(["make", "-s", "-j%d" % jobs, "-f", mk], cwd=tmp, check=True,
-                           stdout=subprocess.DEVNULL)
-            times.append(time.perf_counter() - t0)
+            times.append(timed(["make", "-s", "-C", tmp, "-j%d" % jobs, "-f", mk],
+                               pin="0-%d" % (jobs - 1), pod=pod, tool=tool))
         res = tool.stop() if tool else {}
         secs = min(times)
         base = base or secs
         rows.append({"tool": kind, "seconds": round(secs, 2), "slowdown": round(secs / base, 3),
                      "kernel_dropped": sum((res.get("kernel_dropped") or {}).values())
+                     if kind.startswith("kmon") else None,
+                     "events_read": sum((res.get("read") or {}).values())
                      if kind.startswith("kmon") else None})
+    pod.close()
     return rows
 
 
-def bench_tracked(counts, tmp):
+class DiscardSink:
+    """An HTTP server that reads every POST body and answers 204: kmon-forward's
+    whole network path with nothing downstream."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        sink = self
+        self.requests = self.bytes = 0
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", 0))
+                while n > 0:
+                    got = self.rfile.read(min(n, 1 << 20))
+                    if not got:
+                        break
+                    n -= len(got)
+                    sink.bytes += len(got)
+                sink.requests += 1
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = "http://127.0.0.1:%d/ingest" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def wait_rusage(proc, timeout=120):
+    """Wait for a child and return (returncode, CPU seconds it used)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return proc.returncode, ru.ru_utime + ru.ru_stime
+        time.sleep(0.05)
+    raise RuntimeError("consumer did not exit")
+
+
+def bench_forward(n, micro):
+    """kmon-forward end to end, JSON + gzip + HTTP batches to a local sink that
+    discards, beside kmon-forward to /dev/null and a consumer that only
+    checksums: CPU per event of each consumer, and against the zlib-only
+    cost of the same JSON (bench_micro)."""
+    rows = []
+    for kind in ("checksum-only", "forward-devnull", "forward-http"):
+        a = Agent(AGENT, ["--scope", "all", "--rescan-interval", "0"])
+        a.wait_attached()
+        sink = DiscardSink() if kind == "forward-http" else None
+        if kind == "checksum-only":
+            argv = [TC, "--socket", a.socket, "--ring-size", str(16 << 20)]
+        else:
+            argv = [FORWARD, "--socket", a.socket, "--once", "--ring-size", str(16 << 20),
+                    "--output", sink.url if sink else "/dev/null"]
+        c = Consumer(argv)
+        c.wait_for_log("attached to")
+        t0 = time.perf_counter()
+        subprocess.run([FLOOD, str(n), "1"], check=True, stdout=subprocess.DEVNULL)
+        a.stop()
+        if kind == "checksum-only":
+            c.wait_for_log("agent closed the connection", timeout=120)
+            c.proc.send_signal(signal.SIGINT)
+        rc, cpu = wait_rusage(c.proc)
+        secs = time.perf_counter() - t0
+        c.out.close()
+        c.err.close()
+        if kind == "checksum-only":
+            r = json.loads(c.output().strip().splitlines()[-1])
+            got, lost, sent = r["events"], r["lost"], None
+        else:
+            r = [json.loads(l) for l in c.log().splitlines() if l.startswith('{"counters"')][-1]
+            r = r["counters"]
+            got, lost, sent = r["received"], r["lost_in_ring"], r["sent"]
+        if sink:
+            sink.stop()
+        rows.append({"consumer": kind, "events": got, "lost": lost, "sent": sent,
+                     "events_per_s": round(got / secs),
+                     "cpu_ns_per_event": round(cpu / max(got, 1) * 1e9, 1),
+                     "http_requests": sink.requests if sink else None,
+                     "http_bytes_per_event": round(sink.bytes / max(got, 1), 1) if sink
+                     else None,
+                     "zlib_only_ns_over_this": round(micro["gzip_ns"] /
+                                                     (cpu / max(got, 1) * 1e9), 3)
+                     if kind == "forward-http" else None})
+    return rows
+
+
+def bench_tracked(counts, tmp, flood_n):
     """Agent cost against the number of container processes it tracks:
     scan time and agent RSS, read from /metrics and /proc."""
     from kubenode import Node, new_pod_uid
@@ -311,14 +548,22 @@ def bench_tracked(counts, tmp):
                               "--pid-map-size", str(max(16384, 2 * k)),
                               "--metrics-addr", "127.0.0.1:19480"])
             a.wait_attached()
+            # A kmalloc flood from the same container while the agent rescans
+            # every second: how long the drain stalls while scans update the map.
+            procs = [m + c.cgroup_path + "/cgroup.procs" for m in c.node.cgroup_mounts
+                     if os.path.exists(m + c.cgroup_path + "/cgroup.procs")]
+            flood = subprocess.Popen(in_cgroup(procs, [FLOOD, str(flood_n), "1"]),
+                                     stdout=subprocess.DEVNULL)
             time.sleep(5)
-            m = sh("curl", "-s", "http://127.0.0.1:19480/metrics")
-            val = {l.split()[0]: float(l.split()[1]) for l in m.splitlines()
-                   if l and not l.startswith("#") and "{" not in l}
+            val = metrics("127.0.0.1:19480")
+            flood.wait()
             with open("/proc/%d/status" % a.proc.pid) as f:
                 rss = [int(l.split()[1]) for l in f if l.startswith("VmRSS")][0]
             a.stop()
+            a_read = sum(a.totals["read"].values())
             rows.append({"tracked_pids": int(val.get("kmon_tracked_pids", 0)),
+                         "flood_events_read": a_read,
+                         "kernel_dropped": sum(a.totals["kernel_dropped"].values()),
                          "scan_ms": round(val.get("kmon_last_scan_seconds", 0) * 1e3, 2),
                          "agent_rss_kb": rss,
                          "drain_stall_max_ms": round(val.get("kmon_drain_stall_max_seconds",
@@ -350,32 +595,53 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--short", action="store_true")
     ap.add_argument("--out", default="bench-results.json")
+    ap.add_argument("--only", help="comma-separated sections (default: all)")
     a = ap.parse_args()
+    only = set(a.only.split(",")) if a.only else None
+
+    def want(section):
+        return only is None or section in only
+
     tmp = tempfile.mkdtemp(prefix="kmon-bench-")
     s = a.short
     res = {"machine": sh("uname", "-r").strip(), "short": s}
-    res["kmalloc"] = bench_kmalloc(200000 if s else 2000000, tmp)
-    table("kmalloc/kfree loop (per-event cost)", res["kmalloc"])
-    res["exec"] = bench_exec(300 if s else 3000, tmp)
-    table("exec storm", res["exec"])
-    r = bench_ring(2000000 if s else 20000000)
-    res["ring"] = r
-    table("shm ring throughput (vs memcpy)", r["throughput"])
-    table("shm ring one-way latency (ns, 108-byte records)", [r["latency_ns"]])
-    res["fanout"] = bench_fanout(100000 if s else 1000000, tmp)
-    table("fan-out under a 2-thread kmalloc flood", res["fanout"])
-    res["drain"] = bench_drain(100000 if s else 1000000)
-    table("drain: kmon-agent (no consumers) vs bare libbpf reader, same programs", res["drain"])
-    res["wakeups"] = bench_wakeups(0.5 if s else 3)
-    table("shm ring sleep path at fixed rates", res["wakeups"])
-    res["micro"] = bench_micro()
-    table("consumer ceilings (ns per event)", [res["micro"]])
-    res["make"] = bench_make(tmp)
-    table("make -j2 of kmon's own sources", res["make"])
-    res["tracked"] = bench_tracked([100, 2000] if s else [100, 10000], tmp)
-    table("agent cost vs tracked container processes", res["tracked"])
-    res["podlist"] = bench_podlist()
-    table("kubelet PodList parse", res["podlist"])
+    if want("kmalloc"):
+        res["kmalloc"] = bench_kmalloc(200000 if s else 2000000, tmp)
+        table("kmalloc/kfree loop (per-event cost)", res["kmalloc"])
+    if want("exec"):
+        res["exec"] = bench_exec(300 if s else 3000, tmp)
+        table("exec storm", res["exec"])
+    if want("ring"):
+        r = bench_ring(2000000 if s else 20000000)
+        res["ring"] = r
+        table("shm ring throughput (vs memcpy)", r["throughput"])
+        table("shm ring one-way latency (ns, 108-byte records)", [r["latency_ns"]])
+    if want("fanout"):
+        res["fanout"] = bench_fanout(100000 if s else 1000000, tmp)
+        table("fan-out under a 2-thread kmalloc flood", res["fanout"])
+    if want("drain"):
+        res["drain"] = bench_drain(100000 if s else 1000000)
+        table("drain: kmon-agent (no consumers) vs bare libbpf reader, same programs", res["drain"])
+    if want("wakeups"):
+        res["wakeups"] = bench_wakeups(0.5 if s else 3)
+        table("shm ring sleep path at fixed rates", res["wakeups"])
+    if want("micro"):
+        res["micro"] = bench_micro()
+        table("consumer ceilings (ns per event)", [res["micro"]])
+    if want("make"):
+        res["make"] = bench_make(tmp)
+        table("make -j2 of kmon's own sources", res["make"])
+    if want("forward"):
+        res["forward"] = bench_forward(100000 if s else 1000000,
+                                       res.get("micro") or bench_micro())
+        table("kmon-forward end to end (1 flood thread, CPU per event)", res["forward"])
+    if want("tracked"):
+        res["tracked"] = bench_tracked([100, 2000] if s else [100, 10000], tmp,
+                                       1000000 if s else 5000000)
+        table("agent cost vs tracked container processes", res["tracked"])
+    if want("podlist"):
+        res["podlist"] = bench_podlist()
+        table("kubelet PodList parse", res["podlist"])
     with open(a.out, "w") as f:
         json.dump(res, f, indent=1)
     print("\nresults: " + a.out)

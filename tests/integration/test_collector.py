@@ -5,6 +5,7 @@ Each test starts the real kmon-agent with real BPF programs and checks what a
 user would check in its output: the right events, from the right processes,
 with the right sizes, and exact loss accounting.
 """
+import json
 import os
 import shutil
 import subprocess
@@ -140,6 +141,14 @@ class CollectorTest(unittest.TestCase):
     def test_all_scope_sees_untracked(self):
         probe = marker(self.tmp, "kmon-probe-all-scope")
         a = self.start_agent("--scope", "all", "--events", "process_exec")
+        # Exec events only: no memory or irq-depth program is loaded at all
+        # (one that returned at once would still cost a call per kmalloc).
+        progs = json.loads(subprocess.run(["bpftool", "-j", "prog", "show"], check=True,
+                                          capture_output=True, text=True).stdout)
+        names = {p.get("name") for p in progs if p.get("name", "").startswith("kmon_")}
+        self.assertIn("kmon_exec", names)
+        self.assertFalse(names & {"kmon_kmalloc", "kmon_kfree", "kmon_irq_enter",
+                                  "kmon_softirq_enter", "kmon_timer_enter"}, names)
         p = subprocess.run([probe])
         self.assertEqual(p.returncode, 0)
         self.assertEqual(a.stop(), 0)
