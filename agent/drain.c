@@ -88,7 +88,8 @@ static int on_sample(void *ctx, void *data, size_t len)
 	return 0;
 }
 
-static bool consume_batch(struct drain *d)
+/* Returns how many records the pass read. */
+static int consume_batch(struct drain *d)
 {
 	int n;
 
@@ -97,7 +98,7 @@ static bool consume_batch(struct drain *d)
 	n = ring_buffer__consume(d->rb);
 	if (d->batch_len)
 		end_batch(d);
-	return n > 0;
+	return n > 0 ? n : 0;
 }
 
 static void set_polling(struct drain *d, uint32_t on)
@@ -116,6 +117,9 @@ static void set_polling(struct drain *d, uint32_t on)
  * the drain's CPU on a VM). 1 ms of records fits the smallest ring buffer
  * below some 30M records/s. */
 #define DRAIN_POLL_MS 1
+/* Records a pass must find to keep polling: 64 a millisecond is the rate at
+ * which batched wake-ups (one per 64 records) would wake us as often. */
+#define DRAIN_POLL_MIN 64
 
 /* Sleeps until records may be there; true when asked to stop (or when
  * waiting itself fails, which only a bug can cause). */
@@ -150,16 +154,17 @@ static void *drain_main(void *arg)
 	for (;;) {
 		bool stop = drain_wait(d);
 
-		/* While records flow, poll and tell the programs so: memory events
-		 * then wake nobody until 64 of them wait (a wake-up costs far more
-		 * than a record). When a pass finds nothing, leave polling mode,
-		 * then look once more for records that came in while producers
-		 * still thought we were polling. */
-		if (consume_batch(d)) {
+		/* Under a flood, poll and tell the programs so: memory events then
+		 * wake nobody until 64 of them wait (a wake-up costs far more than
+		 * a record). A trickle (an exec now and then) is cheaper woken per
+		 * record than polled, so a pass that finds few records leaves
+		 * polling mode, then looks once more for records that came in while
+		 * producers still thought we were polling. */
+		if (consume_batch(d) >= DRAIN_POLL_MIN) {
 			set_polling(d, 1);
 		} else if (d->polling_on) {
 			set_polling(d, 0);
-			if (consume_batch(d))
+			if (consume_batch(d) >= DRAIN_POLL_MIN)
 				set_polling(d, 1);
 		}
 		if (stop)
