@@ -2,7 +2,6 @@
 #include "agent/drain.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -88,8 +87,7 @@ static int on_sample(void *ctx, void *data, size_t len)
 	return 0;
 }
 
-/* Returns how many records the pass read. */
-static int consume_batch(struct drain *d)
+static bool consume_batch(struct drain *d)
 {
 	int n;
 
@@ -98,7 +96,7 @@ static int consume_batch(struct drain *d)
 	n = ring_buffer__consume(d->rb);
 	if (d->batch_len)
 		end_batch(d);
-	return n > 0 ? n : 0;
+	return n > 0;
 }
 
 static void set_polling(struct drain *d, uint32_t on)
@@ -111,61 +109,43 @@ static void set_polling(struct drain *d, uint32_t on)
 	atomic_thread_fence(memory_order_seq_cst);
 }
 
-/* While polling, the drain sleeps this long between passes. The ring buffer's
- * fd is level-triggered: waiting on it returns at once while one record is
- * there, which under a flood meant a syscall for every few records (most of
- * the drain's CPU on a VM). 1 ms of records fits the smallest ring buffer
- * below some 30M records/s. */
-#define DRAIN_POLL_MS 1
-/* Records a pass must find to keep polling: 64 a millisecond is the rate at
- * which batched wake-ups (one per 64 records) would wake us as often. */
-#define DRAIN_POLL_MIN 64
-
-/* Sleeps until records may be there; true when asked to stop (or when
- * waiting itself fails, which only a bug can cause). */
-static bool drain_wait(struct drain *d)
-{
-	struct epoll_event evs[2];
-	struct pollfd stop = { .fd = d->stop_fd, .events = POLLIN };
-	int n;
-
-	if (d->polling_on) {
-		n = poll(&stop, 1, DRAIN_POLL_MS);
-		if (n < 0)
-			return errno != EINTR;
-		return n > 0;
-	}
-	/* Not polling: the programs wake us. Never sleep long: two records
-	 * submitted at once on two CPUs can both see a backlog and both skip
-	 * the wake-up. */
-	n = epoll_wait(d->epfd, evs, 2, 100);
-	if (n < 0)
-		return errno != EINTR;
-	for (int i = 0; i < n; i++)
-		if (evs[i].data.fd == d->stop_fd)
-			return true;
-	return false;
-}
-
 static void *drain_main(void *arg)
 {
 	struct drain *d = arg;
+	struct epoll_event evs[2];
+
+	int timeout = 100;
 
 	for (;;) {
-		bool stop = drain_wait(d);
+		int n = epoll_wait(d->epfd, evs, 2, timeout);
+		bool stop = false;
 
-		/* Under a flood, poll and tell the programs so: memory events then
-		 * wake nobody until 64 of them wait (a wake-up costs far more than
-		 * a record). A trickle (an exec now and then) is cheaper woken per
-		 * record than polled, so a pass that finds few records leaves
-		 * polling mode, then looks once more for records that came in while
-		 * producers still thought we were polling. */
-		if (consume_batch(d) >= DRAIN_POLL_MIN) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int i = 0; i < n; i++)
+			if (evs[i].data.fd == d->stop_fd)
+				stop = true;
+		/* While records flow, poll every 10 ms and tell the programs so:
+		 * memory events then wake nobody until 64 of them wait (a wake-up
+		 * costs far more than a record). When a pass finds nothing, leave
+		 * polling mode, then look once more for records that came in while
+		 * producers still thought we were polling. Never sleep long: two
+		 * records submitted at once on two CPUs can both see a backlog and
+		 * both skip the wake-up. */
+		if (consume_batch(d)) {
 			set_polling(d, 1);
+			timeout = 10;
 		} else if (d->polling_on) {
 			set_polling(d, 0);
-			if (consume_batch(d) >= DRAIN_POLL_MIN)
+			if (consume_batch(d)) {
 				set_polling(d, 1);
+				timeout = 10;
+			} else {
+				timeout = 100;
+			}
 		}
 		if (stop)
 			break;
