@@ -259,7 +259,14 @@ class AgentErrorsTest(unittest.TestCase):
         self.assertIn("needs a value", p.stderr)
 
     def test_not_privileged(self):
-        p = self.run_agent("--scope", "all", preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+        # A copy nobody can reach: the build tree may sit under a 0700 directory.
+        d = tempfile.mkdtemp(prefix="kmon-unpriv-")
+        self.addCleanup(shutil.rmtree, d, True)
+        os.chmod(d, 0o755)
+        agent = shutil.copy2(AGENT if os.path.isabs(AGENT) else shutil.which(AGENT), d)
+        p = subprocess.run([agent, "--scope", "all"], capture_output=True, text=True, timeout=30,
+                           preexec_fn=lambda: (os.setgroups([]), os.setgid(65534),
+                                               os.setuid(65534)))
         self.assertEqual(p.returncode, 1)
         self.assertIn("CAP_BPF", p.stderr)
         self.assertIn("CAP_PERFMON", p.stderr)
