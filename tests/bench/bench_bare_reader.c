@@ -14,21 +14,7 @@
 
 #include "agent/loader.h"
 
-static volatile sig_atomic_t stop;
-
-static void on_sig(int s)
-{
-	(void)s;
-	stop = 1;
-}
-
-static int on_rec(void *ctx, void *data, size_t len)
-{
-	(void)data;
-	(void)len;
-	(*(unsigned long long *)ctx)++;
-	return 0;
-}
+#include "tests/bench/bench_common.h"
 
 int main(void)
 {

@@ -18,21 +18,7 @@
 
 #include "baseline.skel.h"
 
-static volatile sig_atomic_t stop;
-
-static void on_sig(int s)
-{
-	(void)s;
-	stop = 1;
-}
-
-static int on_rec(void *ctx, void *data, size_t len)
-{
-	(void)data;
-	(void)len;
-	(*(unsigned long long *)ctx)++;
-	return 0;
-}
+#include "tests/bench/bench_common.h"
 
 int main(int argc, char **argv)
 {

@@ -107,24 +107,10 @@ class PodCgroup:
     mounted hierarchy, for workloads kmon must see in containers scope."""
 
     def __init__(self):
-        from kubenode import cgroup_hierarchies, cgroups_path, new_container_id, new_pod_uid
+        from kubenode import Node, cgroups_path, new_container_id, new_pod_uid
+        self.node = Node()
         self.path = cgroups_path("cgroupfs-containerd", new_pod_uid(), new_container_id())
-        self.created, self.procs = [], []
-        for mnt in cgroup_hierarchies()[1]:
-            cur = mnt
-            for comp in self.path.strip("/").split("/"):
-                cur = os.path.join(cur, comp)
-                if not os.path.isdir(cur):
-                    os.mkdir(cur)
-                    self.created.append(cur)
-                    # v1 cpuset: a new group has no CPUs until given its parent's.
-                    for k in ("cpuset.cpus", "cpuset.mems"):
-                        if os.path.exists(os.path.join(cur, k)):
-                            with open(os.path.join(os.path.dirname(cur), k)) as f:
-                                v = f.read().strip()
-                            with open(os.path.join(cur, k), "w") as f:
-                                f.write(v)
-            self.procs.append(os.path.join(cur, "cgroup.procs"))
+        self.procs = self.node.make_cgroup(self.path)
         self.fifo_dir = tempfile.mkdtemp(prefix="kmon-pod-")
 
     def start_held(self, argv):
@@ -140,13 +126,7 @@ class PodCgroup:
             f.write("go\n")
 
     def close(self):
-        for d in reversed(self.created):
-            for _ in range(50):
-                try:
-                    os.rmdir(d)
-                    break
-                except OSError:
-                    time.sleep(0.1)
+        self.node.close()
         shutil.rmtree(self.fifo_dir, ignore_errors=True)
 
 

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -21,6 +20,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from agentproc import Agent, Consumer  # noqa: E402
 from fake_kubelet import FakeKubelet  # noqa: E402
 from kubenode import Node, new_pod_uid  # noqa: E402
+from waits import wait_for  # noqa: E402
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 FORWARD = os.environ.get("KMON_FORWARD", "kmon-forward")
@@ -29,16 +29,6 @@ FORWARD = os.environ.get("KMON_FORWARD", "kmon-forward")
 def loop(applet):
     """A container command that keeps exec'ing one busybox applet."""
     return ["/bin/sh", "-c", "while :; do /bin/%s >/dev/null; sleep 0.2; done" % applet]
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = pred()
-        if r:
-            return r
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting for " + what)
 
 
 class NodeE2E(unittest.TestCase):

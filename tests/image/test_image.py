@@ -41,6 +41,7 @@ REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 from fake_kubelet import FakeKubelet  # noqa: E402
 from kubenode import Node, new_pod_uid  # noqa: E402
+from waits import wait_for  # noqa: E402
 
 HELM = os.environ.get("HELM", "helm")
 DOCKER = os.environ.get("KMON_DOCKER", "docker")
@@ -57,16 +58,6 @@ def run(*argv, timeout=600, check=True, **kw):
         raise AssertionError("%s failed (%d): %s" % (" ".join(argv), r.returncode,
                                                    (r.stderr or r.stdout)[-3000:]))
     return r
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = pred()
-        if r:
-            return r
-        time.sleep(0.3)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def http_get(url, timeout=3):

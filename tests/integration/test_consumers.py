@@ -21,6 +21,7 @@ from agentproc import Agent, Consumer  # noqa: E402
 from fake_kubelet import FakeKubelet  # noqa: E402
 from kubenode import Node, new_pod_uid  # noqa: E402
 from servers import ClickHouse, Prometheus, free_port, http_get  # noqa: E402
+from waits import wait_for  # noqa: E402
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 FORWARD = os.environ.get("KMON_FORWARD", "kmon-forward")
@@ -28,17 +29,6 @@ AGGREGATE = os.environ.get("KMON_AGGREGATE", "kmon-aggregate")
 
 GATED = ("while [ ! -e /tmp/go%d ]; do usleep 50000; done; "
          "i=0; while [ $i -lt %d ]; do /bin/%s; i=$((i+1)); done")
-
-
-def wait_for(pred, timeout, what, show=None):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError("timed out waiting for %s (now: %r)" % (what, show() if show else last))
 
 
 def tracked(pid):

@@ -419,6 +419,29 @@ class Node:
         with open(self._cgroups_log, "a") as f:
             f.write("".join(d + "\n" for d in new))
 
+    def make_cgroup(self, path):
+        """Create cgroup path on every hierarchy (removed by close()), for
+        host processes that must look like container processes; returns the
+        cgroup.procs files to write a pid into. A v1 cpuset group gets its
+        parent's CPUs and memory nodes, without which it takes no task."""
+        self._note_cgroup_dirs(path)
+        procs = []
+        for mnt in self.cgroup_mounts:
+            cur = mnt
+            for comp in path.strip("/").split("/"):
+                cur = os.path.join(cur, comp)
+                if os.path.isdir(cur):
+                    continue
+                os.mkdir(cur)
+                for k in ("cpuset.cpus", "cpuset.mems"):
+                    if os.path.exists(os.path.join(cur, k)):
+                        with open(os.path.join(os.path.dirname(cur), k)) as f:
+                            v = f.read().strip()
+                        with open(os.path.join(cur, k), "w") as f:
+                            f.write(v)
+            procs.append(os.path.join(cur, "cgroup.procs"))
+        return procs
+
     # -- containers ----------------------------------------------------
     def start_container(self, *, flavor, pod_uid, name, cmd,
                         qos="burstable", sandbox=False, conmon=False,
