@@ -86,7 +86,7 @@ void agent_options_usage(FILE *out)
 	      "  --scope containers|all     trace only container processes (default) or every process\n"
 	      "  --events LIST              memory_alloc,memory_free,process_exec (default: all)\n"
 	      "  --sample N                 keep 1 in N memory events (default 1 = all)\n"
-	      "  --ringbuf-size BYTES       BPF ring buffer, power of two >= page size (default 4M)\n"
+	      "  --ringbuf-size BYTES       BPF ring buffer, power of two >= page size (default 16M)\n"
 	      "  --pid-map-size N           tracked processes at most (default 65536)\n"
 	      "  --pid PID                  also track this process and its children (repeatable)\n"
 	      "  --attach tp_btf|tracepoint BTF tracepoints (default, no tracefs needed) or classic\n"
@@ -206,7 +206,7 @@ static void set_defaults(struct agent_options *o)
 	const char *node_ip = getenv("NODE_IP");
 
 	memset(o, 0, sizeof(*o));
-	o->ringbuf_size = 4u << 20;
+	o->ringbuf_size = 16u << 20;
 	o->event_mask = KMON_EV_MASK_ALL;
 	o->sample_every = 1;
 	o->pid_map_size = 65536;

@@ -169,19 +169,24 @@ static __always_inline struct kmon_event *reserve(__u32 type)
 /*
  * The first record into an empty ring keeps the kernel's adaptive wake-up
  * (the drain is asleep and must learn of it); records joining a backlog
- * below wake_bytes wake nobody; at wake_bytes and above the drain is woken.
- * The drain also polls with a short timeout after each busy pass, which
- * covers a record committed while it was finishing that pass.
+ * below wake_bytes wake nobody; a record that takes the backlog across a
+ * multiple of wake_bytes wakes the drain. Only the crossing: a drain that is
+ * runnable but waiting for a CPU would otherwise be sent a wake-up (an
+ * irq_work, a self-IPI: a VM exit under virtualisation) by every record,
+ * which doubled the programs' cost under a flood with 2 busy vCPUs. A
+ * crossing missed by two CPUs submitting at once is caught at the next one,
+ * and the drain also polls with a short timeout after each busy pass.
  */
+#define RING_REC_BYTES ((sizeof(struct kmon_event) + 8 + 7) & ~7ul)
 static __always_inline void submit(void *e, bool urgent)
 {
 	__u64 avail, flags = 0;
 
 	if (wake_bytes && !urgent) {
 		avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-		if (avail >= wake_bytes)
+		if (avail >= wake_bytes && avail % wake_bytes < RING_REC_BYTES)
 			flags = BPF_RB_FORCE_WAKEUP;
-		else if (drain_polling || avail > sizeof(struct kmon_event) + 8)
+		else if (drain_polling || avail > RING_REC_BYTES)
 			flags = BPF_RB_NO_WAKEUP;
 	}
 	bpf_ringbuf_submit(e, flags);

@@ -39,6 +39,7 @@ struct agg {
 	const char *socket_path, *listen, *name;
 	double expire, summary_interval;
 	unsigned max_series, top_n;
+	bool sched_normal;
 	uint64_t lost, received;
 	bool attached;
 };
@@ -74,7 +75,8 @@ static void usage(void)
 	       "  --summary-interval SEC   print a JSON summary line every SEC (default off)\n"
 	       "  --max-series N           series limit (default 10000)\n"
 	       "  --top N                  filenames kept per series (default 5)\n"
-	       "  --name NAME              name in the agent's logs (default kmon-aggregate)\n");
+	       "  --name NAME              name in the agent's logs (default kmon-aggregate)\n"
+	       "  --sched batch|normal     CPU policy: batch (default) never preempts the workload\n");
 }
 
 static int num(const char *opt, const char *s, double lo, double hi, double *out)
@@ -98,6 +100,7 @@ static int parse_args(struct agg *g, int argc, char **argv)
 		{ "max-series", required_argument, NULL, 'm' },
 		{ "top", required_argument, NULL, 't' },
 		{ "name", required_argument, NULL, 'n' },
+		{ "sched", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -146,6 +149,11 @@ static int parse_args(struct agg *g, int argc, char **argv)
 				return fail("--name: 1 to %d characters without spaces",
 					    KMON_PROTO_NAME_MAX - 1);
 			g->name = optarg;
+			break;
+		case 'S':
+			if (strcmp(optarg, "batch") && strcmp(optarg, "normal"))
+				return fail("--sched: '%s' is not batch or normal", optarg);
+			g->sched_normal = !strcmp(optarg, "normal");
 			break;
 		case 'h':
 			usage();
@@ -350,10 +358,14 @@ int main(int argc, char **argv)
 	struct kmon_client_stats cs;
 	double ms;
 	unsigned i;
+	int err;
 
 	memset(&g, 0, sizeof(g));
 	if (parse_args(&g, argc, argv))
 		return 2;
+	if (!g.sched_normal && (err = kmon_client__sched_batch()))
+		fprintf(stderr, "kmon-aggregate: cannot use SCHED_BATCH (%s); staying SCHED_OTHER\n",
+			strerror(-err));
 	signal(SIGPIPE, SIG_IGN);
 	if (uv_loop_init(&g.loop))
 		return 1;

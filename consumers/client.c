@@ -2,6 +2,7 @@
 #include "consumers/client.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -476,4 +477,11 @@ void kmon_client__get_stats(const struct kmon_client *c, struct kmon_client_stat
 const char *kmon_client__node(const struct kmon_client *c)
 {
 	return c->node;
+}
+
+int kmon_client__sched_batch(void)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+
+	return sched_setscheduler(0, SCHED_BATCH, &sp) ? -errno : 0;
 }

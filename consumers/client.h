@@ -70,6 +70,12 @@ int kmon_client__start(struct kmon_client *c);
  * on_closed (may be NULL) is called then. Safe with NULL. */
 void kmon_client__close(struct kmon_client *c, void (*on_closed)(void *ctx));
 void kmon_client__get_stats(const struct kmon_client *c, struct kmon_client_stats *out);
+/* Moves the calling process to SCHED_BATCH: the same CPU share, but its
+ * wake-ups never preempt the running task. So a record arriving does not take
+ * the CPU from the node's workload or from the agent's drain, and records pile
+ * up into bigger batches (several times less consumer CPU per record under a
+ * flood). Call before starting threads. Returns 0 or -errno. */
+int kmon_client__sched_batch(void);
 /* Node name the agent reported in its hello reply ("" until attached). */
 const char *kmon_client__node(const struct kmon_client *c);
 

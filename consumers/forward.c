@@ -36,6 +36,7 @@ struct forward {
 	const char *socket_path;
 	const char *output;
 	const char *name;
+	bool sched_normal;
 	uint32_t mask;
 	const char *ns[KMON_PROTO_NS_MAX];
 	unsigned n_ns;
@@ -79,6 +80,7 @@ static void usage(FILE *out)
 		"  --replay SIZE          ask for up to SIZE of history before live events\n"
 		"  --name NAME            name in the agent's logs (default kmon-forward)\n"
 		"  --once                 exit when the agent goes away (default: reconnect)\n"
+		"  --sched batch|normal   CPU policy: batch (default) never preempts the workload\n"
 		"Counters go to stderr as one JSON line on SIGUSR1 and at exit.\n",
 		KMON_PROTO_NS_MAX);
 }
@@ -120,7 +122,7 @@ static int fail(const char *fmt, ...)
 static int parse_args(struct forward *f, int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_OUTPUT, O_EVENTS, O_NS, O_HEADER, O_FLUSH, O_QUEUE, O_NOGZIP,
-	       O_RING, O_REPLAY, O_NAME, O_ONCE, O_HELP, O_BBYTES, O_BLINES };
+	       O_RING, O_REPLAY, O_NAME, O_ONCE, O_HELP, O_BBYTES, O_BLINES, O_SCHED };
 	static const struct option lo[] = {
 		{ "socket", required_argument, NULL, O_SOCKET },
 		{ "output", required_argument, NULL, O_OUTPUT },
@@ -136,6 +138,7 @@ static int parse_args(struct forward *f, int argc, char **argv)
 		{ "replay", required_argument, NULL, O_REPLAY },
 		{ "name", required_argument, NULL, O_NAME },
 		{ "once", no_argument, NULL, O_ONCE },
+		{ "sched", required_argument, NULL, O_SCHED },
 		{ "help", no_argument, NULL, O_HELP },
 		{ 0 }
 	};
@@ -233,6 +236,11 @@ static int parse_args(struct forward *f, int argc, char **argv)
 			break;
 		case O_ONCE:
 			f->once = true;
+			break;
+		case O_SCHED:
+			if (strcmp(optarg, "batch") && strcmp(optarg, "normal"))
+				return fail("--sched: '%s' is not batch or normal", optarg);
+			f->sched_normal = !strcmp(optarg, "normal");
 			break;
 		case O_HELP:
 			usage(stdout);
@@ -377,10 +385,14 @@ int main(int argc, char **argv)
 	struct kmon_client_cbs cb = { .on_event = on_event, .on_lost = on_lost,
 				      .on_state = on_state };
 	unsigned i;
+	int err;
 
 	memset(&f, 0, sizeof(f));
 	if (parse_args(&f, argc, argv))
 		return 2;
+	if (!f.sched_normal && (err = kmon_client__sched_batch()))
+		fprintf(stderr, "kmon-forward: cannot use SCHED_BATCH (%s); staying SCHED_OTHER\n",
+			strerror(-err));
 	signal(SIGPIPE, SIG_IGN);
 	if (uv_loop_init(&f.loop))
 		return fail("cannot create the event loop"), 1;

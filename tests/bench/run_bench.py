@@ -288,42 +288,55 @@ def bench_exec(n, tmp):
     return rows
 
 
-def bench_fanout(n, tmp):
+def bench_fanout(n, tmp, rate=None):
+    """0/1/2/4 consumers (16 MiB rings, checksumming) fed by a kmalloc flood
+    on both CPUs: flat out (rate None: the flood, the drain and the consumers
+    compete for the same 2 vCPUs, so more consumers also mean fewer events)
+    or paced to `rate` iterations/s, a fixed offered load the fan-out must
+    deliver to every consumer."""
     rows = []
     for k in (0, 1, 2, 4):
         a = Agent(AGENT, ["--scope", "all", "--rescan-interval", "0"])
         a.wait_attached()
         cs = []
         for i in range(k):
+            # SCHED_BATCH like kmon-forward and kmon-aggregate
             c = Consumer([TC, "--socket", a.socket, "--name", "c%d" % i, "--ring-size",
-                          str(16 << 20)])
+                          str(16 << 20), "--sched-batch"])
             c.wait_for_log("attached to")
             cs.append(c)
         cpu0 = proc_cpu(a.proc.pid)
+        ccpu0 = sum(proc_cpu(c.proc.pid) for c in cs)
         t0 = time.perf_counter()
-        subprocess.run([FLOOD, str(n), "2"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([FLOOD, str(n), "2"] + (["--rate=%d" % rate] if rate else []),
+                       check=True, stdout=subprocess.DEVNULL)
         secs = time.perf_counter() - t0
         time.sleep(0.5)  # the drain's last batches (an idle agent uses ~0 CPU)
         cpu = proc_cpu(a.proc.pid) - cpu0
+        ccpu = sum(proc_cpu(c.proc.pid) for c in cs) - ccpu0
         a.stop()
         for c in cs:
             c.wait_for_log("agent closed the connection", timeout=120)
             c.stop()
         res = [c.result() for c in cs]
         read = sum(a.totals["read"].values())
+        kdrop = sum(a.totals["kernel_dropped"].values())
         delivered = sum(r["events"] for r in res) if cs else read
         lost = sum(r["lost"] for r in res)
         wakes = sum(r["wakeups"] for r in res)
         per = delivered / max(k, 1) / secs
-        rows.append({"consumers": k, "events_per_s_per_consumer": round(per),
+        rows.append({"offered": "%d/s" % rate if rate else "flat out", "consumers": k,
+                     "events_per_s_per_consumer": round(per),
                      "vs_1_consumer": round(per / rows[1]["events_per_s_per_consumer"], 3)
                      if k > 1 else None,
                      "lost": lost, "records_per_wakeup": round(delivered / max(wakes, 1), 1)
                      if cs else None,
-                     "kernel_dropped": sum(a.totals["kernel_dropped"].values()),
+                     "kernel_dropped": kdrop,
                      "agent_cpu_ns_per_event": round(cpu / max(read, 1) * 1e9, 1),
                      "agent_cpu_ns_per_copy": round((cpu / max(read, 1) * 1e9 -
                                                      rows[0]["agent_cpu_ns_per_event"]) / k, 1)
+                     if k else None,
+                     "consumer_cpu_ns_per_copy": round(ccpu / max(delivered, 1) * 1e9, 1)
                      if k else None,
                      "max_batch_ms": round(a.totals["max_batch_ns"] / 1e6, 2)})
     return rows
@@ -598,7 +611,10 @@ def main():
         table("shm ring one-way latency (ns, 108-byte records)", [r["latency_ns"]])
     if want("fanout"):
         res["fanout"] = bench_fanout(100000 if s else 1000000, tmp)
-        table("fan-out under a 2-thread kmalloc flood", res["fanout"])
+        table("fan-out under a 2-thread kmalloc flood, flat out", res["fanout"])
+        # Below saturation: what a node offers, delivered to every consumer.
+        res["fanout_paced"] = bench_fanout(100000 if s else 1000000, tmp, rate=100000)
+        table("fan-out, flood paced to 100k iterations/s", res["fanout_paced"])
     if want("drain"):
         res["drain"] = bench_drain(100000 if s else 1000000)
         table("drain: kmon-agent (no consumers) vs bare libbpf reader, same programs", res["drain"])

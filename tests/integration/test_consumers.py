@@ -292,6 +292,28 @@ class ConsumersTest(unittest.TestCase):
         self.assertGreaterEqual(c["dropped_batches"], 3, c)
         self.assertEqual(c["sent"] + c["dropped_in_queue"], c["received"], c)
 
+    def test_consumers_never_preempt_the_workload(self):
+        """Unprivileged consumers switch themselves to SCHED_BATCH (a record
+        arriving does not take the CPU from what runs there); --sched normal
+        keeps SCHED_OTHER; a bad value is named."""
+        sock = os.path.join(self.tmp, "none.sock")  # no agent: they keep retrying
+        for argv, policy in (([FORWARD], os.SCHED_BATCH),
+                             ([AGGREGATE, "--listen", "127.0.0.1:0"], os.SCHED_BATCH),
+                             ([FORWARD, "--sched", "normal"], os.SCHED_OTHER),
+                             ([AGGREGATE, "--listen", "127.0.0.1:0", "--sched", "normal"],
+                              os.SCHED_OTHER)):
+            c = Consumer(argv + ["--socket", sock])
+            self.procs.append(c)
+            c.wait_for_log("cannot connect")
+            self.assertEqual(os.sched_getscheduler(c.proc.pid), policy, argv)
+            self.assertNotIn("SCHED_BATCH", c.log())
+            c.stop()
+        for prog in (FORWARD, AGGREGATE):
+            out = subprocess.run([prog, "--sched", "fast"], capture_output=True, text=True,
+                                 timeout=30)
+            self.assertEqual(out.returncode, 2)
+            self.assertIn("--sched: 'fast' is not batch or normal", out.stderr)
+
     def test_wrong_socket_and_refused_hello(self):
         out = subprocess.run([FORWARD, "--socket", "/nonexistent/k.sock", "--once"],
                              capture_output=True, text=True, timeout=30)

@@ -4,7 +4,8 @@
  *   count   (default) counts EVENT records and LOST reports through the client
  *           library; --slow-us N sleeps N us per event (a consumer that cannot
  *           keep up); --stall-after N stops reading after N events (one that
- *           never reads again). Prints one JSON line with its counts on exit
+ *           never reads again); --sched-batch runs as kmon-forward and
+ *           kmon-aggregate do by default. Prints one JSON line with its counts on exit
  *           (SIGINT/SIGTERM, or when the agent goes away with --once).
  *   hostile speaks the raw protocol, maps its control page and writes the
  *           positions given by --garbage (comma list: huge, back, max, zero,
@@ -126,7 +127,8 @@ static int run_count(int argc, char **argv)
 		{ "slow-us", required_argument, NULL, 'w' }, { "stall-after", required_argument, NULL, 'a' },
 		{ "ring-size", required_argument, NULL, 'r' }, { "replay", required_argument, NULL, 'p' },
 		{ "mask", required_argument, NULL, 'm' }, { "namespace", required_argument, NULL, 'N' },
-		{ "once", no_argument, NULL, 'o' }, { 0 }
+		{ "once", no_argument, NULL, 'o' }, { "sched-batch", no_argument, NULL, 'b' },
+		{ 0 }
 	};
 	struct tc t;
 	struct kmon_client_opts o;
@@ -144,6 +146,12 @@ static int run_count(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
 		case 's': o.socket_path = optarg; break;
+		case 'b':
+			if (kmon_client__sched_batch()) {
+				perror("testconsumer: SCHED_BATCH");
+				return 1;
+			}
+			break;
 		case 'n': o.name = optarg; break;
 		case 'w': t.slow_us = (unsigned)atoi(optarg); break;
 		case 'a': t.stall_after = strtoull(optarg, NULL, 10); break;

@@ -31,7 +31,7 @@ static void defaults(void **state)
 	unsetenv("NODE_IP");
 	assert_int_equal(agent_options_parse(1, argv, &o, err, sizeof(err)), 0);
 	assert_false(o.scope_all);
-	assert_int_equal(o.ringbuf_size, 4u << 20);
+	assert_int_equal(o.ringbuf_size, 16u << 20);
 	assert_int_equal(o.event_mask, KMON_EV_MASK_ALL);
 	assert_int_equal(o.sample_every, 1);
 	assert_string_equal(o.socket_path, "/run/kmon/kmon.sock");
