@@ -20,3 +20,8 @@ add_executable(bench_bare_reader ${CMAKE_CURRENT_LIST_DIR}/bench_bare_reader.c
                ${CMAKE_SOURCE_DIR}/agent/loader.c)
 target_link_libraries(bench_bare_reader PRIVATE kernel_monitor_skel kmon_event kmon_log
                       PkgConfig::LIBBPF)
+
+# The fan-out alone: compiled from the agent's own source, driven in-process.
+add_executable(bench_fanout ${CMAKE_CURRENT_LIST_DIR}/bench_fanout.c
+               ${CMAKE_SOURCE_DIR}/agent/fanout.c)
+target_link_libraries(bench_fanout PRIVATE kmon_shm kmon_event Threads::Threads)

@@ -13,8 +13,9 @@ because this machine is shared and noisy. Sections:
             in containers scope (the storm in a kubelet-style container cgroup)
             and with exec events only, execsnoop, bpftrace count and printf
   ring      shm ring throughput vs memcpy, one-way latency spinning and sleeping
-  fanout    0, 1, 2, 4 consumers under a two-thread flood: delivered, lost,
-            agent CPU per event and per consumer copy
+  fanout    0, 1, 2, 4 consumers under a two-thread flood, flat out and paced:
+            delivered, lost, agent and consumer CPU per event and per copy;
+            and the fan-out alone (no kernel): drain ns per copy vs memcpy
   drain     kmon-agent with no consumer vs a bare libbpf reader
   wakeups   the ring's sleep path at 10k/100k/1M records/s
   micro     consumer ceilings: JSON, gzip, aggregate ns per event
@@ -50,6 +51,7 @@ RING = os.path.join(B, "tests", "ring_twoproc")
 PODLIST = os.path.join(B, "tests", "bench_podlist")
 MICRO = os.path.join(B, "tests", "bench_micro")
 BARE = os.path.join(B, "tests", "bench_bare_reader")
+FANOUT = os.path.join(B, "tests", "bench_fanout")
 
 
 def sh(*a, **kw):
@@ -643,6 +645,10 @@ def main():
         # Below saturation: what a node offers, delivered to every consumer.
         res["fanout_paced"] = bench_fanout(100000 if s else 1000000, tmp, rate=100000)
         table("fan-out, flood paced to 100k iterations/s", res["fanout_paced"])
+        r = json.loads(sh(FANOUT, "5" if s else "40").strip().splitlines()[-1])
+        res["fanout_copy"] = r
+        table("fan-out alone, drain thread CPU (memcpy of a record: %.1f ns)"
+              % r["memcpy_ns_per_record"], r["rows"])
     if want("drain"):
         res["drain"] = bench_drain(100000 if s else 1000000)
         table("drain: kmon-agent (no consumers) vs bare libbpf reader, same programs", res["drain"])
