@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -429,6 +430,17 @@ static int run(struct agent *a)
 		log_error("%s", err);
 		return 1;
 	}
+	/* A thread starts with the nice value of the thread creating it, and
+	 * lowering one needs CAP_SYS_NICE: so this thread takes the drain's value
+	 * while still privileged and gives it up once the drain exists. Under a
+	 * flood on a busy node, the drain then gets the CPU before the kernel
+	 * ring overflows. */
+	if (a->opts.drain_nice && setpriority(PRIO_PROCESS, (id_t)gettid(), a->opts.drain_nice)) {
+		log_warn("--drain-nice %d: %s; the drain runs at nice 0 and may fall behind a "
+			 "flood on a busy node (grant CAP_SYS_NICE, or pass --drain-nice 0)",
+			 a->opts.drain_nice, strerror(errno));
+		a->opts.drain_nice = 0;
+	}
 	/* Everything privileged is done: threads created from here on (drain,
 	 * endpoints, workers) inherit no capabilities. */
 	if (privs_drop_all(err, sizeof(err))) {
@@ -440,6 +452,11 @@ static int run(struct agent *a)
 	a->drain = drain__start(&dopts);
 	if (!a->drain) {
 		log_error("cannot start the drain thread: %s", strerror(errno));
+		return 1;
+	}
+	/* Raising a nice value needs no privilege. */
+	if (a->opts.drain_nice && setpriority(PRIO_PROCESS, (id_t)gettid(), 0)) {
+		log_error("cannot return the main thread to nice 0: %s", strerror(errno));
 		return 1;
 	}
 	atomic_store(&a->attached, true);

@@ -32,6 +32,7 @@ enum {
 	OPT_HISTORY,
 	OPT_PROC_ROOT,
 	OPT_RESCAN,
+	OPT_DRAIN_NICE,
 	OPT_KUBELET_URL,
 	OPT_KUBELET_TOKEN,
 	OPT_KUBELET_CA,
@@ -62,6 +63,7 @@ static const struct option long_opts[] = {
 	{ "history-bytes", required_argument, NULL, OPT_HISTORY },
 	{ "proc-root", required_argument, NULL, OPT_PROC_ROOT },
 	{ "rescan-interval", required_argument, NULL, OPT_RESCAN },
+	{ "drain-nice", required_argument, NULL, OPT_DRAIN_NICE },
 	{ "kubelet-url", required_argument, NULL, OPT_KUBELET_URL },
 	{ "kubelet-token-file", required_argument, NULL, OPT_KUBELET_TOKEN },
 	{ "kubelet-ca-file", required_argument, NULL, OPT_KUBELET_CA },
@@ -91,6 +93,9 @@ void agent_options_usage(FILE *out)
 	      "  --pid PID                  also track this process and its children (repeatable)\n"
 	      "  --attach tp_btf|tracepoint BTF tracepoints (default, no tracefs needed) or classic\n"
 	      "                             ones (need tracefs mounted)\n"
+	      "  --drain-nice N             nice value of the drain thread, -20..0 (default -5):\n"
+	      "                             under a flood it gets the CPU before the kernel ring\n"
+	      "                             overflows; needs CAP_SYS_NICE, else stays 0 with a warning\n"
 	      "  --print                    print events as JSON lines on stdout (debugging aid:\n"
 	      "                             a slow stdout slows the drain)\n"
 	      "Consumers:\n"
@@ -218,6 +223,7 @@ static void set_defaults(struct agent_options *o)
 	o->history_bytes = 8u << 20;
 	o->proc_root = "/proc";
 	o->rescan_interval = 2.0;
+	o->drain_nice = -5;
 	o->kubelet_token_file = SA_DIR "/token";
 	o->kubelet_ca_file = SA_DIR "/ca.crt";
 	o->kubelet_refresh = 10.0;
@@ -345,6 +351,17 @@ static int parse_one(int c, const char *arg, struct agent_options *o, char *err,
 			return fail(err, errlen, "--proc-root: empty path");
 		o->proc_root = arg;
 		return 0;
+	case OPT_DRAIN_NICE: {
+		char *end;
+		long n;
+
+		errno = 0;
+		n = strtol(arg, &end, 10);
+		if (errno || end == arg || *end || n < -20 || n > 0)
+			return fail(err, errlen, "--drain-nice: '%s' is not a whole number from -20 to 0", arg);
+		o->drain_nice = (int)n;
+		return 0;
+	}
 	case OPT_RESCAN:
 		if (parse_seconds(arg, 0, 3600, &o->rescan_interval) ||
 		    (o->rescan_interval > 0 && o->rescan_interval < 0.1))

@@ -36,6 +36,7 @@ struct agent_options {
 
 	const char *proc_root;
 	double rescan_interval; /* seconds; 0 = no scanning */
+	int drain_nice;         /* -20..0 */
 	const char *kubelet_url; /* NULL: no kubelet */
 	const char *kubelet_token_file;
 	const char *kubelet_ca_file;

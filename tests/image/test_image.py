@@ -424,6 +424,14 @@ class ImageTest(unittest.TestCase):
             self.assertEqual(st[k], {"0000000000000000"}, "agent still holds %s" % k)
         self.assertEqual(st["NoNewPrivs"], {"1"})
         self.assertEqual(st["Seccomp"], {"2"}, "agent not under the seccomp filter")
+        # SYS_NICE (with the RuntimeDefault profile) gave the drain its priority.
+        for task in os.listdir("/proc/%d/task" % agent.host_pid):
+            with open("/proc/%d/task/%s/comm" % (agent.host_pid, task)) as f:
+                if f.read().strip() == "kmon-drain":
+                    self.assertEqual(os.getpriority(os.PRIO_PROCESS, int(task)), -5)
+                    break
+        else:
+            self.fail("no kmon-drain thread in the agent")
         for c in (fwd, agg):
             st = status_fields(c.host_pid)
             self.assertEqual(st["Uid"], {"65534\t65534\t65534\t65534"})
@@ -431,6 +439,8 @@ class ImageTest(unittest.TestCase):
             self.assertEqual(st["CapEff"], {"0000000000000000"})
             self.assertEqual(st["CapBnd"], {"0000000000000000"})
             self.assertEqual(st["Seccomp"], {"2"})
+            # Allowed by the RuntimeDefault profile: records never preempt the node.
+            self.assertEqual(os.sched_getscheduler(c.host_pid), os.SCHED_BATCH)
         print("agent RSS in the pod: %s" % status_fields(agent.host_pid)["VmRSS"].pop())
 
 

@@ -3,7 +3,9 @@
 exactly the capability set the Helm chart grants (read from
 charts/kmon/values.yaml) and sees events; without BPF or without PERFMON it
 refuses with a message naming what is missing; after attaching it holds no
-capability at all (/proc/<pid>/status of every thread).
+capability at all (/proc/<pid>/status of every thread). With SYS_NICE the
+drain thread alone runs at --drain-nice; without it the agent says so and
+works at nice 0.
 """
 import os
 import subprocess
@@ -32,6 +34,16 @@ def limited(caps):
     the bounding set (so also in the permitted and effective sets)."""
     return ["setpriv", "--bounding-set", "-all," + ",".join("+" + c for c in caps),
             "--inh-caps", "-all", "--"]
+
+
+def thread_nices(pid):
+    """{thread name: set of nice values}"""
+    out = {}
+    for task in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, task)) as f:
+            name = f.read().strip()
+        out.setdefault(name, set()).add(os.getpriority(os.PRIO_PROCESS, int(task)))
+    return out
 
 
 def cap_lines(pid):
@@ -67,11 +79,31 @@ class CapabilitiesTest(unittest.TestCase):
                 self.assertEqual(vals, {0}, "agent still holds capabilities (%s)" % k)
             self.assertGreater(len(os.listdir("/proc/%d/task" % a.proc.pid)), 2,
                                "expected the drain and worker threads to be checked too")
+            nices = thread_nices(a.proc.pid)
+            self.assertEqual(nices.pop("kmon-drain"), {-5}, "drain not at --drain-nice")
+            self.assertEqual(set().union(*nices.values()), {0},
+                             "threads other than the drain left at a raised priority: %s" % nices)
+            self.assertNotIn("--drain-nice", a.log())
         finally:
             a.stop()
         execs = [e for e in a.events() if e["type"] == "process_exec"]
         self.assertTrue(any(e["filename"] == marker for e in execs),
                         "no exec event with the chart's capability set")
+
+    def test_without_sys_nice_the_drain_runs_at_nice_0_and_says_why(self):
+        caps = [c for c in chart_caps() if c != "sys_nice"]
+        sock = os.path.join(tempfile.mkdtemp(), "kmon.sock")
+        a = Agent(limited(caps)[0], limited(caps)[1:] + [AGENT, "--scope", "all",
+                                                         "--rescan-interval", "0",
+                                                         "--socket", sock])
+        try:
+            a.wait_attached()
+            nices = thread_nices(a.proc.pid)
+        finally:
+            a.stop()
+        self.assertEqual(nices["kmon-drain"], {0})
+        self.assertIn("--drain-nice -5: Permission denied", a.log())
+        self.assertIn("grant CAP_SYS_NICE", a.log())
 
     def test_each_missing_capability_is_named(self):
         caps = chart_caps()

@@ -34,6 +34,7 @@ static void defaults(void **state)
 	assert_int_equal(o.ringbuf_size, 16u << 20);
 	assert_int_equal(o.event_mask, KMON_EV_MASK_ALL);
 	assert_int_equal(o.sample_every, 1);
+	assert_int_equal(o.drain_nice, -5);
 	assert_string_equal(o.socket_path, "/run/kmon/kmon.sock");
 	assert_int_equal(o.socket_mode, 0660);
 	assert_null(o.kubelet_url);
@@ -86,6 +87,9 @@ static void bad_values(void **state)
 		{ "--events", "memory_alloc,exec", "'exec'" },
 		{ "--events", "", "--events" },
 		{ "--sample", "0", "--sample" },
+		{ "--drain-nice", "5", "from -20 to 0" },
+		{ "--drain-nice", "-21", "from -20 to 0" },
+		{ "--drain-nice", "-5x", "'-5x'" },
 		{ "--sample", "ten", "--sample" },
 		{ "--pid-map-size", "1", "--pid-map-size" },
 		{ "--pid", "-5", "--pid" },
