@@ -211,9 +211,9 @@ struct loader *loader__new(const struct loader_opts *opts, char *err, size_t err
 	l->skel->rodata->sample_every = opts->sample_every;
 	l->skel->rodata->self_tgid = opts->self_tgid;
 	/* 64 records per wake-up, and never more than an eighth of the ring. */
-	l->skel->rodata->wake_bytes = opts->ringbuf_size / 8 < 64 * (sizeof(struct kmon_event) + 8)
+	l->skel->rodata->wake_bytes = opts->ringbuf_size / 8 < 64 * KMON_RINGBUF_REC_BYTES
 					      ? opts->ringbuf_size / 8
-					      : 64 * (sizeof(struct kmon_event) + 8);
+					      : 64 * KMON_RINGBUF_REC_BYTES;
 	ret = choose_programs(l->skel, opts->classic_tracepoints, opts->event_mask, err, errlen);
 	if (ret)
 		goto fail;

@@ -180,16 +180,15 @@ static __always_inline struct kmon_event *reserve(__u32 type)
  * at once, and under load it waits at most for the drain's next 10 ms poll
  * (a wake-up per exec cost the agent ~100 us of CPU each on a VM).
  */
-#define RING_REC_BYTES ((sizeof(struct kmon_event) + 8 + 7) & ~7ul)
 static __always_inline void submit(void *e)
 {
 	__u64 avail, flags = 0;
 
 	if (wake_bytes) {
 		avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-		if (avail >= wake_bytes && avail % wake_bytes < RING_REC_BYTES)
+		if (avail >= wake_bytes && avail % wake_bytes < KMON_RINGBUF_REC_BYTES)
 			flags = BPF_RB_FORCE_WAKEUP;
-		else if (drain_polling || avail > RING_REC_BYTES)
+		else if (drain_polling || avail > KMON_RINGBUF_REC_BYTES)
 			flags = BPF_RB_NO_WAKEUP;
 	}
 	bpf_ringbuf_submit(e, flags);

@@ -97,6 +97,10 @@ enum kmon_pid_flags {
 	KMON_PIDF_FROM_FORK = 1u << 1, /* inherited in the kernel at fork */
 };
 
+/* What one event takes in the BPF ring buffer: the record plus the kernel's
+ * 8-byte header, 8-aligned. The wake-up thresholds are counted in these. */
+#define KMON_RINGBUF_REC_BYTES ((sizeof(struct kmon_event) + 8 + 7) & ~7ul)
+
 /*
  * Per-CPU counters (array map "counters", index = enum value). Every path in the
  * programs that decides not to deliver an event bumps one of these, so

@@ -201,7 +201,9 @@ static double memcpy_ns(unsigned rounds)
 		for (unsigned i = 0; i < ROUND_EVENTS; i++) {
 			ev.timestamp = off;
 			memcpy(buf + off + 16, &ev, sizeof(ev));
-			off = (off + rec) % (RING_BYTES - rec);
+			off += rec;
+			if (off + 16 + sizeof(ev) > RING_BYTES)
+				off = 0;
 		}
 		/* The copies must happen, as into shared memory. */
 		__asm__ volatile("" : : "r"(buf) : "memory");

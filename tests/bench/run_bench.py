@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import signal
+from statistics import median
 import subprocess
 import sys
 import tempfile
@@ -270,11 +271,6 @@ def bench_kmalloc(n, tmp):
                      "recursion_misses": res.get("recursion_misses")})
     pod.close()
     return rows
-
-
-def median(v):
-    v = sorted(v)
-    return (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2
 
 
 def bench_exec(n, tmp, rounds):
