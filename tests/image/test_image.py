@@ -4,7 +4,8 @@ the way the chart's DaemonSet says (issue 6).
 
 1. `docker build` of the Dockerfile (dockerd is started here when it is not
    running). With no registry reachable, the `debian:12-slim` base is made
-   with debootstrap (bookworm, minbase) and `docker import`ed under that name.
+   with debootstrap (bookworm, minbase, from the Debian mirror apt is configured
+   with) and `docker import`ed under that name.
 2. `helm template` renders the chart with both sidecars on and this image.
 3. The pod spec is run as a kubelet + containerd would run it: one runc
    container per container of the pod, from the image's file system, in a
@@ -42,6 +43,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "support"))
 from fake_kubelet import FakeKubelet  # noqa: E402
 from kubenode import Node, new_pod_uid  # noqa: E402
 from waits import wait_for  # noqa: E402
+from aptsrc import debian_mirror  # noqa: E402
 
 HELM = os.environ.get("HELM", "helm")
 DOCKER = os.environ.get("KMON_DOCKER", "docker")
@@ -130,7 +132,8 @@ def ensure_base_image(tmp):
     if run(DOCKER, "pull", BASE, check=False, timeout=300).returncode == 0:
         return "pulled"
     root = os.path.join(tmp, "debootstrap")
-    run("debootstrap", "--variant=minbase", "bookworm", root, "http://deb.debian.org/debian",
+    # The mirror this machine's apt uses: none is written into the test.
+    run("debootstrap", "--variant=minbase", "bookworm", root, debian_mirror("bookworm"),
         timeout=900)
     tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
     imp = subprocess.run([DOCKER, "import", "-", BASE], stdin=tar.stdout,
