@@ -47,6 +47,7 @@ struct forward {
 	size_t batch_bytes;
 	unsigned batch_lines;
 	bool gzip;
+	struct file_sink_opts rot;
 	size_t ring_bytes;
 	size_t replay_bytes;
 	bool once; /* exit when the agent goes away instead of reconnecting */
@@ -67,6 +68,9 @@ static void usage(FILE *out)
 		"  --socket PATH          agent control socket (default /run/kmon/kmon.sock)\n"
 		"  --output DEST          - (stdout, default), a file (appended; reopened on SIGHUP),\n"
 		"                         or an http:// / https:// URL (NDJSON batches, POST)\n"
+		"  --rotate-size SIZE     file: rotate before it would pass SIZE (FILE -> FILE.1 ...)\n"
+		"  --rotate-keep N        file: rotated files kept, 1 to 1000 (default 5)\n"
+		"  --rotate-gzip          file: gzip rotated files (FILE.N.gz), off the event path\n"
 		"  --events LIST          memory_alloc,memory_free,process_exec (default all)\n"
 		"  --namespace NS         only pods in NS (repeatable, up to %d)\n"
 		"  --header 'K: V'        extra HTTP header (repeatable)\n"
@@ -122,7 +126,8 @@ static int fail(const char *fmt, ...)
 static int parse_args(struct forward *f, int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_OUTPUT, O_EVENTS, O_NS, O_HEADER, O_FLUSH, O_QUEUE, O_NOGZIP,
-	       O_RING, O_REPLAY, O_NAME, O_ONCE, O_HELP, O_BBYTES, O_BLINES, O_SCHED };
+	       O_RING, O_REPLAY, O_NAME, O_ONCE, O_HELP, O_BBYTES, O_BLINES, O_SCHED,
+	       O_ROT_SIZE, O_ROT_KEEP, O_ROT_GZIP };
 	static const struct option lo[] = {
 		{ "socket", required_argument, NULL, O_SOCKET },
 		{ "output", required_argument, NULL, O_OUTPUT },
@@ -139,6 +144,9 @@ static int parse_args(struct forward *f, int argc, char **argv)
 		{ "name", required_argument, NULL, O_NAME },
 		{ "once", no_argument, NULL, O_ONCE },
 		{ "sched", required_argument, NULL, O_SCHED },
+		{ "rotate-size", required_argument, NULL, O_ROT_SIZE },
+		{ "rotate-keep", required_argument, NULL, O_ROT_KEEP },
+		{ "rotate-gzip", no_argument, NULL, O_ROT_GZIP },
 		{ "help", no_argument, NULL, O_HELP },
 		{ 0 }
 	};
@@ -155,6 +163,8 @@ static int parse_args(struct forward *f, int argc, char **argv)
 	f->batch_bytes = 1u << 20;
 	f->batch_lines = 10000;
 	f->gzip = true;
+	f->rot.sz = sizeof(f->rot);
+	f->rot.keep = 5;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
@@ -194,6 +204,27 @@ static int parse_args(struct forward *f, int argc, char **argv)
 			    f->flush_interval > 3600)
 				return fail("--flush-interval: '%s' is not seconds from 0.01 to 3600",
 					    optarg);
+			break;
+		case O_ROT_SIZE: {
+			size_t v;
+
+			if (parse_size_arg(optarg, &v) || v < 4096)
+				return fail("--rotate-size: '%s' is not a size of at least 4K", optarg);
+			f->rot.rotate_bytes = v;
+			break;
+		}
+		case O_ROT_KEEP: {
+			unsigned long v;
+
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || *end || end == optarg || v < 1 || v > 1000)
+				return fail("--rotate-keep: '%s' is not a count from 1 to 1000", optarg);
+			f->rot.keep = (unsigned)v;
+			break;
+		}
+		case O_ROT_GZIP:
+			f->rot.gzip = true;
 			break;
 		case O_QUEUE:
 			if (parse_size_arg(optarg, &f->max_queue_bytes) || f->max_queue_bytes < 4096)
@@ -251,6 +282,12 @@ static int parse_args(struct forward *f, int argc, char **argv)
 	}
 	if (optind < argc)
 		return fail("unexpected argument '%s'", argv[optind]);
+	if ((f->rot.rotate_bytes || f->rot.gzip) &&
+	    (!strcmp(f->output, "-") || !strncmp(f->output, "http://", 7) ||
+	     !strncmp(f->output, "https://", 8)))
+		return fail("--rotate-size/--rotate-gzip: only a file --output can rotate");
+	if (f->rot.gzip && !f->rot.rotate_bytes)
+		return fail("--rotate-gzip: needs --rotate-size");
 	return 0;
 }
 
@@ -270,9 +307,10 @@ static void print_counters(struct forward *f)
 		",\"dropped_in_queue\":%" PRIu64 ",\"dropped_batches\":%" PRIu64
 		",\"lost_in_ring\":%" PRIu64 ",\"replayed\":%" PRIu64 ",\"reconnects\":%" PRIu64
 		",\"encode_errors\":%" PRIu64 ",\"seq_errors\":%" PRIu64 ",\"wakeups\":%" PRIu64
-		"}}\n",
+		",\"rotations\":%" PRIu64 ",\"rotate_errors\":%" PRIu64 "}}\n",
 		cs.received, ss.sent, ss.retried, ss.dropped, ss.dropped_batches, cs.lost,
-		cs.replayed, cs.reconnects, f->encode_errors, cs.seq_errors, cs.wakeups);
+		cs.replayed, cs.reconnects, f->encode_errors, cs.seq_errors, cs.wakeups, ss.rotations,
+		ss.rotate_errors);
 	fflush(stderr);
 }
 
@@ -362,19 +400,30 @@ static void stop(struct forward *f, int code)
 static void on_signal(uv_signal_t *h, int signum)
 {
 	struct forward *f = h->data;
+	int err;
 
 	switch (signum) {
 	case SIGUSR1:
 		print_counters(f);
 		break;
 	case SIGHUP:
-		if (f->sink->reopen && f->sink->reopen(f->sink))
+		if (f->sink->reopen && (err = f->sink->reopen(f->sink)))
 			fprintf(stderr, "kmon-forward: cannot reopen %s: %s\n", f->output,
-				strerror(errno));
+				strerror(-err));
 		break;
 	default:
 		stop(f, 0);
 	}
+}
+
+/* The client delivers what its ring still holds while closing: its counts
+ * are final only now (taken earlier, they missed those last events). */
+static void on_client_closed(void *ctx)
+{
+	struct forward *f = ctx;
+
+	kmon_client__get_stats(f->client, &f->final_cs);
+	f->client = NULL;
 }
 
 int main(int argc, char **argv)
@@ -407,7 +456,7 @@ int main(int argc, char **argv)
 		};
 		f.sink = http_sink__new(&ho);
 	} else {
-		f.sink = file_sink__new(f.output);
+		f.sink = file_sink__new(f.output, &f.rot);
 	}
 	if (!f.sink) {
 		fail("--output %s: %s", f.output, strerror(errno));
@@ -448,9 +497,7 @@ int main(int argc, char **argv)
 
 	/* Shutdown: deliver what the ring still holds, then let the sink send
 	 * what it can within its own bound. */
-	kmon_client__get_stats(f.client, &f.final_cs);
-	kmon_client__close(f.client, NULL);
-	f.client = NULL;
+	kmon_client__close(f.client, on_client_closed);
 	f.sink->flush(f.sink);
 	f.sink->close(f.sink, on_sink_closed, &f);
 	for (i = 0; i < 4; i++)

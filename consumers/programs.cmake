@@ -5,7 +5,7 @@ target_link_libraries(kmon_client PUBLIC kmon_shm PkgConfig::LIBUV)
 add_executable(kmon-forward ${CMAKE_CURRENT_LIST_DIR}/forward.c
                ${CMAKE_CURRENT_LIST_DIR}/file_sink.c ${CMAKE_CURRENT_LIST_DIR}/http_sink.c)
 target_link_libraries(kmon-forward PRIVATE kmon_client kmon_consumer_fmt kmon_event
-                      PkgConfig::LIBCURL PkgConfig::ZLIB PkgConfig::LIBUV)
+                      PkgConfig::LIBCURL PkgConfig::ZLIB PkgConfig::LIBUV Threads::Threads)
 install(TARGETS kmon-forward RUNTIME DESTINATION bin)
 
 add_executable(kmon-aggregate ${CMAKE_CURRENT_LIST_DIR}/aggregate.c)

@@ -3,13 +3,17 @@
  * Where kmon-forward writes its JSON lines. A sink takes whole lines, never
  * blocks the loop for long, and counts what it could not deliver.
  *   file_sink: stdout or a file opened for append, reopened on request
- *              (SIGHUP, for log rotation).
+ *              (SIGHUP, for an outside logrotate), or rotated by size itself:
+ *              path -> path.1 -> ... -> path.keep, optionally gzip'd off the
+ *              loop thread; a rotation happens between two whole lines, so
+ *              every line is in exactly one file.
  *   http_sink: NDJSON batches POSTed with libcurl's multi interface on the
  *              libuv loop (http_sink.h).
  */
 #ifndef KMON_CONSUMERS_SINK_H
 #define KMON_CONSUMERS_SINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +25,8 @@ struct sink_stats {
 	uint64_t dropped;     /* lines dropped (queue full, write error) */
 	uint64_t dropped_batches;
 	uint64_t queued_bytes;
+	uint64_t rotations;     /* file: rotations done */
+	uint64_t rotate_errors; /* file: rename/open/compress failures (no line lost) */
 };
 
 struct sink {
@@ -36,7 +42,15 @@ struct sink {
 	void (*close)(struct sink *s, void (*done)(void *ctx), void *ctx);
 };
 
-/* path "-" is stdout. NULL with errno on failure. */
-struct sink *file_sink__new(const char *path);
+struct file_sink_opts {
+	size_t sz;             /* sizeof(struct file_sink_opts) */
+	uint64_t rotate_bytes; /* 0: never rotate by size */
+	unsigned keep;         /* rotated files kept; default 5 */
+	bool gzip;             /* compress rotated files (path.N.gz) */
+};
+
+/* path "-" is stdout (no rotation: EINVAL). opts may be NULL. NULL with
+ * errno on failure. */
+struct sink *file_sink__new(const char *path, const struct file_sink_opts *opts);
 
 #endif
