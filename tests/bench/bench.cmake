@@ -25,3 +25,8 @@ target_link_libraries(bench_bare_reader PRIVATE kernel_monitor_skel kmon_event k
 add_executable(bench_fanout ${CMAKE_CURRENT_LIST_DIR}/bench_fanout.c
                ${CMAKE_SOURCE_DIR}/agent/fanout.c)
 target_link_libraries(bench_fanout PRIVATE kmon_shm kmon_event Threads::Threads)
+
+add_test(NAME bench_python
+         COMMAND ${KMON_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/bench_python.py --short)
+set_tests_properties(bench_python PROPERTIES LABELS bench TIMEOUT 600 RUN_SERIAL TRUE
+  ENVIRONMENT "KMON_BUILD=${CMAKE_BINARY_DIR}")
