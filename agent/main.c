@@ -341,10 +341,11 @@ static int start_services(struct agent *a)
 	} else {
 		atomic_store(&a->scanned, true);
 	}
-	if (a->opts.metrics_addr) {
+	if (a->opts.metrics_addr || a->opts.health_addr) {
 		struct endpoints_opts eo = {
 			.sz = sizeof(eo),
 			.addr = a->opts.metrics_addr,
+			.health_addr = a->opts.health_addr,
 			.not_ready = not_ready,
 			.render_metrics = render_metrics,
 			.ctx = a,
@@ -354,7 +355,10 @@ static int start_services(struct agent *a)
 			log_error("%s", err);
 			return -1;
 		}
-		log_info("serving /healthz, /readyz and /metrics on %s", a->opts.metrics_addr);
+		if (a->opts.metrics_addr)
+			log_info("serving /healthz, /readyz and /metrics on %s", a->opts.metrics_addr);
+		if (a->opts.health_addr)
+			log_info("serving /healthz and /readyz on %s", a->opts.health_addr);
 	}
 	uv_timer_init(&a->loop, &a->heartbeat);
 	a->heartbeat.data = a;

@@ -40,6 +40,7 @@ enum {
 	OPT_KUBELET_REFRESH,
 	OPT_NODE_NAME,
 	OPT_METRICS_ADDR,
+	OPT_HEALTH_ADDR,
 	OPT_CLASSIFY,
 	OPT_VERSION,
 	OPT_HELP,
@@ -71,6 +72,7 @@ static const struct option long_opts[] = {
 	{ "kubelet-refresh", required_argument, NULL, OPT_KUBELET_REFRESH },
 	{ "node-name", required_argument, NULL, OPT_NODE_NAME },
 	{ "metrics-addr", required_argument, NULL, OPT_METRICS_ADDR },
+	{ "health-addr", required_argument, NULL, OPT_HEALTH_ADDR },
 	{ "classify-cgroup", required_argument, NULL, OPT_CLASSIFY },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -117,6 +119,8 @@ void agent_options_usage(FILE *out)
 	      "  --classify-cgroup FILE     print how a /proc/<pid>/cgroup file is classified, exit\n"
 	      "Operations:\n"
 	      "  --metrics-addr HOST:PORT   serve /healthz, /readyz and /metrics\n"
+	      "  --health-addr HOST:PORT    also serve /healthz and /readyz alone here, for the\n"
+	      "                             kubelet's probes: scrapers cannot delay them\n"
 	      "  --log-level LEVEL          error|warn|info|debug (default info)\n"
 	      "  --version, --help\n",
 	      out);
@@ -395,6 +399,11 @@ static int parse_one(int c, const char *arg, struct agent_options *o, char *err,
 			return fail(err, errlen, "--metrics-addr: '%s' is not HOST:PORT", arg);
 		o->metrics_addr = arg;
 		return 0;
+	case OPT_HEALTH_ADDR:
+		if (!strchr(arg, ':'))
+			return fail(err, errlen, "--health-addr: '%s' is not HOST:PORT", arg);
+		o->health_addr = arg;
+		return 0;
 	case OPT_CLASSIFY:
 		o->classify_cgroup = arg;
 		return 0;
@@ -427,5 +436,9 @@ int agent_options_parse(int argc, char **argv, struct agent_options *o, char *er
 	}
 	if (optind < argc)
 		return fail(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
+	if (o->health_addr && o->metrics_addr && !strcmp(o->health_addr, o->metrics_addr))
+		return fail(err, errlen, "--health-addr: '%s' is also --metrics-addr; give it its "
+			    "own port (or leave it out: the probes are served on --metrics-addr too)",
+			    o->health_addr);
 	return 0;
 }

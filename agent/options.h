@@ -45,6 +45,7 @@ struct agent_options {
 	const char *node_name;
 
 	const char *metrics_addr; /* NULL: no endpoints */
+	const char *health_addr;  /* NULL: probes only on metrics_addr */
 	const char *classify_cgroup; /* print what the parser makes of FILE and exit */
 
 	bool show_help;

@@ -232,7 +232,16 @@ int kubelet__get_pods(struct kubelet *k, char **body_out, size_t *len, long *sta
 		snprintf(err, errlen, "GET %s: %s", k->pods_url,
 			 errbuf[0] ? errbuf : curl_easy_strerror(cc));
 		ret = -EIO;
-	} else if (*status == 401 || *status == 403) {
+	} else if (*status == 403) {
+		/* Authenticated but not authorized: RBAC. Kubelets before 1.33 (no
+		 * KubeletFineGrainedAuthz) authorize /pods only as nodes/proxy. */
+		snprintf(err, errlen,
+			 "GET %s: HTTP 403: the kubelet denied the service account; it needs RBAC "
+			 "get on nodes/pods (kubelets >= 1.33) or, on older kubelets, nodes/proxy "
+			 "(Helm chart value rbac.nodesProxy=true: exec-equivalent on the node)",
+			 k->pods_url);
+		ret = -EACCES;
+	} else if (*status == 401) {
 		snprintf(err, errlen,
 			 "GET %s: HTTP %ld: the kubelet rejected the service-account token; it "
 			 "needs RBAC get on nodes/pods (and nodes/proxy on older kubelets)",

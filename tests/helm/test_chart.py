@@ -6,8 +6,10 @@
 For the default values and for each toggle on and off: `helm lint --strict`,
 `helm template`, then assertions on the rendered objects: consumers hold no
 privilege, the agent holds exactly the capabilities in values, probes hit the
-paths the agent serves on its --metrics-addr port, the socket volume is where
-every --socket points, RBAC grants only get on nodes/proxy and nodes/pods.
+paths the agent serves on its own --health-addr port (apart from
+--metrics-addr), the socket volume is where every --socket points, RBAC
+grants only get on nodes/pods, and nodes/proxy only when rbac.nodesProxy is
+set.
 """
 import os
 import shutil
@@ -24,7 +26,7 @@ HELM = os.environ.get("HELM") or shutil.which("helm")
 AGENT = "kmon-agent"
 CONSUMERS = ("kmon-forward", "kmon-aggregate")
 TOGGLES = ("forward.enabled", "aggregate.enabled", "socket.hostPath.enabled",
-           "serviceMonitor.enabled", "agent.privileged")
+           "serviceMonitor.enabled", "agent.privileged", "rbac.nodesProxy")
 
 
 def scenarios():
@@ -215,11 +217,16 @@ class ChartTest(unittest.TestCase):
         add = self.containers(r)[AGENT]["securityContext"]["capabilities"]["add"]
         self.assertEqual(add, ["BPF", "PERFMON"], "agent.capabilities={BPF,PERFMON} not rendered verbatim")
 
-    def test_probes_on_metrics_addr(self):
+    def test_probes_on_their_own_listener(self):
+        """The kubelet probes --health-addr, a listener apart from
+        --metrics-addr: scrapers and slow clients there cannot starve probes."""
         for name, _, r in self.each():
             c = self.containers(r)[AGENT]
-            addr = one(parse_args(c["args"]), "metrics-addr", f"{name}/agent")
+            opts = parse_args(c["args"])
+            addr = one(opts, "health-addr", f"{name}/agent")
             port = int(addr.rsplit(":", 1)[1])
+            mport = int(one(opts, "metrics-addr", f"{name}/agent").rsplit(":", 1)[1])
+            self.assertNotEqual(port, mport, f"{name}: probes share the metrics listener")
             named = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
             for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
                 get = (c.get(probe) or {}).get("httpGet")
@@ -228,7 +235,17 @@ class ChartTest(unittest.TestCase):
                 p = get["port"]
                 resolved = named.get(p) if isinstance(p, str) else p
                 self.assertEqual(resolved, port,
-                                 f"{name}: {probe} port {p} -> {resolved}, --metrics-addr listens on {port}")
+                                 f"{name}: {probe} port {p} -> {resolved}, --health-addr listens on {port}")
+
+    def test_health_port_must_differ(self):
+        for sets, words in ((["agent.healthPort=9470"], ("agent.healthPort", "agent.metricsPort")),
+                            (["aggregate.enabled=true", "agent.healthPort=9471"],
+                             ("agent.healthPort", "aggregate.port"))):
+            with self.subTest(sets=sets):
+                res = helm("template", "kmon", CHART, *set_args(sets))
+                self.assertNotEqual(res.returncode, 0, f"{sets} rendered two listeners on one port")
+                for w in words:
+                    self.assertIn(w, res.stderr, f"{sets}: error does not name {w}: {res.stderr.strip()}")
 
     def test_socket_mounted_where_socket_args_point(self):
         for name, v, r in self.each():
@@ -291,8 +308,9 @@ class ChartTest(unittest.TestCase):
             self.assertEqual(len(token), 1, f"{name}: agent has no service-account token for the kubelet")
 
     def test_rbac_exactly_listed_rules(self):
-        want = [{"apiGroups": [""], "resources": ["nodes/proxy", "nodes/pods"], "verbs": ["get"]}]
-        for name, _, r in self.each():
+        for name, v, r in self.each():
+            resources = ["nodes/pods"] + (["nodes/proxy"] if v["rbac"]["nodesProxy"] else [])
+            want = [{"apiGroups": [""], "resources": resources, "verbs": ["get"]}]
             self.assertEqual(r.kind("Role"), [], f"{name}: chart renders a namespaced Role")
             self.assertEqual(r.kind("RoleBinding"), [], f"{name}: chart renders a RoleBinding")
             role = r.only("ClusterRole")
@@ -308,6 +326,25 @@ class ChartTest(unittest.TestCase):
                              f"{name}: binding subjects are not exactly the agent's ServiceAccount")
             self.assertEqual(r.only("ServiceAccount")["metadata"]["name"], sa,
                              f"{name}: DaemonSet uses a ServiceAccount the chart does not create")
+
+    def test_nodes_proxy_only_on_request(self):
+        """nodes/proxy is exec-equivalent on every kubelet: a default install
+        (and any install not asking for it) must not grant it."""
+        self.assertIs(self.values["rbac"]["nodesProxy"], False, "rbac.nodesProxy defaults to on")
+        for name, v, r in self.each():
+            flat = yaml.safe_dump(r.only("ClusterRole")["rules"])
+            if v["rbac"]["nodesProxy"]:
+                self.assertIn("nodes/proxy", flat, f"{name}: rbac.nodesProxy=true but not granted")
+            else:
+                self.assertNotIn("nodes/proxy", flat, f"{name}: nodes/proxy granted without rbac.nodesProxy")
+                self.assertNotIn("nodes/*", flat, f"{name}: a nodes/* rule grants nodes/proxy")
+        res = helm("template", "kmon", CHART, "--set", "rbac.nodesProxy=true")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        role = Rendered(yaml.safe_load_all(res.stdout)).only("ClusterRole")
+        self.assertEqual(role["rules"], [{"apiGroups": [""], "resources": ["nodes/pods", "nodes/proxy"],
+                                          "verbs": ["get"]}])
+        with open(os.path.join(CHART, "README.md"), encoding="utf-8") as f:
+            self.assertIn("exec-equivalent", f.read(), "README.md does not state the nodes/proxy risk")
 
     def test_service_and_servicemonitor(self):
         for name, v, r in self.each():
@@ -337,6 +374,8 @@ class ChartTest(unittest.TestCase):
         bad = {
             "agent.scope=bogus": "agent.scope",
             "agent.metricsPort=0": "agent.metricsPort",
+            "agent.healthPort=70000": "agent.healthPort",
+            "rbac.nodesProxy=yes": "rbac.nodesProxy",
             "agent.capabilities[0]=ALL": "agent.capabilities",
             "agent.capabilities[0]=cap_bpf": "agent.capabilities",
             "agent.ringbufSize=4 megs": "agent.ringbufSize",

@@ -68,7 +68,9 @@ class KubeletErrors(unittest.TestCase):
     def test_bad_answers(self):
         for mode, text in [("garbage", "not JSON"), ("500", "HTTP 500"),
                            ("huge", "larger than 16777216 bytes"),
-                           ("401", "rejected the service-account token")]:
+                           ("401", "rejected the service-account token"),
+                           # An old kubelet wants nodes/proxy: the line names the chart value.
+                           ("403", "rbac.nodesProxy=true")]:
             self.fk.set_mode(mode)
             a = self.run_agent()
             self.expect(a, text, "events keep flowing")

@@ -7,6 +7,7 @@ Behaviour can be switched while it runs by writing <dir>/mode:
   garbage  200 with a body that is not JSON
   slow     waits 30 s before answering
   401      rejects every token
+  403      accepts the token, denies it (an old kubelet without nodes/proxy)
   500      server error
   huge     200 with a 50 MB body, streamed
   gzbomb   200 with a small gzip body that inflates to 50 MB (always gzip'd)
@@ -90,6 +91,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if mode == "401" or token is None or auth != "Bearer " + token:
             self.reply(401, b'{"kind":"Status","status":"Failure","reason":"Unauthorized",'
                             b'"code":401}')
+            return
+        if mode == "403":
+            self.reply(403, b"Forbidden (user=system:serviceaccount:kmon-system:kmon, verb=get, "
+                            b"resource=nodes, subresource(s)=[proxy])\n", "text/plain")
             return
         if self.path != "/pods" and self.path != "/pods/":
             self.reply(404, b"404 page not found\n", "text/plain")

@@ -104,6 +104,7 @@ static void bad_values(void **state)
 		{ "--kubelet-url", "ftp://x", "--kubelet-url" },
 		{ "--kubelet-refresh", "0", "--kubelet-refresh" },
 		{ "--metrics-addr", "9450", "HOST:PORT" },
+		{ "--health-addr", "9472", "--health-addr" },
 		{ "--history-bytes", "2G", "--history-bytes" },
 	};
 	struct agent_options o;
@@ -131,6 +132,12 @@ static void unknown_and_missing(void **state)
 	assert_non_null(strstr(err, "needs a value"));
 	assert_int_equal(PARSE(&o, "stray"), -EINVAL);
 	assert_non_null(strstr(err, "stray"));
+	/* The probes' own listener cannot share the metrics port. */
+	assert_int_equal(PARSE(&o, "--metrics-addr", "0.0.0.0:9470", "--health-addr", "0.0.0.0:9470"),
+			 -EINVAL);
+	assert_non_null(strstr(err, "--health-addr"));
+	assert_int_equal(PARSE(&o, "--metrics-addr", "0.0.0.0:9470", "--health-addr", "0.0.0.0:9472"), 0);
+	assert_string_equal(o.health_addr, "0.0.0.0:9472");
 }
 
 static void sizes(void **state)
