@@ -39,6 +39,11 @@ static void skip(struct podlist *pl, unsigned *counter, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(pl->first_skip, sizeof(pl->first_skip), fmt, ap);
 	va_end(ap);
+	/* It quotes what the kubelet sent and ends up in a log line: no
+	 * control characters (a forged line break would forge a log line). */
+	for (char *c = pl->first_skip; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
 }
 
 /* A required metadata string; why names the field and what is wrong with it. */
@@ -245,6 +250,8 @@ static void share_out(const unsigned *want, unsigned *alloc, unsigned n, unsigne
 	unsigned long long total = 0;
 	unsigned lo = 0, hi = 0, i, left;
 
+	if (!n)
+		return;
 	for (i = 0; i < n; i++) {
 		total += want[i];
 		if (want[i] > hi)

@@ -259,6 +259,10 @@ static void test_odd_parts_are_skipped(void **state)
 	expect_skip("{\"metadata\":{\"name\":\"a\",\"namespace\":\"n\",\"uid\":\"u\"},"
 		    "\"status\":\"Running\"}",
 		    fields_of, "pod n/a: status is not an object");
+	/* What the kubelet sent is quoted without control characters. */
+	expect_skip("{\"metadata\":{\"name\":\"a\\nkmon: error: forged\",\"namespace\":\"n\","
+		    "\"uid\":\"u\"},\"status\":[]}",
+		    fields_of, "pod n/a?kmon: error: forged: status is not an object");
 	expect_skip("{\"metadata\":{\"name\":\"a\",\"namespace\":\"n\",\"uid\":\"u\"},"
 		    "\"status\":{\"containerStatuses\":7}}",
 		    fields_of, "pod n/a: status.containerStatuses is not an array");
