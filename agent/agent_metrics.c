@@ -103,6 +103,23 @@ void agent_metrics_render(struct metrics_text *m, const struct agent_metrics_src
 			gauge(m, "kmon_kubelet_last_success_age_seconds",
 			      "Seconds since the last good PodList (-1: never)",
 			      ts->seconds_since_kubelet_ok);
+			{
+				static const char *const part_l[] = { "part" };
+				const char *pods[] = { "pod" }, *inst[] = { "container_instance" },
+					   *ids[] = { "container_id" }, *fields[] = { "field" };
+
+				metrics_text__family(m, "kmon_kubelet_podlist_skipped", "gauge",
+						     "Parts of the last good PodList skipped (the rest "
+						     "is used), by part");
+				metrics_text__sample_u64(m, "kmon_kubelet_podlist_skipped", part_l,
+							 pods, 1, ts->podlist_skipped_items);
+				metrics_text__sample_u64(m, "kmon_kubelet_podlist_skipped", part_l,
+							 inst, 1, ts->podlist_skipped_instances);
+				metrics_text__sample_u64(m, "kmon_kubelet_podlist_skipped", part_l,
+							 ids, 1, ts->podlist_skipped_ids);
+				metrics_text__sample_u64(m, "kmon_kubelet_podlist_skipped", part_l,
+							 fields, 1, ts->podlist_skipped_fields);
+			}
 		}
 	}
 	gauge(m, "kmon_ready", "1 when attached, draining and the first scan is done",

@@ -534,6 +534,30 @@ static int flatten(struct tracker *t, const struct podlist *pl)
 
 static void on_kubelet_timer(uv_timer_t *h);
 
+/* Parts of the PodList skipped (the rest is in use): on /metrics, and one log
+ * line each time the counts change, not one per refresh. */
+static void note_skips(struct tracker *t, const struct podlist *pl)
+{
+	const struct podlist_skips *s = &pl->skipped;
+	struct tracker_stats *st = &t->st;
+
+	if (st->podlist_skipped_items == s->items && st->podlist_skipped_instances == s->instances &&
+	    st->podlist_skipped_ids == s->ids && st->podlist_skipped_fields == s->fields)
+		return;
+	st->podlist_skipped_items = s->items;
+	st->podlist_skipped_instances = s->instances;
+	st->podlist_skipped_ids = s->ids;
+	st->podlist_skipped_fields = s->fields;
+	if (podlist__skipped_total(pl))
+		log_warn("kubelet %s: PodList parts skipped, the rest is used: %u pods, %u container "
+			 "instances over the bound of %u, %u container ids not understood, %u "
+			 "malformed fields; first: %s",
+			 t->o.kubelet_url, s->items, s->instances, PODLIST_MAX_INSTANCES, s->ids,
+			 s->fields, pl->first_skip);
+	else
+		log_info("kubelet %s: no PodList parts skipped any more", t->o.kubelet_url);
+}
+
 static void pods_done(uv_work_t *req, int status)
 {
 	struct pods_work *w = req->data;
@@ -567,6 +591,7 @@ static void pods_done(uv_work_t *req, int status)
 		if (t->kubelet_state != 1)
 			log_info("kubelet %s: %u pods; annotating events with pod names",
 				 t->o.kubelet_url, w->pl->n_pods);
+		note_skips(t, w->pl);
 		t->kubelet_state = 1;
 		for (k = 1; k < t->hi; k++) {
 			struct container *c = &t->c[k];

@@ -51,6 +51,13 @@ struct tracker_stats {
 	double seconds_since_kubelet_ok; /* -1 = never */
 	bool first_scan_done;
 	bool kubelet_configured;
+	/* Parts of the last good PodList skipped rather than failing it (see
+	 * k8s/podlist.h): pods, container instances over the size bound,
+	 * container ids not understood, malformed status fields. */
+	uint64_t podlist_skipped_items;
+	uint64_t podlist_skipped_instances;
+	uint64_t podlist_skipped_ids;
+	uint64_t podlist_skipped_fields;
 };
 
 struct tracker *tracker__new(const struct tracker_opts *opts);

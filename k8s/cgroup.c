@@ -83,22 +83,26 @@ struct path_result {
 	char uid[40];
 };
 
-/* Is this segment a container (or conmon) cgroup? */
+/* Is this segment a container (or conmon) cgroup? Runtime prefixes are
+ * taken with or without systemd's ".scope" (containerd's cgroupfs driver
+ * writes "cri-containerd-<id>" leaves too); anything else after the id, such
+ * as systemd's "-rootfs.mount" units holding an id, is not a container. */
 static bool container_seg(struct seg s, struct seg parent, const char **runtime,
 			  enum cgroup_kind *kind, char *id)
 {
 	static const struct {
 		const char *pfx, *runtime;
 		enum cgroup_kind kind;
-		bool scope_only;
 	} pats[] = {
-		{ "cri-containerd-", "containerd", CGROUP_CONTAINER, true },
-		{ "crio-conmon-", "cri-o", CGROUP_CONMON, false },
-		{ "crio-", "cri-o", CGROUP_CONTAINER, false },
-		{ "docker-", "docker", CGROUP_CONTAINER, true },
-		{ "libpod-conmon-", "podman", CGROUP_CONMON, false },
-		{ "libpod-", "podman", CGROUP_CONTAINER, false },
-		{ "nerdctl-", "containerd", CGROUP_CONTAINER, true },
+		{ "cri-containerd-", "containerd", CGROUP_CONTAINER },
+		{ "crio-conmon-", "cri-o", CGROUP_CONMON },
+		{ "crio-", "cri-o", CGROUP_CONTAINER },
+		{ "docker-", "docker", CGROUP_CONTAINER },
+		{ "libpod-conmon-", "podman", CGROUP_CONMON },
+		/* podman --cgroups=split: the payload under the unit's cgroup */
+		{ "libpod-payload-", "podman", CGROUP_CONTAINER },
+		{ "libpod-", "podman", CGROUP_CONTAINER },
+		{ "nerdctl-", "containerd", CGROUP_CONTAINER },
 	};
 	struct seg core = s;
 	bool scope = ends(s, ".scope");
@@ -107,7 +111,7 @@ static bool container_seg(struct seg s, struct seg parent, const char **runtime,
 	if (scope)
 		core.n -= 6;
 	for (i = 0; i < sizeof(pats) / sizeof(pats[0]); i++) {
-		if (!starts(core, pats[i].pfx) || (pats[i].scope_only && !scope))
+		if (!starts(core, pats[i].pfx))
 			continue;
 		pl = strlen(pats[i].pfx);
 		if (!is_id(core.p + pl, core.n - pl))
@@ -140,21 +144,26 @@ static enum cgroup_qos qos_word(const char *p, size_t n)
 	return CGROUP_QOS_NONE;
 }
 
-/* Pod segments: cgroupfs "pod<uid>", systemd "...kubepods[-<qos>]-pod<uid>.slice". */
+/* Pod segments: cgroupfs "pod<uid>", systemd "...kubepods[-<qos>]-pod<uid>.slice",
+ * and cgroupfs directories that carry the systemd name without ".slice"
+ * ("kubepods-besteffort-pod<uid_with_underscores>", only under that prefix). */
 static bool pod_seg(struct seg s, char *uid, size_t cap, enum cgroup_qos *qos)
 {
+	struct seg core = s;
 	const char *pod;
 	size_t i;
 
 	if (starts(s, "pod"))
 		return take_uid(s.p + 3, s.n - 3, uid, cap);
-	if (!ends(s, ".slice"))
+	if (ends(s, ".slice"))
+		core.n -= 6;
+	else if (!starts(s, "kubepods-") && !starts(s, "kubelet-kubepods-"))
 		return false;
 	pod = NULL;
-	for (i = 0; i + 4 <= s.n; i++)
-		if (!memcmp(s.p + i, "-pod", 4))
-			pod = s.p + i;
-	if (!pod || !take_uid(pod + 4, (size_t)(s.p + s.n - 6 - (pod + 4)), uid, cap))
+	for (i = 0; i + 4 <= core.n; i++)
+		if (!memcmp(core.p + i, "-pod", 4))
+			pod = core.p + i;
+	if (!pod || !take_uid(pod + 4, (size_t)(core.p + core.n - (pod + 4)), uid, cap))
 		return false;
 	/* The level is in the name: kubepods-burstable-pod<uid>.slice. */
 	for (i = 0; s.p + i < pod; i++) {
@@ -185,49 +194,101 @@ static bool qos_seg(struct seg s, enum cgroup_qos *qos)
 	return true;
 }
 
+/* The systemd driver's colon form, as containerd and Docker write it on
+ * cgroup v1: "<pod>.slice:<runtime>:<id>" in place of the container's
+ * ".../<pod>.slice/<runtime>-<id>.scope". */
+static bool colon_seg(struct seg s, struct seg *slice, const char **runtime, char *id)
+{
+	static const struct { const char *word, *runtime; } words[] = {
+		{ "cri-containerd", "containerd" },
+		{ "docker", "docker" },
+		{ "crio", "cri-o" },
+	};
+	const char *c1 = memchr(s.p, ':', s.n), *c2;
+	struct seg w;
+	size_t i;
+
+	if (!c1)
+		return false;
+	c2 = memchr(c1 + 1, ':', (size_t)(s.p + s.n - c1 - 1));
+	if (!c2 || !is_id(c2 + 1, (size_t)(s.p + s.n - c2 - 1)))
+		return false;
+	w.p = c1 + 1;
+	w.n = (size_t)(c2 - c1 - 1);
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		if (!eq(w, words[i].word))
+			continue;
+		slice->p = s.p;
+		slice->n = (size_t)(c1 - s.p);
+		*runtime = words[i].runtime;
+		memcpy(id, c2 + 1, ID_LEN);
+		id[ID_LEN] = '\0';
+		return true;
+	}
+	return false;
+}
+
+/* Nesting: the container is the one directly under the pod (kubepods)
+ * anchor; cgroups below it (a container's own children, docker-in-docker
+ * inside a pod) belong to it. Without a pod above it a container is only a
+ * candidate: a kind/k3s/minikube node container or an outer docker-in-docker
+ * level gives way to the container inside it. */
 static void classify_path(const char *p, size_t n, struct path_result *r)
 {
 	struct seg prev = { "", 0 }, cur;
 	const char *end = p + n;
 	enum cgroup_qos qos = CGROUP_QOS_NONE;
 	char uid[40] = "";
-	bool have_pod = false, pod_after_container = false;
+	bool have_pod = false, pod_after_container = false, settled = false;
+	/* ".." above the pod: a cgroup-namespace view hides the QoS level. */
+	bool hidden = false;
 
 	memset(r, 0, sizeof(*r));
-	while (p < end) {
+	while (p < end && !settled) {
 		const char *slash = memchr(p, '/', (size_t)(end - p));
+		const char *rt;
+		enum cgroup_kind kind = CGROUP_CONTAINER;
+		char id[ID_LEN + 1];
+		struct seg slice;
+		bool found = false;
+
 		cur.p = p;
 		cur.n = slash ? (size_t)(slash - p) : (size_t)(end - p);
 		p = slash ? slash + 1 : end;
 		if (!cur.n)
 			continue;
-		if (pod_seg(cur, uid, sizeof(uid), &qos)) {
+		if (!have_pod && eq(cur, ".."))
+			hidden = true;
+		if (colon_seg(cur, &slice, &rt, id)) {
+			if (pod_seg(slice, uid, sizeof(uid), &qos))
+				have_pod = true;
+			else if (!have_pod)
+				qos_seg(slice, &qos);
+			found = true;
+		} else if (pod_seg(cur, uid, sizeof(uid), &qos)) {
 			have_pod = true;
 			pod_after_container = true;
 		} else if (!have_pod && qos_seg(cur, &qos)) {
 			/* level before the pod */
-		} else {
-			const char *rt;
-			enum cgroup_kind kind;
-			char id[ID_LEN + 1];
-			if (container_seg(cur, prev, &rt, &kind, id)) {
-				r->kind = kind;
-				r->runtime = rt;
-				memcpy(r->id, kind == CGROUP_CONMON ? "" : id,
-				       kind == CGROUP_CONMON ? 1 : sizeof(id));
-				if (have_pod) {
-					memcpy(r->uid, uid, sizeof(uid));
-					r->qos = qos == CGROUP_QOS_NONE ? CGROUP_QOS_GUARANTEED : qos;
-				} else {
-					r->uid[0] = '\0';
-					r->qos = CGROUP_QOS_NONE;
-				}
-				pod_after_container = false;
-				/* A new nesting level starts after an outer container:
-				 * forget its pod context. */
-				have_pod = false;
+		} else if (container_seg(cur, prev, &rt, &kind, id)) {
+			found = true;
+		}
+		if (found) {
+			r->kind = kind;
+			r->runtime = rt;
+			memcpy(r->id, kind == CGROUP_CONMON ? "" : id,
+			       kind == CGROUP_CONMON ? 1 : sizeof(id));
+			if (have_pod) {
+				memcpy(r->uid, uid, sizeof(uid));
+				r->qos = qos != CGROUP_QOS_NONE ? qos :
+					 hidden ? CGROUP_QOS_NONE : CGROUP_QOS_GUARANTEED;
+				settled = true;
+			} else {
+				r->uid[0] = '\0';
+				r->qos = CGROUP_QOS_NONE;
 				qos = CGROUP_QOS_NONE;
 			}
+			pod_after_container = false;
 		}
 		prev = cur;
 	}
@@ -237,7 +298,8 @@ static void classify_path(const char *p, size_t n, struct path_result *r)
 		r->runtime = NULL;
 		r->id[0] = '\0';
 		memcpy(r->uid, uid, sizeof(uid));
-		r->qos = qos == CGROUP_QOS_NONE ? CGROUP_QOS_GUARANTEED : qos;
+		r->qos = qos != CGROUP_QOS_NONE ? qos :
+			 hidden ? CGROUP_QOS_NONE : CGROUP_QOS_GUARANTEED;
 	}
 }
 
@@ -273,7 +335,9 @@ int cgroup__classify(const char *text, size_t len, struct cgroup_info *out)
 			p = le + 1;
 			continue;
 		}
-		if (!c1 || !c2 || c1 == p || c2 + 1 >= le || c2[1] != '/') {
+		/* The path may be empty, relative to a cgroup namespace root
+		 * ("../../kubepods-...") or "/": the line still counts. */
+		if (!c1 || !c2 || c1 == p) {
 			bad = true;
 			break;
 		}

@@ -4,12 +4,20 @@
  * container id, pod uid and QoS class, or "not a container".
  *
  * Covers cgroup v1, v2 and hybrid files; cgroupfs and systemd drivers;
- * containerd (cri-containerd-<id>.scope, bare <id> under pod<uid>, nerdctl),
+ * containerd (cri-containerd-<id>[.scope], bare <id> under pod<uid>, nerdctl),
  * cri-o (crio-<id>[.scope], crio-conmon-<id>.scope), docker (docker-<id>.scope,
- * /docker/<id>), podman (libpod-<id>[.scope], libpod-conmon-); QoS levels
- * (guaranteed has none); systemd pod uids with '_' for '-'; nested nodes
- * (kind, k3s) where the innermost container wins; cgroup-namespace-relative
- * paths ("/../../burstable/pod<uid>/<id>").
+ * /docker/<id>), podman (libpod-<id>[.scope], libpod-payload-<id> of
+ * --cgroups=split, libpod-conmon-); the systemd driver's v1 colon form
+ * ("<pod>.slice:cri-containerd|docker|crio:<id>"); QoS levels (guaranteed has
+ * none; unknown when '..' hides it); systemd pod uids with '_' for '-', also
+ * on cgroupfs directories; cgroup-namespace views ("/../<id>",
+ * "../../kubepods-...", empty paths).
+ *
+ * Nesting: the container directly under the pod (kubepods) anchor is the
+ * answer, cgroups below it belong to it; a container with no pod above it
+ * (kind/k3s/minikube node, outer docker-in-docker level) gives way to one
+ * inside it. Container ids are exactly 64 lowercase hex: short (12-hex)
+ * display forms, other lengths and upper case are not ids.
  *
  * Every line is considered and the most specific answer wins, because on
  * hybrid hosts the 0:: line may name the runtime's service instead of the

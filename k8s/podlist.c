@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,141 +25,263 @@ static void *fail(int e, char *err, size_t errlen, const char *fmt, ...)
 	return NULL;
 }
 
-/* Copies a string field; false when missing, not a string, or too long. */
-static bool get_str(const cJSON *o, const char *key, char *out, size_t cap, bool required)
+/* Counts one skipped part; the first one's reason is kept for the log. */
+static void skip(struct podlist *pl, unsigned *counter, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void skip(struct podlist *pl, unsigned *counter, const char *fmt, ...)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	size_t n;
+	va_list ap;
 
-	if (!v || cJSON_IsNull(v)) {
-		out[0] = '\0';
-		return !required;
-	}
-	if (!cJSON_IsString(v) || !v->valuestring)
-		return false;
-	n = strlen(v->valuestring);
-	if (n >= cap || (required && n == 0))
-		return false;
-	memcpy(out, v->valuestring, n + 1);
-	return true;
+	if (*counter < UINT32_MAX)
+		(*counter)++;
+	if (pl->first_skip[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(pl->first_skip, sizeof(pl->first_skip), fmt, ap);
+	va_end(ap);
+	/* It quotes what the kubelet sent and ends up in a log line: no
+	 * control characters (a forged line break would forge a log line). */
+	for (char *c = pl->first_skip; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
 }
 
-/* A required metadata string; err names the field and what is wrong with it. */
-static bool meta_str(const cJSON *md, const char *key, char *out, size_t cap, unsigned podno,
-		     char *err, size_t errlen)
+/* A required metadata string; why names the field and what is wrong with it. */
+static bool meta_str(const cJSON *md, const char *key, char *out, size_t cap, char *why,
+		     size_t whylen)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(md, key);
 	size_t n;
 
 	if (!v || cJSON_IsNull(v)) {
-		fail(EINVAL, err, errlen, "pod #%u: metadata.%s is missing", podno, key);
+		snprintf(why, whylen, "metadata.%s is missing", key);
 		return false;
 	}
 	if (!cJSON_IsString(v) || !v->valuestring) {
-		fail(EINVAL, err, errlen, "pod #%u: metadata.%s is not a string", podno, key);
+		snprintf(why, whylen, "metadata.%s is not a string", key);
 		return false;
 	}
 	n = strlen(v->valuestring);
 	if (!n || n >= cap) {
-		fail(EINVAL, err, errlen, "pod #%u: metadata.%s is %s (%zu bytes, at most %zu)",
-		     podno, key, n ? "too long" : "empty", n, cap - 1);
+		snprintf(why, whylen, "metadata.%s is %s (%zu bytes, at most %zu)", key,
+			 n ? "too long" : "empty", n, cap - 1);
 		return false;
 	}
 	memcpy(out, v->valuestring, n + 1);
 	return true;
 }
 
-/* "containerd://<64 hex>" -> runtime + id. Unknown schemes are skipped. */
-static bool split_id(const char *s, char *runtime, size_t rcap, char *id, size_t icap)
+static bool is_hex64(const char *s)
 {
-	static const struct { const char *scheme, *runtime; } schemes[] = {
-		{ "containerd://", "containerd" },
-		{ "cri-o://", "cri-o" },
-		{ "docker://", "docker" },
-	};
-	size_t i, n;
+	size_t k;
 
-	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
-		n = strlen(schemes[i].scheme);
-		if (strncmp(s, schemes[i].scheme, n))
-			continue;
-		if (strlen(s + n) != 64 || strlen(s + n) >= icap)
+	for (k = 0; k < 64; k++)
+		if (!((s[k] >= '0' && s[k] <= '9') || (s[k] >= 'a' && s[k] <= 'f')))
 			return false;
-		for (size_t k = 0; k < 64; k++) {
-			char c = s[n + k];
-			if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-				return false;
-		}
-		snprintf(runtime, rcap, "%s", schemes[i].runtime);
-		memcpy(id, s + n, 65);
-		return true;
-	}
-	return false;
+	return s[64] == '\0';
 }
 
-static int add_container(struct podlist_pod *p, const char *name, const char *kind,
-			 const char *cid, bool previous)
+/* "<scheme>://<64 hex>" or a bare "<64 hex>" -> runtime + id. The id is what
+ * matches a cgroup, so any scheme is taken (its name, if short, as the
+ * runtime); ids of other shapes cannot match one. */
+static bool split_id(const char *s, char *runtime, size_t rcap, char *id)
+{
+	static const struct { const char *scheme, *runtime; } known[] = {
+		{ "containerd", "containerd" },
+		{ "cri-o", "cri-o" },
+		{ "docker", "docker" },
+	};
+	const char *sep = strstr(s, "://");
+	size_t i, n;
+
+	runtime[0] = '\0';
+	if (sep) {
+		n = (size_t)(sep - s);
+		for (i = 0; i < n; i++) {
+			char c = s[i];
+			if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+			      c == '.' || c == '+'))
+				return false;
+		}
+		if (!n || n >= rcap)
+			return false;
+		for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+			if (strlen(known[i].scheme) == n && !memcmp(s, known[i].scheme, n))
+				break;
+		snprintf(runtime, rcap, "%.*s", (int)n,
+			 i < sizeof(known) / sizeof(known[0]) ? known[i].runtime : s);
+		s = sep + 3;
+	}
+	if (strlen(s) != 64 || !is_hex64(s))
+		return false;
+	memcpy(id, s, 65);
+	return true;
+}
+
+static const char *const status_keys[] = { "containerStatuses", "initContainerStatuses",
+					    "ephemeralContainerStatuses" };
+static const char *const status_kinds[] = { "container", "init", "ephemeral" };
+
+enum walk_mode {
+	WALK_COUNT,    /* count usable ids (*cur, *prev) and count every skipped part */
+	WALK_CURRENT,  /* add current instances, up to limit */
+	WALK_PREVIOUS, /* add previous instances, up to limit */
+};
+
+struct walk {
+	struct podlist *pl;
+	struct podlist_pod *p;
+	enum walk_mode mode;
+	unsigned limit;
+	unsigned cur, prev;
+};
+
+/* One containerID string of a status entry: counted or added. */
+static void take_id(struct walk *w, const cJSON *v, const char *name, const char *kind,
+		    const char *where, bool previous)
 {
 	struct podlist_container *c;
-
 	char runtime[sizeof(c->runtime)], id[sizeof(c->id)];
 
-	/* Ids of unknown runtimes cannot match a cgroup: skipped, not counted. */
-	if (!split_id(cid, runtime, sizeof(runtime), id, sizeof(id)))
-		return 0;
-	if (p->n_containers >= p->cap)
-		return -E2BIG;
-	c = &p->containers[p->n_containers];
+	if (!v || cJSON_IsNull(v))
+		return;
+	if (!cJSON_IsString(v) || !v->valuestring) {
+		if (w->mode == WALK_COUNT)
+			skip(w->pl, &w->pl->skipped.fields, "pod %s/%s: %s of %s is not a string",
+			     w->p->namespace, w->p->name, where, name);
+		return;
+	}
+	/* Pending containers have an empty id: nothing to match, nothing odd. */
+	if (!v->valuestring[0])
+		return;
+	if (!split_id(v->valuestring, runtime, sizeof(runtime), id)) {
+		if (w->mode == WALK_COUNT)
+			skip(w->pl, &w->pl->skipped.ids,
+			     "pod %s/%s: %s of %s is not [<scheme>://]<64 hex> (%.40s)",
+			     w->p->namespace, w->p->name, where, name, v->valuestring);
+		return;
+	}
+	if (w->mode == WALK_COUNT) {
+		if (previous)
+			w->prev++;
+		else
+			w->cur++;
+		return;
+	}
+	if (previous != (w->mode == WALK_PREVIOUS) || w->p->n_containers >= w->limit)
+		return;
+	c = &w->p->containers[w->p->n_containers++];
 	memset(c, 0, sizeof(*c));
 	memcpy(c->runtime, runtime, sizeof(runtime));
 	memcpy(c->id, id, sizeof(id));
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	snprintf(c->kind, sizeof(c->kind), "%s", kind);
 	c->previous = previous;
-	p->n_containers++;
-	return 0;
 }
 
-static int add_statuses(struct podlist_pod *p, const cJSON *status, const char *key,
-			const char *kind, char *err, size_t errlen)
+/* Every status list of one pod, in the order the kubelet writes them. */
+static void walk_statuses(struct walk *w, const cJSON *st)
 {
-	const cJSON *list = cJSON_GetObjectItemCaseSensitive(status, key), *cs;
-	char name[254], cid[128];
-	int r;
+	for (size_t k = 0; k < sizeof(status_keys) / sizeof(status_keys[0]); k++) {
+		const cJSON *list = cJSON_GetObjectItemCaseSensitive(st, status_keys[k]), *cs;
 
-	if (!list || cJSON_IsNull(list))
-		return 0;
-	if (!cJSON_IsArray(list)) {
-		fail(EINVAL, err, errlen, "pod %s: status.%s is not an array", p->name, key);
-		return -EINVAL;
+		if (!list || cJSON_IsNull(list))
+			continue;
+		if (!cJSON_IsArray(list)) {
+			if (w->mode == WALK_COUNT)
+				skip(w->pl, &w->pl->skipped.fields,
+				     "pod %s/%s: status.%s is not an array", w->p->namespace,
+				     w->p->name, status_keys[k]);
+			continue;
+		}
+		cJSON_ArrayForEach(cs, list) {
+			const cJSON *name = cJSON_GetObjectItemCaseSensitive(cs, "name");
+			const cJSON *last, *term;
+			size_t n;
+
+			n = cJSON_IsString(name) && name->valuestring ? strlen(name->valuestring) : 0;
+			if (!cJSON_IsObject(cs) || !n || n >= sizeof(w->p->containers->name)) {
+				if (w->mode == WALK_COUNT)
+					skip(w->pl, &w->pl->skipped.fields,
+					     "pod %s/%s: an entry of status.%s has no valid name",
+					     w->p->namespace, w->p->name, status_keys[k]);
+				continue;
+			}
+			take_id(w, cJSON_GetObjectItemCaseSensitive(cs, "containerID"),
+				name->valuestring, status_kinds[k], "containerID", false);
+			last = cJSON_GetObjectItemCaseSensitive(cs, "lastState");
+			term = cJSON_IsObject(last) ?
+				       cJSON_GetObjectItemCaseSensitive(last, "terminated") :
+				       NULL;
+			if (cJSON_IsObject(term))
+				take_id(w, cJSON_GetObjectItemCaseSensitive(term, "containerID"),
+					name->valuestring, status_kinds[k],
+					"lastState.terminated.containerID", true);
+		}
 	}
-	cJSON_ArrayForEach(cs, list) {
-		const cJSON *last, *term;
-		if (!cJSON_IsObject(cs) || !get_str(cs, "name", name, sizeof(name), true)) {
-			fail(EINVAL, err, errlen, "pod %s: an entry of status.%s has no valid name",
-			     p->name, key);
-			return -EINVAL;
-		}
-		/* Pending containers have no id yet: nothing to match. */
-		if (get_str(cs, "containerID", cid, sizeof(cid), false) && cid[0]) {
-			r = add_container(p, name, kind, cid, false);
-			if (r)
-				goto big;
-		}
-		last = cJSON_GetObjectItemCaseSensitive(cs, "lastState");
-		term = last ? cJSON_GetObjectItemCaseSensitive(last, "terminated") : NULL;
-		if (term && cJSON_IsObject(term) &&
-		    get_str(term, "containerID", cid, sizeof(cid), false) && cid[0]) {
-			r = add_container(p, name, kind, cid, true);
-			if (r)
-				goto big;
+}
+
+/* Static pods: the kubelet names their cgroup after the config hash. A
+ * mirror pod (the API server's copy) carries that hash in an annotation. */
+static void static_pod(struct podlist_pod *p, const cJSON *md)
+{
+	const cJSON *ann = cJSON_GetObjectItemCaseSensitive(md, "annotations");
+	const cJSON *src, *mirror;
+
+	if (!cJSON_IsObject(ann))
+		return;
+	src = cJSON_GetObjectItemCaseSensitive(ann, "kubernetes.io/config.source");
+	mirror = cJSON_GetObjectItemCaseSensitive(ann, "kubernetes.io/config.mirror");
+	if (cJSON_IsString(src) && src->valuestring &&
+	    (!strcmp(src->valuestring, "file") || !strcmp(src->valuestring, "http")))
+		p->is_static = true;
+	if (cJSON_IsString(mirror) && mirror->valuestring && mirror->valuestring[0] &&
+	    strlen(mirror->valuestring) < sizeof(p->uid) && strcmp(mirror->valuestring, p->uid)) {
+		memcpy(p->api_uid, p->uid, sizeof(p->uid));
+		snprintf(p->uid, sizeof(p->uid), "%s", mirror->valuestring);
+		p->is_static = true;
+	}
+}
+
+/* Max-min fair shares of the instance bound: the largest level L with
+ * sum(min(want, L)) <= bound, then what is left one by one in list order. */
+static void share_out(const unsigned *want, unsigned *alloc, unsigned n, unsigned bound)
+{
+	unsigned long long total = 0;
+	unsigned lo = 0, hi = 0, i, left;
+
+	if (!n)
+		return;
+	for (i = 0; i < n; i++) {
+		total += want[i];
+		if (want[i] > hi)
+			hi = want[i];
+	}
+	if (total <= bound) {
+		memcpy(alloc, want, n * sizeof(*alloc));
+		return;
+	}
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo + 1) / 2;
+		unsigned long long s = 0;
+		for (i = 0; i < n; i++)
+			s += want[i] < mid ? want[i] : mid;
+		if (s <= bound)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	left = bound;
+	for (i = 0; i < n; i++) {
+		alloc[i] = want[i] < lo ? want[i] : lo;
+		left -= alloc[i];
+	}
+	for (i = 0; i < n && left; i++) {
+		if (want[i] > alloc[i]) {
+			alloc[i]++;
+			left--;
 		}
 	}
-	return 0;
-big:
-	fail(E2BIG, err, errlen, "pod %s has more than %d container instances", p->name,
-	     PODLIST_MAX_CONTAINERS);
-	return -E2BIG;
 }
 
 struct podlist *podlist__parse(const char *json, size_t len, unsigned max_pods, char *err,
@@ -169,89 +292,157 @@ struct podlist *podlist__parse(const char *json, size_t len, unsigned max_pods, 
 	 * this runs on a thread pool. */
 	cJSON *root = json ? cJSON_ParseWithLengthOpts(json, len, &end, false) : NULL;
 	const cJSON *kind, *items, *it;
+	const cJSON **status = NULL;
+	unsigned *want = NULL, *alloc = NULL, *cur = NULL;
 	struct podlist *pl = NULL;
-	unsigned n;
-	int r;
+	const cJSON *arr;
+	unsigned n, itemno = 0, i;
+	int e;
 
 	if (!root)
 		return fail(EINVAL, err, errlen, "not JSON (error near byte %ld of %zu)",
 			    end && json ? (long)(end - json) : 0L, len);
-	kind = cJSON_GetObjectItemCaseSensitive(root, "kind");
-	if (!cJSON_IsObject(root) || !cJSON_IsString(kind) || strcmp(kind->valuestring, "PodList")) {
+	if (!cJSON_IsObject(root)) {
 		cJSON_Delete(root);
-		return fail(EINVAL, err, errlen, "JSON but not a PodList (kind is not \"PodList\")");
+		return fail(EINVAL, err, errlen, "JSON but not a PodList (not an object)");
 	}
+	/* Kubelets say PodList; "List" is what kubectl and some proxies write,
+	 * and a kind-less object with items is what trimmed captures hold. A
+	 * "Pod" only counts when it carries an items array. */
+	kind = cJSON_GetObjectItemCaseSensitive(root, "kind");
 	items = cJSON_GetObjectItemCaseSensitive(root, "items");
+	if (kind && !(cJSON_IsString(kind) && kind->valuestring &&
+		      (!strcmp(kind->valuestring, "PodList") || !strcmp(kind->valuestring, "List") ||
+		       (!strcmp(kind->valuestring, "Pod") && cJSON_IsArray(items))))) {
+		cJSON_Delete(root);
+		return fail(EINVAL, err, errlen,
+			    "JSON but not a PodList (kind is not \"PodList\", \"List\" or "
+			    "\"Pod\" with items)");
+	}
 	if (!cJSON_IsArray(items) && !cJSON_IsNull(items)) {
 		cJSON_Delete(root);
 		return fail(EINVAL, err, errlen, items ? "PodList items is not an array" :
 							 "PodList has no items array");
 	}
-	n = items ? (unsigned)cJSON_GetArraySize(items) : 0;
-	if (n > max_pods) {
-		cJSON_Delete(root);
-		return fail(E2BIG, err, errlen, "PodList has %u pods, more than the %u allowed", n,
-			    max_pods);
-	}
+	n = cJSON_IsArray(items) ? (unsigned)cJSON_GetArraySize(items) : 0;
+	if (n > max_pods)
+		n = max_pods;
 	pl = calloc(1, sizeof(*pl));
-	if (!pl || (n && !(pl->pods = calloc(n, sizeof(*pl->pods)))))
+	if (!pl || (n && (!(pl->pods = calloc(n, sizeof(*pl->pods))) ||
+			  !(status = calloc(n, sizeof(*status))) ||
+			  !(want = calloc(n, sizeof(*want))) ||
+			  !(cur = calloc(n, sizeof(*cur))) ||
+			  !(alloc = calloc(n, sizeof(*alloc))))))
 		goto nomem;
-	cJSON_ArrayForEach(it, items) {
-		struct podlist_pod *p = &pl->pods[pl->n_pods];
-		const cJSON *md = cJSON_GetObjectItemCaseSensitive(it, "metadata");
-		const cJSON *st = cJSON_GetObjectItemCaseSensitive(it, "status");
+	/* Pass 1: usable pods, and how many instances each one has. */
+	arr = cJSON_IsArray(items) ? items : NULL;
+	cJSON_ArrayForEach(it, arr) {
+		struct podlist_pod *p;
+		const cJSON *md, *st;
+		char why[120];
+		struct walk w;
 
+		itemno++;
+		if (pl->n_pods >= n) {
+			skip(pl, &pl->skipped.items,
+			     "pod #%u and later: the list has more than the %u pods allowed", itemno,
+			     max_pods);
+			continue;
+		}
+		p = &pl->pods[pl->n_pods];
+		md = cJSON_IsObject(it) ? cJSON_GetObjectItemCaseSensitive(it, "metadata") : NULL;
 		if (!cJSON_IsObject(md)) {
-			fail(EINVAL, err, errlen, "pod #%u: metadata is missing or not an object",
-			     pl->n_pods + 1);
-			goto bad;
+			skip(pl, &pl->skipped.items, "pod #%u: %s", itemno,
+			     cJSON_IsNull(it) ? "null item" : "metadata is missing or not an object");
+			continue;
 		}
-		if (!meta_str(md, "name", p->name, sizeof(p->name), pl->n_pods + 1, err, errlen) ||
-		    !meta_str(md, "namespace", p->namespace, sizeof(p->namespace), pl->n_pods + 1,
-			      err, errlen) ||
-		    !meta_str(md, "uid", p->uid, sizeof(p->uid), pl->n_pods + 1, err, errlen))
-			goto bad;
-		{
-			/* Room for every status and its previous instance, capped. */
-			static const char *const keys[] = { "containerStatuses",
-							    "initContainerStatuses",
-							    "ephemeralContainerStatuses" };
-			unsigned want = 0;
-			for (unsigned k = 0; k < 3 && cJSON_IsObject(st); k++) {
-				const cJSON *l = cJSON_GetObjectItemCaseSensitive(st, keys[k]);
-				if (cJSON_IsArray(l))
-					want += 2 * (unsigned)cJSON_GetArraySize(l);
-			}
-			if (want > PODLIST_MAX_CONTAINERS)
-				want = PODLIST_MAX_CONTAINERS;
-			p->containers = calloc(want ? want : 1, sizeof(*p->containers));
-			p->cap = want;
+		if (!meta_str(md, "name", p->name, sizeof(p->name), why, sizeof(why)) ||
+		    !meta_str(md, "namespace", p->namespace, sizeof(p->namespace), why,
+			      sizeof(why)) ||
+		    !meta_str(md, "uid", p->uid, sizeof(p->uid), why, sizeof(why))) {
+			skip(pl, &pl->skipped.items, "pod #%u: %s", itemno, why);
+			memset(p, 0, sizeof(*p));
+			continue;
 		}
+		static_pod(p, md);
+		st = cJSON_GetObjectItemCaseSensitive(it, "status");
+		if (st && !cJSON_IsNull(st) && !cJSON_IsObject(st)) {
+			skip(pl, &pl->skipped.fields, "pod %s/%s: status is not an object",
+			     p->namespace, p->name);
+			st = NULL;
+		}
+		status[pl->n_pods] = cJSON_IsObject(st) ? st : NULL;
+		memset(&w, 0, sizeof(w));
+		w.pl = pl;
+		w.p = p;
+		w.mode = WALK_COUNT;
+		if (status[pl->n_pods])
+			walk_statuses(&w, st);
+		cur[pl->n_pods] = w.cur;
+		want[pl->n_pods] = w.cur + w.prev;
+		pl->n_pods++;
+	}
+	/* Pass 2: each pod's share of the bound, current instances first. */
+	share_out(want, alloc, pl->n_pods, PODLIST_MAX_INSTANCES);
+	for (i = 0; i < pl->n_pods; i++) {
+		struct podlist_pod *p = &pl->pods[i];
+		struct walk w;
+
+		p->cap = alloc[i];
+		p->containers = calloc(alloc[i] ? alloc[i] : 1, sizeof(*p->containers));
 		if (!p->containers)
 			goto nomem;
-		pl->n_pods++;
-		if (!st || cJSON_IsNull(st))
-			continue;
-		if (!cJSON_IsObject(st)) {
-			fail(EINVAL, err, errlen, "pod %s: status is not an object", p->name);
-			goto bad;
+		if (want[i] > alloc[i]) {
+			p->skipped = want[i] - alloc[i];
+			pl->skipped.instances += p->skipped;
+			if (!pl->first_skip[0])
+				snprintf(pl->first_skip, sizeof(pl->first_skip),
+					 "pod %.40s/%.40s: %u of its %u container instances over "
+					 "the %u the whole list may hold",
+					 p->namespace, p->name, p->skipped, want[i],
+					 PODLIST_MAX_INSTANCES);
 		}
-		if ((r = add_statuses(p, st, "containerStatuses", "container", err, errlen)) ||
-		    (r = add_statuses(p, st, "initContainerStatuses", "init", err, errlen)) ||
-		    (r = add_statuses(p, st, "ephemeralContainerStatuses", "ephemeral", err,
-				      errlen)))
-			goto bad;
+		if (!status[i] || !alloc[i])
+			continue;
+		memset(&w, 0, sizeof(w));
+		w.pl = pl;
+		w.p = p;
+		w.limit = alloc[i];
+		w.mode = WALK_CURRENT;
+		walk_statuses(&w, status[i]);
+		if (alloc[i] > cur[i]) {
+			w.mode = WALK_PREVIOUS;
+			walk_statuses(&w, status[i]);
+		}
 	}
+	free(status);
+	free(want);
+	free(cur);
+	free(alloc);
 	cJSON_Delete(root);
 	return pl;
 nomem:
 	fail(ENOMEM, err, errlen, "out of memory");
-bad:
-	r = errno;
+	e = errno;
+	free(status);
+	free(want);
+	free(cur);
+	free(alloc);
 	cJSON_Delete(root);
 	podlist__free(pl);
-	errno = r;
+	errno = e;
 	return NULL;
+}
+
+unsigned podlist__skipped_total(const struct podlist *pl)
+{
+	unsigned long long t;
+
+	if (!pl)
+		return 0;
+	t = (unsigned long long)pl->skipped.items + pl->skipped.instances + pl->skipped.ids +
+	    pl->skipped.fields;
+	return t > UINT32_MAX ? UINT32_MAX : (unsigned)t;
 }
 
 void podlist__free(struct podlist *pl)

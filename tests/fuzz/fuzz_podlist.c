@@ -16,10 +16,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(buf, data, size);
 	pl = podlist__parse(buf, size, 1000, err, sizeof(err));
 	if (pl) {
-		for (unsigned i = 0; i < pl->n_pods; i++)
+		unsigned long total = 0;
+
+		/* Ids are always 64 hex; the list never holds more instances
+		 * than the bound, nor a pod more than its share. */
+		for (unsigned i = 0; i < pl->n_pods; i++) {
+			if (pl->pods[i].n_containers > pl->pods[i].cap)
+				abort();
+			total += pl->pods[i].n_containers;
 			for (unsigned j = 0; j < pl->pods[i].n_containers; j++)
 				if (strlen(pl->pods[i].containers[j].id) != 64)
 					abort();
+		}
+		if (total > PODLIST_MAX_INSTANCES || pl->n_pods > 1000)
+			abort();
 	}
 	podlist__free(pl);
 	free(buf);

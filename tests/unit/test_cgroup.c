@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* The cgroup classifier on every case of tests/fixtures/cgroup-cases.txt,
- * plus hostile input. Sandbox cases are settled as the agent settles them:
+/* The cgroup classifier on every case of tests/fixtures/cgroup-cases.txt and
+ * tests/fixtures/cgroup-real.txt (real files from public sources), plus
+ * hostile input. Sandbox cases are settled as the agent settles them:
  * the path says "container", the PodList knows the pod but not the id. */
 #include <errno.h>
 #include <setjmp.h>
@@ -46,15 +47,14 @@ static bool pods_know_id(const struct podlist *pl, const char *id)
 	return false;
 }
 
-static void test_fixture_cases(void **state)
+static void run_cases(const char *path, unsigned min_cases)
 {
 	size_t len;
-	char *all = slurp(KMON_FIXTURES "/cgroup-cases.txt", &len);
+	char *all = slurp(path, &len);
 	struct podlist *pl = fixture_pods();
 	char *block, *next;
 	unsigned cases = 0, failures = 0;
 
-	(void)state;
 	/* Blocks are separated by a line holding only %%. */
 	for (block = all; block; block = next) {
 		char cg[8192] = "", name[128] = "?", exp[8][128];
@@ -124,8 +124,20 @@ static void test_fixture_cases(void **state)
 	}
 	podlist__free(pl);
 	free(all);
-	assert_true(cases >= 35);
+	assert_true(cases >= min_cases);
 	assert_int_equal(failures, 0);
+}
+
+static void test_fixture_cases(void **state)
+{
+	(void)state;
+	run_cases(KMON_FIXTURES "/cgroup-cases.txt", 35);
+}
+
+static void test_real_cases(void **state)
+{
+	(void)state;
+	run_cases(KMON_FIXTURES "/cgroup-real.txt", 40);
 }
 
 static void expect_host(const char *text, size_t len, int ret)
@@ -148,7 +160,9 @@ static void test_garbage(void **state)
 	(void)state;
 	expect_host("", 0, -EINVAL);
 	expect_host("hello world\n", 12, -EINVAL);
-	expect_host("0::", 3, -EINVAL);
+	/* An empty path is a line that says nothing, not a broken file. */
+	expect_host("0::", 3, 0);
+	expect_host("1::\n2::\n", 8, 0);
 	expect_host("x::/docker/abc\n", 15, -EINVAL);
 	expect_host("0::/\0/docker/", 13, -EINVAL);
 	/* Ids of the wrong length, wrong case or with stray characters. */
@@ -157,6 +171,16 @@ static void test_garbage(void **state)
 	snprintf(buf, sizeof(buf), "0::/docker/%s0\n", id);
 	expect_host(buf, strlen(buf), 0);
 	snprintf(buf, sizeof(buf), "0::/system.slice/docker-%.10sABCDEF%s.scope\n", id, id + 16);
+	expect_host(buf, strlen(buf), 0);
+	/* Colon-form lookalikes: unknown runtime word, short id, extra field. */
+	snprintf(buf, sizeof(buf), "1:cpu:/kubepods-pod%.32s.slice:rkt:%s\n", id, id);
+	expect_host(buf, strlen(buf), 0);
+	snprintf(buf, sizeof(buf), "1:cpu:/kubepods-pod%.32s.slice:docker:%.63s\n", id, id);
+	expect_host(buf, strlen(buf), 0);
+	snprintf(buf, sizeof(buf), "1:cpu:/kubepods-pod%.32s.slice:docker:%s:x\n", id, id);
+	expect_host(buf, strlen(buf), 0);
+	/* A pod-looking name that is not under kubepods and not a slice. */
+	snprintf(buf, sizeof(buf), "0::/user.slice/app-pod%.32s/x\n", id);
 	expect_host(buf, strlen(buf), 0);
 	/* No newline at the end, and a length cutting the id short. */
 	snprintf(buf, sizeof(buf), "0::/docker/%s", id);
@@ -196,6 +220,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fixture_cases),
+		cmocka_unit_test(test_real_cases),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_json),
 	};
