@@ -21,6 +21,7 @@ struct sink_stats {
 	uint64_t dropped;     /* lines dropped (queue full, write error) */
 	uint64_t dropped_batches;
 	uint64_t queued_bytes;
+	uint64_t response_bytes; /* http: bytes of the server's answers, read and discarded */
 };
 
 struct sink {
