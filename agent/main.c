@@ -29,6 +29,7 @@
 #include "agent/privs.h"
 #include "agent/tracker.h"
 #include "bpf/event_util.h"
+#include "consumers/event_json.h"
 #include "k8s/cgroup.h"
 
 #ifndef KMON_VERSION
@@ -52,6 +53,7 @@ struct agent {
 	struct tracker_stats tracker_snap;
 	_Atomic bool attached, scanned;
 	char node_buf[256];
+	uint64_t boot_offset_ns; /* --print: kernel timestamps to wall-clock time */
 	int exit_code;
 };
 
@@ -70,23 +72,25 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 	return 0;
 }
 
-static void print_event(const struct kmon_event *ev)
+/* Only the drain thread prints (and reads opts.print). */
+static void print_failed(struct agent *a)
 {
-	char comm[KMON_COMM_LEN + 1], file[KMON_FILENAME_LEN + 1];
+	log_warn("--print: cannot write to stdout (%s); events are no longer printed",
+		 strerror(errno));
+	a->opts.print = false;
+}
 
-	kmon_strncpy_field(comm, sizeof(comm), ev->comm, sizeof(ev->comm));
-	printf("{\"type\":\"%s\",\"timestamp\":%" PRIu64 ",\"pid\":%u,\"tid\":%u,\"comm\":\"%s\","
-	       "\"size\":%" PRIu64 ",\"cgroup_id\":%" PRIu64,
-	       kmon_event_type_name(ev->event_type), (uint64_t)ev->timestamp, ev->pid, ev->tid,
-	       comm, (uint64_t)ev->size, (uint64_t)ev->cgroup_id);
-	if (ev->event_type == KMON_EV_PROCESS_EXEC) {
-		kmon_strncpy_field(file, sizeof(file), ev->data.filename, sizeof(ev->data.filename));
-		printf(",\"filename\":\"%s\"", file);
-	} else {
-		printf(",\"ptr\":\"0x%" PRIx64 "\",\"call_site\":\"0x%" PRIx64 "\"",
-		       (uint64_t)ev->data.mem.ptr, (uint64_t)ev->data.mem.call_site);
-	}
-	printf("}\n");
+/* The consumers' encoder: comm and filename are whatever a process chose to
+ * call itself, so they are escaped like every other output's. The drain does
+ * not know the containers' metadata, so those fields stay empty here. */
+static void print_event(struct agent *a, const struct kmon_event *ev)
+{
+	char line[KMON_EVENT_JSON_MAX];
+	int n = event_json__write(line, sizeof(line), ev, NULL, a->opts.node_name,
+				  a->boot_offset_ns);
+
+	if (n > 0 && fwrite(line, 1, (size_t)n, stdout) != (size_t)n)
+		print_failed(a);
 }
 
 static void on_event(void *ctx, const struct kmon_event *ev)
@@ -95,7 +99,7 @@ static void on_event(void *ctx, const struct kmon_event *ev)
 
 	fanout__publish(a->fanout, ev);
 	if (a->opts.print)
-		print_event(ev);
+		print_event(a, ev);
 }
 
 static void on_batch(void *ctx)
@@ -103,8 +107,8 @@ static void on_batch(void *ctx)
 	struct agent *a = ctx;
 
 	fanout__flush(a->fanout);
-	if (a->opts.print)
-		fflush(stdout);
+	if (a->opts.print && fflush(stdout))
+		print_failed(a);
 }
 
 static void on_bad_consumer(void *ctx)
@@ -451,6 +455,7 @@ static int run(struct agent *a)
 		log_error("%s", err);
 		return 1;
 	}
+	a->boot_offset_ns = event_json__boot_offset_ns();
 	dopts.ringbuf_fd = loader__ringbuf_fd(a->loader);
 	dopts.polling = loader__drain_polling(a->loader);
 	a->drain = drain__start(&dopts);

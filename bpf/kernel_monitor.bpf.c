@@ -295,6 +295,19 @@ static __always_inline int on_kfree(__u64 call_site, __u64 p)
 	return 0;
 }
 
+/* The helper returns the bytes copied counting the NUL: a full buffer (len)
+ * is either a name of exactly len - 1 bytes, which fits, or a longer one cut
+ * to that. The kernel's byte at len - 1 tells them apart (a NUL: it fitted);
+ * if it cannot be read, the name is reported as possibly cut. */
+static __always_inline bool fits(const void *str, __u32 len)
+{
+	char c = 1;
+
+	if (bpf_probe_read_kernel(&c, 1, (const char *)str + len - 1))
+		return false;
+	return c == '\0';
+}
+
 static __always_inline int on_exec(const void *filename)
 {
 	struct kmon_event *e;
@@ -314,7 +327,7 @@ static __always_inline int on_exec(const void *filename)
 	n = bpf_probe_read_kernel_str(e->data.filename, sizeof(e->data.filename), filename);
 	if (n < 0)
 		e->data.filename[0] = '\0';
-	else if (n == sizeof(e->data.filename))
+	else if (n == sizeof(e->data.filename) && !fits(filename, sizeof(e->data.filename)))
 		e->flags |= KMON_EVF_TRUNCATED;
 	submit(e);
 	return 0;

@@ -43,6 +43,9 @@ struct kmon_client {
 	bool sock_poll_on, efd_poll_on, idle_on;
 	bool attached, closing, ever_attached;
 	unsigned backoff_ms;
+	/* Handles initialised on the loop whose close callback has not run yet:
+	 * libuv still links every one of them (they live inside this struct), so
+	 * the struct is freed only when this reaches 0 after kmon_client__close. */
 	int open_handles;
 	void (*on_closed)(void *ctx);
 
@@ -102,12 +105,49 @@ struct kmon_client *kmon_client__new(uv_loop_t *loop, const struct kmon_client_o
 	return c;
 }
 
+static void free_client(struct kmon_client *c)
+{
+	if (c->on_closed)
+		c->on_closed(c->ctx);
+	for (unsigned i = 0; i < MAX_KEYS; i++)
+		free(c->meta[i]);
+	free(c->meta);
+	free(c->ns);
+	free(c);
+}
+
+/* Every embedded handle closes through here. libuv runs close callbacks in
+ * the reverse order of the uv_close calls and touches each handle after its
+ * own callback, so the first callback to run cannot free the struct: the
+ * last one does. */
+static void handle_closed(uv_handle_t *h)
+{
+	struct kmon_client *c = h->data;
+
+	if (--c->open_handles == 0 && c->closing)
+		free_client(c);
+}
+
 static void stop_poll(uv_poll_t *p, bool *on)
 {
 	if (*on) {
-		uv_close((uv_handle_t *)p, NULL);
+		uv_close((uv_handle_t *)p, handle_closed);
 		*on = false;
 	}
+}
+
+static int start_poll(struct kmon_client *c, uv_poll_t *p, int fd, int events, uv_poll_cb cb)
+{
+	int r = uv_poll_init(c->loop, p, fd);
+
+	if (r)
+		return r;
+	c->open_handles++;
+	p->data = c;
+	r = uv_poll_start(p, events, cb);
+	if (r)
+		uv_close((uv_handle_t *)p, handle_closed);
+	return r;
 }
 
 static void detach(struct kmon_client *c)
@@ -364,11 +404,8 @@ static void on_sock(uv_poll_t *p, int status, int events)
 		c->ever_attached = true;
 		c->backoff_ms = BACKOFF_MIN_MS;
 		c->seq_known = false;
-		if (uv_poll_init(c->loop, &c->efd_poll, c->fds[2]) == 0) {
-			c->efd_poll.data = c;
+		if (start_poll(c, &c->efd_poll, c->fds[2], UV_READABLE, on_efd) == 0)
 			c->efd_poll_on = true;
-			uv_poll_start(&c->efd_poll, UV_READABLE, on_efd);
-		}
 		snprintf(why, sizeof(why), "attached to %s (node %s)", c->socket_path,
 			 c->node[0] ? c->node : "-");
 		set_state(c, KMON_CLIENT_ATTACHED, why);
@@ -423,13 +460,11 @@ static void connect_now(struct kmon_client *c)
 		retry_later(c, why);
 		return;
 	}
-	if (uv_poll_init(c->loop, &c->sock_poll, c->sock)) {
+	if (start_poll(c, &c->sock_poll, c->sock, UV_READABLE | UV_DISCONNECT, on_sock)) {
 		retry_later(c, "cannot watch the control socket");
 		return;
 	}
-	c->sock_poll.data = c;
 	c->sock_poll_on = true;
-	uv_poll_start(&c->sock_poll, UV_READABLE | UV_DISCONNECT, on_sock);
 	uv_timer_start(&c->timer, on_timer, REPLY_TIMEOUT_MS, 0);
 }
 
@@ -438,21 +473,6 @@ int kmon_client__start(struct kmon_client *c)
 	set_state(c, KMON_CLIENT_CONNECTING, c->socket_path);
 	connect_now(c);
 	return 0;
-}
-
-static void handle_closed(uv_handle_t *h)
-{
-	struct kmon_client *c = h->data;
-
-	if (--c->open_handles > 0)
-		return;
-	if (c->on_closed)
-		c->on_closed(c->ctx);
-	for (unsigned i = 0; i < MAX_KEYS; i++)
-		free(c->meta[i]);
-	free(c->meta);
-	free(c->ns);
-	free(c);
 }
 
 void kmon_client__close(struct kmon_client *c, void (*on_closed)(void *ctx))
@@ -464,6 +484,7 @@ void kmon_client__close(struct kmon_client *c, void (*on_closed)(void *ctx))
 	/* Whatever is already in the ring is delivered before closing. */
 	while (c->ring && read_batch(c))
 		;
+	/* detach() closes the poll handles; their callbacks count down too. */
 	detach(c);
 	uv_close((uv_handle_t *)&c->idle, handle_closed);
 	uv_close((uv_handle_t *)&c->timer, handle_closed);

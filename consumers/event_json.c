@@ -205,6 +205,12 @@ int event_json__write(char *buf, size_t cap, const struct kmon_event *ev,
 	if (ev->event_type == KMON_EV_PROCESS_EXEC) {
 		PUTS(&o, ",\"filename\":");
 		put_str(&o, ev->data.filename, sizeof(ev->data.filename));
+		/* The kernel keeps 63 bytes of the path: say when it kept less
+		 * than the whole, so nobody takes a cut path for the real one. */
+		if (ev->flags & KMON_EVF_TRUNCATED)
+			PUTS(&o, ",\"filename_truncated\":true");
+		else
+			PUTS(&o, ",\"filename_truncated\":false");
 	} else {
 		PUTS(&o, ",\"ptr\":");
 		put_hex(&o, ev->data.mem.ptr);

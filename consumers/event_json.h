@@ -2,9 +2,9 @@
 /*
  * The event JSON line every kmon output shares (forward to stdout, files,
  * HTTP). Field order and names are the contract:
- *   type, timestamp, time, pid, tid, comm, size, filename (exec) or ptr and
- *   call_site (memory, hex strings), cgroup_id, container_id, pod_uid, pod,
- *   namespace, container, node
+ *   type, timestamp, time, pid, tid, comm, size, filename and
+ *   filename_truncated (exec) or ptr and call_site (memory, hex strings),
+ *   cgroup_id, container_id, pod_uid, pod, namespace, container, node
  * comm and filename are kernel bytes: quotes, backslashes and control
  * characters are escaped and invalid UTF-8 becomes U+FFFD, so every line is
  * valid JSON whatever a process calls itself.

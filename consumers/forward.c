@@ -307,10 +307,11 @@ static void print_counters(struct forward *f)
 		",\"dropped_in_queue\":%" PRIu64 ",\"dropped_batches\":%" PRIu64
 		",\"lost_in_ring\":%" PRIu64 ",\"replayed\":%" PRIu64 ",\"reconnects\":%" PRIu64
 		",\"encode_errors\":%" PRIu64 ",\"seq_errors\":%" PRIu64 ",\"wakeups\":%" PRIu64
-		",\"rotations\":%" PRIu64 ",\"rotate_errors\":%" PRIu64 "}}\n",
+		",\"rotations\":%" PRIu64 ",\"rotate_errors\":%" PRIu64
+		",\"response_bytes\":%" PRIu64 "}}\n",
 		cs.received, ss.sent, ss.retried, ss.dropped, ss.dropped_batches, cs.lost,
 		cs.replayed, cs.reconnects, f->encode_errors, cs.seq_errors, cs.wakeups, ss.rotations,
-		ss.rotate_errors);
+		ss.rotate_errors, ss.response_bytes);
 	fflush(stderr);
 }
 

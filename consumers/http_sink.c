@@ -12,6 +12,9 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 30000
+/* Bytes of a server's answer kept to say why a request failed; the rest is
+ * counted and discarded. */
+#define ANSWER_KEEP 200
 
 struct batch {
 	struct batch *next;
@@ -48,6 +51,8 @@ struct http_sink {
 	bool retry_pending;
 	unsigned backoff_ms;
 	char errbuf[CURL_ERROR_SIZE];
+	char answer[ANSWER_KEEP]; /* start of the in-flight request's answer */
+	size_t answer_len;
 	struct sink_stats st;
 	long last_status_logged;
 	bool closing;
@@ -76,6 +81,49 @@ static void log_once(struct http_sink *h, long code, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+/* libcurl writes an answer's body to stdout unless told otherwise, and stdout
+ * may be the event stream (or the pod's log). The body belongs to a network
+ * peer: it is counted, its first bytes kept for the log of a failure, and
+ * dropped; memory stays bounded however much it sends. */
+static size_t on_answer(char *data, size_t size, size_t nmemb, void *userp)
+{
+	struct http_sink *h = userp;
+	size_t len = size * nmemb, keep = sizeof(h->answer) - h->answer_len;
+
+	if (keep > len)
+		keep = len;
+	memcpy(h->answer + h->answer_len, data, keep);
+	h->answer_len += keep;
+	h->st.response_bytes += len;
+	return len;
+}
+
+/* The kept answer as one printable line to quote: bytes outside printable
+ * ASCII (a newline, an escape sequence for the terminal), quotes and
+ * backslashes become \xNN. */
+static const char *answer_text(struct http_sink *h, char *out, size_t cap)
+{
+	static const char hx[] = "0123456789abcdef";
+	size_t o = 0, n = h->answer_len;
+
+	while (n && strchr(" \t\r\n", h->answer[n - 1]))
+		n--;
+	for (size_t i = 0; i < n && o + 5 < cap; i++) {
+		unsigned char c = (unsigned char)h->answer[i];
+
+		if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"') {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hx[c >> 4];
+			out[o++] = hx[c & 15];
+		}
+	}
+	out[o] = '\0';
+	return out;
 }
 
 static int gzip_buf(const char *in, size_t len, char **out, size_t *out_len)
@@ -222,9 +270,11 @@ static void on_retry(uv_timer_t *t)
 static void complete(struct http_sink *h, CURLcode cc, long status)
 {
 	struct batch *b = h->head;
+	char said[ANSWER_KEEP * 4 + 1];
 	unsigned jitter;
 
 	h->in_flight = false;
+	answer_text(h, said, sizeof(said));
 	if (cc == CURLE_OK && status >= 200 && status < 300) {
 		h->head = b->next;
 		if (!h->head)
@@ -244,7 +294,9 @@ static void complete(struct http_sink *h, CURLcode cc, long status)
 	}
 	if (cc == CURLE_OK && status >= 400 && status < 500 && status != 408 && status != 429) {
 		log_once(h, status, "%s answered HTTP %ld; dropping the batch of %llu lines "
-			 "(retrying cannot help)", h->url, status, (unsigned long long)b->lines);
+			 "(retrying cannot help)%s%s%s", h->url, status,
+			 (unsigned long long)b->lines, said[0] ? ": \"" : "", said,
+			 said[0] ? "\"" : "");
 		h->head = b->next;
 		if (!h->head)
 			h->tail = NULL;
@@ -256,7 +308,8 @@ static void complete(struct http_sink *h, CURLcode cc, long status)
 		log_once(h, -(long)cc, "%s: %s; retrying with backoff", h->url,
 			 h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc));
 	else
-		log_once(h, status, "%s answered HTTP %ld; retrying with backoff", h->url, status);
+		log_once(h, status, "%s answered HTTP %ld; retrying with backoff%s%s%s", h->url,
+			 status, said[0] ? ": \"" : "", said, said[0] ? "\"" : "");
 	h->st.retried++;
 	jitter = (unsigned)rand() % (h->backoff_ms / 2 + 1);
 	h->retry_pending = true;
@@ -372,6 +425,7 @@ static void start_next(struct http_sink *h)
 	if (h->in_flight || h->retry_pending || !b)
 		return;
 	h->errbuf[0] = '\0';
+	h->answer_len = 0;
 	curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, b->data);
 	curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->len);
 	if (curl_multi_add_handle(h->multi, h->easy) != CURLM_OK) {
@@ -499,6 +553,8 @@ struct sink *http_sink__new(const struct http_sink_opts *opts)
 	    curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs) != CURLE_OK ||
 	    curl_easy_setopt(h->easy, CURLOPT_POST, 1L) != CURLE_OK ||
 	    curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, h->errbuf) != CURLE_OK ||
+	    curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, on_answer) != CURLE_OK ||
+	    curl_easy_setopt(h->easy, CURLOPT_WRITEDATA, h) != CURLE_OK ||
 	    curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS, 5000L) != CURLE_OK ||
 	    curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, 30000L) != CURLE_OK ||
 	    curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||

@@ -27,6 +27,7 @@ struct sink_stats {
 	uint64_t queued_bytes;
 	uint64_t rotations;     /* file: rotations done */
 	uint64_t rotate_errors; /* file: rename/open/compress failures (no line lost) */
+	uint64_t response_bytes; /* http: bytes of the server's answers, read and discarded */
 };
 
 struct sink {

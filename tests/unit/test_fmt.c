@@ -75,7 +75,8 @@ static void test_json_exec_fields(void **state)
 	cJSON *j;
 	int n;
 	const char *order[] = { "type", "timestamp", "time", "pid", "tid", "comm", "size",
-				"filename", "cgroup_id", "container_id", "pod_uid", "pod",
+				"filename", "filename_truncated", "cgroup_id", "container_id",
+				"pod_uid", "pod",
 				"namespace", "container", "node" };
 	cJSON *it;
 	unsigned i = 0;
@@ -103,6 +104,7 @@ static void test_json_exec_fields(void **state)
 	assert_string_equal(str(j, "container"), "nginx");
 	assert_string_equal(str(j, "container_id"), "abc");
 	assert_string_equal(str(j, "node"), "node-1");
+	assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(j, "filename_truncated")));
 	assert_null(cJSON_GetObjectItem(j, "ptr"));
 	cJSON_ArrayForEach(it, j) {
 		assert_true(i < sizeof(order) / sizeof(order[0]));
@@ -133,6 +135,30 @@ static void test_json_memory_and_no_meta(void **state)
 	assert_string_equal(str(j, "pod"), "");
 	assert_string_equal(str(j, "container_id"), "");
 	assert_null(cJSON_GetObjectItem(j, "filename"));
+	assert_null(cJSON_GetObjectItem(j, "filename_truncated"));
+	cJSON_Delete(j);
+}
+
+/* The kernel's TRUNCATED flag is visible, and a payload with no NUL at all
+ * (a hostile or newer record) is read to its end, never past it. */
+static void test_json_truncated_filename(void **state)
+{
+	char full[KMON_FILENAME_LEN];
+	struct kmon_event e;
+	char buf[2048];
+	cJSON *j;
+	int n;
+
+	(void)state;
+	memset(full, 'x', sizeof(full));
+	e = exec_ev("sh", 2, full, sizeof(full));
+	e.flags = KMON_EVF_TRUNCATED;
+	e.container_key = 0x41414141; /* the bytes right after the payload */
+	n = event_json__write(buf, sizeof(buf), &e, NULL, "", 0);
+	j = parse_line(buf, n);
+	assert_int_equal(strlen(str(j, "filename")), KMON_FILENAME_LEN);
+	assert_null(strchr(str(j, "filename"), 'A'));
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "filename_truncated")));
 	cJSON_Delete(j);
 }
 
@@ -314,6 +340,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_json_exec_fields),
 		cmocka_unit_test(test_json_memory_and_no_meta),
+		cmocka_unit_test(test_json_truncated_filename),
 		cmocka_unit_test(test_json_escaping),
 		cmocka_unit_test(test_json_nospc),
 		cmocka_unit_test(test_json_worst_case_fits),
