@@ -37,7 +37,12 @@ def tracked(pid):
                          capture_output=True, text=True)
     if out.returncode:
         return False
-    for e in json.loads(out.stdout):
+    entries = json.loads(out.stdout)
+    # Several maps of that name (another agent on the machine): bpftool then
+    # lists each map with its elements.
+    if entries and "elements" in entries[0]:
+        entries = [e for m in entries for e in m["elements"]]
+    for e in entries:
         k = e.get("key")
         if isinstance(k, int) and k == pid:
             return True
