@@ -134,7 +134,12 @@ static int start_control(struct agent *a, char *err, size_t errlen)
 		.mode = a->opts.socket_mode,
 		.node_name = a->opts.node_name,
 		.max_ring_bytes = a->opts.max_ring_size,
+		.default_ring_bytes = a->opts.max_ring_size < (4u << 20) ? a->opts.max_ring_size
+									 : (4u << 20),
 		.history_bytes = a->opts.history_bytes,
+		.shm_budget = a->opts.shm_budget,
+		.max_pending_per_uid = a->opts.max_pending_per_uid,
+		.max_consumers_per_uid = a->opts.max_consumers_per_uid,
 	};
 
 	if (fo.default_ring_bytes > fo.max_ring_bytes)
