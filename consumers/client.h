@@ -25,7 +25,8 @@ enum kmon_client_state {
 	KMON_CLIENT_CONNECTING = 0,
 	KMON_CLIENT_ATTACHED,     /* hello accepted, ring mapped */
 	KMON_CLIENT_DISCONNECTED, /* agent went away; reconnecting with backoff */
-	KMON_CLIENT_REFUSED,      /* agent refused the hello (why says what); no retry */
+	KMON_CLIENT_REFUSED,      /* refused for good (why says what); no retry. Budget and
+				   * per-uid limits are retried with backoff instead. */
 };
 
 struct kmon_client_opts {
