@@ -51,7 +51,7 @@ struct control {
 	struct peer *peers;
 	unsigned pending;
 	uint64_t refused_pending;
-	uint64_t refused_budget, refused_uid;
+	uint64_t refused_budget, refused_uid, refused_populate;
 	size_t shm_used;
 	unsigned offers;
 	int open_handles;
@@ -164,6 +164,17 @@ static unsigned count_uid(const struct control *c, uid_t uid, bool pending)
 
 static void on_hello_timeout(uv_timer_t *t);
 
+static unsigned count_attaching(const struct control *c)
+{
+	const struct peer *p;
+	unsigned n = 0;
+
+	for (p = c->peers; p; p = p->next)
+		if (!p->closing && p->state != PEER_HELLO)
+			n++;
+	return n;
+}
+
 static void refuse(struct peer *p, uint32_t step, enum kmon_hello_status st, const char *err)
 {
 	char why[300];
@@ -206,6 +217,14 @@ static void on_hello(struct peer *p)
 		return;
 	}
 	memcpy(p->name, h->name, sizeof(p->name));
+	/* Refused before the consumer populates a ring for nothing (the
+	 * fan-out checks again at the ready). */
+	if (c->o.max_consumers && count_attaching(c) >= c->o.max_consumers) {
+		snprintf(err, sizeof(err), "the agent already has its maximum of consumers "
+			 "(--max-consumers)");
+		refuse(p, KMON_STEP_OFFER, KMON_HELLO_TOO_MANY, err);
+		return;
+	}
 	if (count_uid(c, p->cred.uid, false) >= c->o.max_consumers_per_uid) {
 		c->refused_uid++;
 		snprintf(err, sizeof(err), "uid %u already has %u consumers "
@@ -277,6 +296,7 @@ static void on_ready(struct peer *p)
 		return;
 	}
 	if (!ring_prod__resident(p->ring)) {
+		c->refused_populate++;
 		snprintf(err, sizeof(err), "the ring's pages are not all in memory: map the ring "
 			 "with MAP_POPULATE before the ready (the consumer pays for its ring)");
 		refuse(p, KMON_STEP_ATTACHED, KMON_HELLO_NOT_POPULATED, err);
@@ -439,6 +459,19 @@ static void on_bad(uv_async_t *a)
 				(void)fanout__detach(c->o.fanout, ids[i], NULL);
 		}
 	}
+}
+
+void control__get_stats(const struct control *c, struct control_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!c)
+		return;
+	out->refused_pending = c->refused_pending;
+	out->refused_uid = c->refused_uid;
+	out->refused_budget = c->refused_budget;
+	out->refused_populate = c->refused_populate;
+	out->shm_bytes = c->shm_used;
+	out->shm_budget = c->o.shm_budget;
 }
 
 void control__notify_bad(struct control *c)

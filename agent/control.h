@@ -38,8 +38,19 @@ struct control_opts {
 	unsigned max_pending; /* connections that have not said hello yet; default 32 */
 	unsigned max_pending_per_uid;   /* of those, from one uid; default 4 */
 	unsigned max_consumers_per_uid; /* attached or attaching, one uid; default 8 */
+	unsigned max_consumers; /* attached or attaching in all (the fan-out's limit); 0 = no check */
 	size_t shm_budget;    /* ring bytes (header+data+ctl) at once; default 256 MiB */
 	double hello_timeout; /* seconds for the hello, then for the ready; default 5 */
+};
+
+/* What was refused and why: every refusal is counted (shown in /metrics). */
+struct control_stats {
+	uint64_t refused_pending;  /* connections over the (per-uid) pending limits */
+	uint64_t refused_uid;      /* hellos over --max-consumers-per-uid */
+	uint64_t refused_budget;   /* hellos over --shm-budget */
+	uint64_t refused_populate; /* readies for rings the consumer had not faulted in */
+	size_t shm_bytes;          /* rings offered or attached, header+data+ctl */
+	size_t shm_budget;
 };
 
 /* Creates and binds the socket (needs the privilege to chown it, so call it
@@ -47,6 +58,8 @@ struct control_opts {
 struct control *control__new(const struct control_opts *opts, char *err, size_t errlen);
 /* Wakes the loop to detach consumers the fan-out marked bad (any thread). */
 void control__notify_bad(struct control *c);
+/* Loop thread only. */
+void control__get_stats(const struct control *c, struct control_stats *out);
 /* Detaches everyone, removes the socket file, closes the handles. */
 void control__close(struct control *c);
 

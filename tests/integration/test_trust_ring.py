@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from agentproc import Agent, Consumer, NOBODY  # noqa: E402
@@ -283,6 +284,19 @@ def hostile_main(argv):
 
 # ---------------------------------------------------------------- test side
 
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def metrics(port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+        return r.read().decode()
+
+
 def flood(n, threads=1):
     out = subprocess.run([FLOOD, str(n), str(threads)], check=True, capture_output=True,
                          text=True).stdout
@@ -425,7 +439,8 @@ class TrustRingTest(unittest.TestCase):
     # -- defect 1 ------------------------------------------------------------
 
     def test_hostile_wake_descriptor_cannot_stall_the_drain(self):
-        a = self.agent()
+        port = free_port()
+        a = self.agent("--metrics-addr", "127.0.0.1:%d" % port)
         honest = self.consumer(a, "honest", "--ring-size", str(32 << 20))
         h = self.hostile("wake", a.socket, 60)
         tricks = h.wait_line("clear_nonblock")
@@ -433,7 +448,9 @@ class TrustRingTest(unittest.TestCase):
         # The hostile consumer now asks for a wake-up every millisecond and
         # never reads one, with every trick applied to the descriptor.
         n = flood(100000)
-        # The fan-out still answers: a second consumer attaches.
+        # The fan-out still answers: /metrics (it reads the fan-out under its
+        # lock) and a second consumer attaching.
+        self.assertIn('kmon_consumer_delivered_total{consumer="hostile-wake"', metrics(port))
         late = Consumer([TC, "--socket", a.socket, "--name", "late", "--once"])
         self.consumers.append(late)
         late.wait_for_log("attached to", timeout=10)
@@ -493,8 +510,9 @@ class TrustRingTest(unittest.TestCase):
         self.stop_agent(a)
 
     def test_budget_and_per_uid_limits(self):
+        port = free_port()
         a = self.agent("--shm-budget", "16M", "--max-consumers-per-uid", "2",
-                       "--max-pending-per-uid", "2")
+                       "--max-pending-per-uid", "2", "--metrics-addr", "127.0.0.1:%d" % port)
         # uid nobody: 40 silent connections, and 3 attachments (one too many).
         h = self.hostile("flood", a.socket, 40, 3)
         got = h.wait_line("attach")["attach"]
@@ -510,6 +528,12 @@ class TrustRingTest(unittest.TestCase):
         big = self.hostile("ask", a.socket, 8 << 20, user=other).result()
         self.assertEqual(big["status"], 6, big)
         self.assertIn("--shm-budget", big["error"])
+        # Every refusal is counted where an operator looks.
+        m = metrics(port)
+        for reason in ("pending", "uid_limit", "shm_budget"):
+            line = [l for l in m.splitlines()
+                    if l.startswith('kmon_control_refused_total{reason="%s"}' % reason)]
+            self.assertTrue(line and int(line[0].split()[1]) > 0, (reason, m))
         # The flood goes away: its rings are released, the 8M ring fits.
         h.kill()
         deadline = time.monotonic() + 10
