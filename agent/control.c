@@ -297,8 +297,9 @@ static void on_ready(struct peer *p)
 	}
 	if (!ring_prod__resident(p->ring)) {
 		c->refused_populate++;
-		snprintf(err, sizeof(err), "the ring's pages are not all in memory: map the ring "
-			 "with MAP_POPULATE before the ready (the consumer pays for its ring)");
+		snprintf(err, sizeof(err), "the ring's pages are not all in memory: the consumer "
+			 "must fault its ring in (MAP_POPULATE) before the ready, and pays for it; "
+			 "is its memory limit below the ring size?");
 		refuse(p, KMON_STEP_ATTACHED, KMON_HELLO_NOT_POPULATED, err);
 		return;
 	}
@@ -528,15 +529,14 @@ static int secure_dir(const char *path, gid_t gid, char *err, size_t errlen)
 
 	snprintf(dir, sizeof(dir), "%s", path);
 	slash = strrchr(dir, '/');
-	if (!slash) {
-		snprintf(dir, sizeof(dir), ".");
-	} else if (slash == dir) {
-		snprintf(err, errlen, "--socket %s: the socket needs a directory of its own, not /",
-			 path);
+	if (!slash || slash == dir) {
+		/* The agent changes its directory's owner and mode: never the
+		 * working directory's or /'s by accident. */
+		snprintf(err, errlen, "--socket %s: give the socket a directory of its own, e.g. "
+			 "/run/kmon/kmon.sock", path);
 		return -1;
-	} else {
-		*slash = '\0';
 	}
+	*slash = '\0';
 	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
 		snprintf(err, errlen, "--socket: cannot create directory %s: %s", dir,
 			 strerror(errno));
