@@ -157,10 +157,10 @@ fail:
 bool ring_prod__resident(const struct ring_prod *p)
 {
 	size_t pg = (size_t)sysconf(_SC_PAGESIZE), i, n;
-	unsigned char vec[64];
+	unsigned char vec[4096];
 	size_t total = RING_HDR_BYTES + p->data_bytes, off;
 
-	/* In chunks: a 1 GiB ring has 256K pages. */
+	/* In chunks of 16 MiB: a 1 GiB ring has 256K pages. */
 	for (off = 0; off < total; off += n * pg) {
 		n = (total - off) / pg;
 		if (n > sizeof(vec))
