@@ -489,6 +489,8 @@ class TrustRingTest(unittest.TestCase):
         time.sleep(0.5)
         grown = agent_cg.bytes() - before
         total = count * ring
+        sys.stderr.write("\n  agent cgroup grew %d bytes; rings kept %d bytes; consumer cgroup "
+                         "%d bytes\n" % (grown, total, hoard_cg.bytes()))
         self.assertGreater(min(out["heads"]), ring // 2, "the rings were not filled: %s" % out)
         self.assertEqual(out["kept_fds"], 3 * count)
         self.assertLess(grown, total // 4,
