@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include "agent/agent_metrics.h"
+#include "agent/control.h"
 
 #include <stdio.h>
 
@@ -77,6 +78,25 @@ void agent_metrics_render(struct metrics_text *m, const struct agent_metrics_src
 					 c->delivered);
 		metrics_text__sample_u64(m, "kmon_consumer_dropped_total", cons_l, v, 2, c->lost);
 		metrics_text__sample(m, "kmon_consumer_ring_fill_ratio", cons_l, v, 2, c->fill);
+	}
+	if (s->control) {
+		static const char *const why_l[] = { "reason" };
+		const char *pend[] = { "pending" }, *uid[] = { "uid_limit" },
+			   *bud[] = { "shm_budget" }, *pop[] = { "not_populated" };
+
+		metrics_text__family(m, "kmon_control_refused_total", "counter",
+				     "Connections and hellos the control socket refused, by reason");
+		metrics_text__sample_u64(m, "kmon_control_refused_total", why_l, pend, 1,
+					 s->control->refused_pending);
+		metrics_text__sample_u64(m, "kmon_control_refused_total", why_l, uid, 1,
+					 s->control->refused_uid);
+		metrics_text__sample_u64(m, "kmon_control_refused_total", why_l, bud, 1,
+					 s->control->refused_budget);
+		metrics_text__sample_u64(m, "kmon_control_refused_total", why_l, pop, 1,
+					 s->control->refused_populate);
+		gauge(m, "kmon_shm_bytes", "Shared memory of the consumers' rings (--shm-budget counts it)",
+		      (double)s->control->shm_bytes);
+		gauge(m, "kmon_shm_budget_bytes", "--shm-budget", (double)s->control->shm_budget);
 	}
 	if (s->tracker) {
 		const struct tracker_stats *ts = s->tracker;

@@ -12,6 +12,7 @@
 #include "agent/tracker.h"
 
 struct metrics_text;
+struct control_stats;
 
 struct agent_metrics_src {
 	const struct drain_stats *drain;
@@ -19,6 +20,7 @@ struct agent_metrics_src {
 	const struct fanout_consumer_stats *consumers;
 	unsigned n_consumers;
 	const struct tracker_stats *tracker; /* NULL when not scanning */
+	const struct control_stats *control; /* NULL before the socket exists */
 	bool ready;
 };
 

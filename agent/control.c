@@ -2,6 +2,7 @@
 #include "agent/control.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,13 @@
 #include "agent/fanout.h"
 #include "agent/log.h"
 #include "shm/proto.h"
+#include "shm/ring.h"
+
+enum peer_state {
+	PEER_HELLO,    /* connected, no hello yet (counts as pending) */
+	PEER_OFFERED,  /* ring offered, waiting for the consumer's ready */
+	PEER_ATTACHED, /* in the fan-out */
+};
 
 struct peer {
 	struct control *ctl;
@@ -25,6 +33,11 @@ struct peer {
 	char comm[32];
 	char name[KMON_PROTO_NAME_MAX];
 	uint32_t id; /* fan-out consumer id once attached, else 0 */
+	enum peer_state state;
+	struct kmon_hello hello;  /* kept from the hello to the ready */
+	struct ring_prod *ring;   /* offered, not yet the fan-out's */
+	size_t ring_bytes;
+	size_t shm_bytes;         /* charged to the budget until closed */
 	int open_handles;
 	bool closing;
 };
@@ -38,6 +51,9 @@ struct control {
 	struct peer *peers;
 	unsigned pending;
 	uint64_t refused_pending;
+	uint64_t refused_budget, refused_uid, refused_populate;
+	size_t shm_used;
+	unsigned offers;
 	int open_handles;
 	bool closing;
 };
@@ -80,6 +96,13 @@ static void peer_close(struct peer *p, const char *why)
 			break;
 		}
 	}
+	if (p->ring) {
+		/* Offered, never attached: the ring is still ours. */
+		ring_prod__free(p->ring);
+		p->ring = NULL;
+	}
+	c->shm_used -= p->shm_bytes;
+	p->shm_bytes = 0;
 	if (p->id) {
 		if (!fanout__detach(c->o.fanout, p->id, &st))
 			log_info("consumer %u '%s' (uid %u pid %d) detached: %s; produced %llu "
@@ -88,7 +111,8 @@ static void peer_close(struct peer *p, const char *why)
 				 (unsigned long long)st.produced, (unsigned long long)st.delivered,
 				 (unsigned long long)st.lost);
 	} else {
-		c->pending--;
+		if (p->state == PEER_HELLO)
+			c->pending--;
 		if (why)
 			log_info("control client uid %u pid %d (%s): %s", (unsigned)p->cred.uid,
 				 (int)p->cred.pid, p->comm, why);
@@ -99,8 +123,9 @@ static void peer_close(struct peer *p, const char *why)
 	p->fd = -1;
 }
 
-static void send_reply(struct peer *p, enum kmon_hello_status st, const char *errtxt,
-		       uint32_t id, size_t ring_bytes, size_t replayed, const int *fds)
+static long send_reply(struct peer *p, uint32_t step, enum kmon_hello_status st,
+		       const char *errtxt, uint32_t id, size_t ring_bytes, size_t replayed,
+		       const int *fds)
 {
 	struct kmon_hello_reply r;
 	long n;
@@ -110,6 +135,7 @@ static void send_reply(struct peer *p, enum kmon_hello_status st, const char *er
 	r.version = KMON_PROTO_VERSION;
 	r.status = (uint16_t)st;
 	r.consumer_id = id;
+	r.step = step;
 	r.ring_bytes = ring_bytes;
 	r.replay_bytes = replayed;
 	snprintf(r.node, sizeof(r.node), "%s", p->ctl->o.node_name ? p->ctl->o.node_name : "");
@@ -120,21 +146,60 @@ static void send_reply(struct peer *p, enum kmon_hello_status st, const char *er
 	if (n != (long)sizeof(r))
 		log_debug("reply to pid %d failed: %s", (int)p->cred.pid,
 			  n < 0 ? strerror((int)-n) : "short");
+	return n;
 }
 
+/* Peers of this uid in the given states (the lists are bounded by the
+ * limits themselves). */
+static unsigned count_uid(const struct control *c, uid_t uid, bool pending)
+{
+	const struct peer *p;
+	unsigned n = 0;
+
+	for (p = c->peers; p; p = p->next)
+		if (p->cred.uid == uid && !p->closing && ((p->state == PEER_HELLO) == pending))
+			n++;
+	return n;
+}
+
+static void on_hello_timeout(uv_timer_t *t);
+
+static unsigned count_attaching(const struct control *c)
+{
+	const struct peer *p;
+	unsigned n = 0;
+
+	for (p = c->peers; p; p = p->next)
+		if (!p->closing && p->state != PEER_HELLO)
+			n++;
+	return n;
+}
+
+static void refuse(struct peer *p, uint32_t step, enum kmon_hello_status st, const char *err)
+{
+	char why[300];
+
+	send_reply(p, step, st, err, 0, 0, 0, NULL);
+	snprintf(why, sizeof(why), "%s '%s' refused (%s): %s",
+		 step == KMON_STEP_OFFER ? "hello" : "ready", p->name[0] ? p->name : "?",
+		 kmon_hello_status_name(st), err);
+	peer_close(p, why);
+}
+
+/* The hello: validated, then a ring is created untouched and offered. The
+ * consumer populates it (and so pays for it) before the ready step. */
 static void on_hello(struct peer *p)
 {
 	struct control *c = p->ctl;
-	struct kmon_hello h;
-	struct fanout_sub sub;
+	struct kmon_hello *h = &p->hello;
 	enum kmon_hello_status st;
-	char err[KMON_PROTO_ERR_MAX], why[300];
-	size_t ring_bytes = 0, replayed = 0;
+	char err[KMON_PROTO_ERR_MAX], rname[96];
+	size_t ring_bytes, total;
 	ssize_t n;
-	int fds[3], ret;
+	int fds[3];
 
-	memset(&h, 0, sizeof(h));
-	n = recv(p->fd, &h, sizeof(h), MSG_TRUNC | MSG_DONTWAIT);
+	memset(h, 0, sizeof(*h));
+	n = recv(p->fd, h, sizeof(*h), MSG_TRUNC | MSG_DONTWAIT);
 	if (n < 0) {
 		if (errno == EAGAIN)
 			return;
@@ -145,45 +210,131 @@ static void on_hello(struct peer *p)
 		peer_close(p, "closed before hello");
 		return;
 	}
-	st = kmon_hello_check(&h, (size_t)n, c->o.max_ring_bytes, c->o.history_bytes, err,
+	st = kmon_hello_check(h, (size_t)n, c->o.max_ring_bytes, c->o.history_bytes, err,
 			      sizeof(err));
 	if (st != KMON_HELLO_OK) {
-		send_reply(p, st, err, 0, 0, 0, NULL);
-		snprintf(why, sizeof(why), "hello refused (%s): %s", kmon_hello_status_name(st), err);
-		peer_close(p, why);
+		refuse(p, KMON_STEP_OFFER, st, err);
 		return;
 	}
-	memcpy(p->name, h.name, sizeof(p->name));
+	memcpy(p->name, h->name, sizeof(p->name));
+	/* Refused before the consumer populates a ring for nothing (the
+	 * fan-out checks again at the ready). */
+	if (c->o.max_consumers && count_attaching(c) >= c->o.max_consumers) {
+		snprintf(err, sizeof(err), "the agent already has its maximum of consumers "
+			 "(--max-consumers)");
+		refuse(p, KMON_STEP_OFFER, KMON_HELLO_TOO_MANY, err);
+		return;
+	}
+	if (count_uid(c, p->cred.uid, false) >= c->o.max_consumers_per_uid) {
+		c->refused_uid++;
+		snprintf(err, sizeof(err), "uid %u already has %u consumers "
+			 "(--max-consumers-per-uid)", (unsigned)p->cred.uid,
+			 c->o.max_consumers_per_uid);
+		refuse(p, KMON_STEP_OFFER, KMON_HELLO_UID_LIMIT, err);
+		return;
+	}
+	ring_bytes = h->ring_bytes ? h->ring_bytes : c->o.default_ring_bytes;
+	total = ring_prod__total_bytes(ring_bytes);
+	if (total > c->o.shm_budget - c->shm_used || c->shm_used > c->o.shm_budget) {
+		c->refused_budget++;
+		snprintf(err, sizeof(err), "a ring of %zu bytes would exceed the shared-memory "
+			 "budget: %zu of %zu bytes in use (--shm-budget)", ring_bytes,
+			 c->shm_used, c->o.shm_budget);
+		refuse(p, KMON_STEP_OFFER, KMON_HELLO_NO_BUDGET, err);
+		return;
+	}
+	/* Numbered like the fan-out's ids when every offer attaches. */
+	snprintf(rname, sizeof(rname), "%u-%s", ++c->offers, p->name);
+	p->ring = ring_prod__create(ring_bytes, rname);
+	if (!p->ring) {
+		snprintf(err, sizeof(err), "cannot create the ring: %s", strerror(errno));
+		refuse(p, KMON_STEP_OFFER, KMON_HELLO_INTERNAL, err);
+		return;
+	}
+	p->ring_bytes = ring_bytes;
+	p->shm_bytes = total;
+	c->shm_used += total;
+	c->pending--;
+	p->state = PEER_OFFERED;
+	(void)ring_prod__consumer_fds(p->ring, &fds[0], &fds[1], &fds[2]);
+	if (send_reply(p, KMON_STEP_OFFER, KMON_HELLO_OK, NULL, 0, ring_bytes, 0, fds) !=
+	    (long)sizeof(struct kmon_hello_reply)) {
+		peer_close(p, "cannot send the hello reply");
+		return;
+	}
+	/* The ready must come within the hello timeout too. */
+	uv_timer_start(&p->timer, on_hello_timeout, (uint64_t)(c->o.hello_timeout * 1000), 0);
+}
+
+/* The ready: the consumer says it mapped the ring; the agent checks that
+ * every page is in memory before writing a byte, so none is charged to it. */
+static void on_ready(struct peer *p)
+{
+	struct control *c = p->ctl;
+	struct kmon_hello *h = &p->hello;
+	struct kmon_ready rd;
+	struct fanout_sub sub;
+	char err[KMON_PROTO_ERR_MAX];
+	size_t ring_bytes = 0, replayed = 0;
+	ssize_t n;
+	int fds[3], ret;
+
+	memset(&rd, 0, sizeof(rd));
+	n = recv(p->fd, &rd, sizeof(rd), MSG_TRUNC | MSG_DONTWAIT);
+	if (n < 0) {
+		if (errno == EAGAIN)
+			return;
+		peer_close(p, strerror(errno));
+		return;
+	}
+	if (n == 0) {
+		peer_close(p, "closed before ready");
+		return;
+	}
+	if (kmon_ready_check(&rd, (size_t)n, err, sizeof(err))) {
+		refuse(p, KMON_STEP_ATTACHED, KMON_HELLO_BAD_MESSAGE, err);
+		return;
+	}
+	if (!ring_prod__resident(p->ring)) {
+		c->refused_populate++;
+		snprintf(err, sizeof(err), "the ring's pages are not all in memory: the consumer "
+			 "must fault its ring in (MAP_POPULATE) before the ready, and pays for it; "
+			 "is its memory limit below the ring size?");
+		refuse(p, KMON_STEP_ATTACHED, KMON_HELLO_NOT_POPULATED, err);
+		return;
+	}
+	ring_prod__start(p->ring);
 	memset(&sub, 0, sizeof(sub));
 	sub.name = p->name;
 	sub.uid = p->cred.uid;
 	sub.pid = p->cred.pid;
-	sub.event_mask = h.event_mask;
-	sub.namespaces = (const char(*)[64])h.namespaces;
-	sub.n_namespaces = h.n_namespaces;
-	sub.ring_bytes = h.ring_bytes;
-	sub.replay_bytes = h.replay_bytes;
+	sub.event_mask = h->event_mask;
+	sub.namespaces = (const char(*)[64])h->namespaces;
+	sub.n_namespaces = h->n_namespaces;
+	sub.ring_bytes = p->ring_bytes;
+	sub.replay_bytes = h->replay_bytes;
+	sub.ring = p->ring;
 	ret = fanout__attach(c->o.fanout, &sub, &p->id, fds, &ring_bytes, &replayed);
 	if (ret) {
-		st = ret == -ENOSPC ? KMON_HELLO_TOO_MANY : KMON_HELLO_INTERNAL;
-		if (ret == -ENOSPC)
+		p->id = 0;
+		if (ret == -ENOSPC) {
 			snprintf(err, sizeof(err), "the agent already has its maximum of consumers "
 				 "(--max-consumers)");
-		else
-			snprintf(err, sizeof(err), "cannot create the ring: %s", strerror(-ret));
-		p->id = 0;
-		send_reply(p, st, err, 0, 0, 0, NULL);
-		snprintf(why, sizeof(why), "hello '%s' refused: %s", p->name, err);
-		peer_close(p, why);
+			refuse(p, KMON_STEP_ATTACHED, KMON_HELLO_TOO_MANY, err);
+		} else {
+			snprintf(err, sizeof(err), "cannot attach: %s", strerror(-ret));
+			refuse(p, KMON_STEP_ATTACHED, KMON_HELLO_INTERNAL, err);
+		}
 		return;
 	}
-	c->pending--;
+	p->ring = NULL; /* the fan-out's now */
+	p->state = PEER_ATTACHED;
 	uv_timer_stop(&p->timer);
-	send_reply(p, KMON_HELLO_OK, NULL, p->id, ring_bytes, replayed, fds);
+	send_reply(p, KMON_STEP_ATTACHED, KMON_HELLO_OK, NULL, p->id, ring_bytes, replayed, NULL);
 	log_info("consumer %u '%s' attached: uid %u pid %d (%s), ring %zu bytes, mask 0x%x, "
 		 "%u namespaces, replayed %zu bytes",
 		 p->id, p->name, (unsigned)p->cred.uid, (int)p->cred.pid, p->comm, ring_bytes,
-		 h.event_mask, h.n_namespaces, replayed);
+		 h->event_mask, h->n_namespaces, replayed);
 }
 
 static void on_peer_io(uv_poll_t *h, int status, int events)
@@ -198,9 +349,9 @@ static void on_peer_io(uv_poll_t *h, int status, int events)
 		peer_close(p, uv_strerror(status));
 		return;
 	}
-	if (!p->id) {
+	if (p->state != PEER_ATTACHED) {
 		if (events & (UV_READABLE | UV_DISCONNECT))
-			on_hello(p);
+			p->state == PEER_HELLO ? on_hello(p) : on_ready(p);
 		return;
 	}
 	/* Attached: the socket carries nothing more; EOF is the detach. */
@@ -217,8 +368,10 @@ static void on_hello_timeout(uv_timer_t *t)
 {
 	struct peer *p = t->data;
 
-	if (!p->id)
+	if (p->state == PEER_HELLO)
 		peer_close(p, "no hello in time");
+	else if (p->state == PEER_OFFERED)
+		peer_close(p, "no ready in time");
 }
 
 static void on_accept(uv_poll_t *h, int status, int events)
@@ -238,25 +391,32 @@ static void on_accept(uv_poll_t *h, int status, int events)
 				log_warn("control socket accept: %s", strerror(errno));
 			return;
 		}
-		if (c->pending >= c->o.max_pending) {
-			/* Connection floods cost one descriptor for an instant. */
-			if (c->refused_pending++ % 1000 == 0)
-				log_warn("control socket: %u connections without hello; refusing "
-					 "more (%llu so far)", c->pending,
-					 (unsigned long long)c->refused_pending);
-			close(fd);
-			continue;
-		}
 		p = calloc(1, sizeof(*p));
 		if (!p) {
 			close(fd);
 			continue;
 		}
+		len = sizeof(p->cred);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &p->cred, &len) < 0) {
+			p->cred.pid = -1;
+			p->cred.uid = (uid_t)-1;
+		}
+		/* Per uid first: one uid flooding connections must not use up the
+		 * global limit that every other consumer needs too. */
+		if (c->pending >= c->o.max_pending ||
+		    count_uid(c, p->cred.uid, true) >= c->o.max_pending_per_uid) {
+			/* Connection floods cost one descriptor for an instant. */
+			if (c->refused_pending++ % 1000 == 0)
+				log_warn("control socket: uid %u has %u connections without hello "
+					 "(%u in all); refusing more (%llu so far)",
+					 (unsigned)p->cred.uid, count_uid(c, p->cred.uid, true),
+					 c->pending, (unsigned long long)c->refused_pending);
+			close(fd);
+			free(p);
+			continue;
+		}
 		p->ctl = c;
 		p->fd = fd;
-		len = sizeof(p->cred);
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &p->cred, &len) < 0)
-			p->cred.pid = -1;
 		peer_comm(p->cred.pid, p->comm, sizeof(p->comm));
 		if (uv_poll_init(c->o.loop, &p->poll, fd) || uv_timer_init(c->o.loop, &p->timer)) {
 			/* uv_poll_init fails only on a bad fd; nothing to close then. */
@@ -302,6 +462,19 @@ static void on_bad(uv_async_t *a)
 	}
 }
 
+void control__get_stats(const struct control *c, struct control_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!c)
+		return;
+	out->refused_pending = c->refused_pending;
+	out->refused_uid = c->refused_uid;
+	out->refused_budget = c->refused_budget;
+	out->refused_populate = c->refused_populate;
+	out->shm_bytes = c->shm_used;
+	out->shm_budget = c->o.shm_budget;
+}
+
 void control__notify_bad(struct control *c)
 {
 	uv_async_send(&c->bad_async);
@@ -342,20 +515,75 @@ static int clear_stale(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-static int make_parent(const char *path, char *err, size_t errlen)
+/* The socket's directory: the agent's own, mode 0750, group gid, so only the
+ * agent can add, remove or rename entries in it and only the group can reach
+ * the socket. An existing directory is taken over only if the agent already
+ * owns it (a directory someone else made could hold anything). */
+static int secure_dir(const char *path, gid_t gid, char *err, size_t errlen)
 {
-	char dir[108];
+	char dir[108], parent[112];
+	struct statx sd, sp;
+	struct stat st;
 	char *slash;
+	int fd;
 
 	snprintf(dir, sizeof(dir), "%s", path);
 	slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return 0;
+	if (!slash || slash == dir) {
+		/* The agent changes its directory's owner and mode: never the
+		 * working directory's or /'s by accident. */
+		snprintf(err, errlen, "--socket %s: give the socket a directory of its own, e.g. "
+			 "/run/kmon/kmon.sock", path);
+		return -1;
+	}
 	*slash = '\0';
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
 		snprintf(err, errlen, "--socket: cannot create directory %s: %s", dir,
 			 strerror(errno));
 		return -1;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "--socket: directory %s: %s", dir,
+			 errno == ELOOP ? "is a symbolic link" : strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (st.st_uid != geteuid()) {
+		snprintf(err, errlen, "--socket: directory %s belongs to uid %u, not to the agent "
+			 "(uid %u): remove it or choose another path", dir, (unsigned)st.st_uid,
+			 (unsigned)geteuid());
+		close(fd);
+		return -1;
+	}
+	if (fchown(fd, (uid_t)-1, gid == (gid_t)-1 ? getegid() : gid) < 0 || fchmod(fd, 0750) < 0) {
+		snprintf(err, errlen, "--socket: cannot make directory %s mode 0750: %s", dir,
+			 strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	/* Whoever may write the parent may rename our directory away and put
+	 * their own in its place, unless the sticky bit restricts that to the
+	 * owner, or the directory is a mount point (which cannot be renamed). */
+	snprintf(parent, sizeof(parent), "%s/..", dir);
+	if (statx(AT_FDCWD, dir, AT_SYMLINK_NOFOLLOW, STATX_MODE | STATX_MNT_ID, &sd) < 0 ||
+	    statx(AT_FDCWD, parent, 0, STATX_MODE | STATX_MNT_ID, &sp) < 0) {
+		snprintf(err, errlen, "--socket: cannot check the parent of %s: %s", dir,
+			 strerror(errno));
+		return -1;
+	}
+	if ((sp.stx_mode & (S_IWOTH | S_IWGRP)) && !(sp.stx_mode & S_ISVTX) &&
+	    sd.stx_mnt_id == sp.stx_mnt_id) {
+		if (chmod(parent, (sp.stx_mode & 07777) | S_ISVTX) < 0) {
+			snprintf(err, errlen, "--socket: %s is writable by others, who could replace "
+				 "the socket's directory, and adding the sticky bit failed: %s",
+				 parent, strerror(errno));
+			return -1;
+		}
+		log_warn("--socket: %s was writable by others without the sticky bit; added it so "
+			 "nobody can rename %s away", parent, dir);
 	}
 	return 0;
 }
@@ -376,6 +604,14 @@ struct control *control__new(const struct control_opts *opts, char *err, size_t 
 	c->fd = -1;
 	if (!c->o.max_pending)
 		c->o.max_pending = 32;
+	if (!c->o.max_pending_per_uid)
+		c->o.max_pending_per_uid = 4;
+	if (!c->o.max_consumers_per_uid)
+		c->o.max_consumers_per_uid = 8;
+	if (!c->o.shm_budget)
+		c->o.shm_budget = 256u << 20;
+	if (!c->o.default_ring_bytes)
+		c->o.default_ring_bytes = 4u << 20;
 	if (c->o.hello_timeout <= 0)
 		c->o.hello_timeout = 5;
 	snprintf(c->path, sizeof(c->path), "%s", opts->path);
@@ -398,7 +634,7 @@ struct control *control__new(const struct control_opts *opts, char *err, size_t 
 			gid = (gid_t)v;
 		}
 	}
-	if (make_parent(c->path, err, errlen) || clear_stale(c->path, err, errlen))
+	if (secure_dir(c->path, gid, err, errlen) || clear_stale(c->path, err, errlen))
 		goto fail;
 	c->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {

@@ -408,7 +408,7 @@ int fanout__attach(struct fanout *fo, const struct fanout_sub *sub, uint32_t *id
 	c->pid = sub->pid;
 	c->event_mask = sub->event_mask ? sub->event_mask : KMON_EV_MASK_ALL;
 	c->ring_bytes = sub->ring_bytes ? sub->ring_bytes : fo->o.default_ring_bytes;
-	if (c->ring_bytes > fo->o.max_ring_bytes)
+	if (c->ring_bytes > fo->o.max_ring_bytes && !sub->ring)
 		c->ring_bytes = fo->o.max_ring_bytes;
 	c->meta_pending = calloc(1, BITMAP_BYTES);
 	if (!c->meta_pending)
@@ -431,7 +431,7 @@ int fanout__attach(struct fanout *fo, const struct fanout_sub *sub, uint32_t *id
 	}
 	c->id = fo->next_id++;
 	snprintf(rname, sizeof(rname), "%u-%s", c->id, c->name);
-	c->ring = ring_prod__new(c->ring_bytes, rname);
+	c->ring = sub->ring ? sub->ring : ring_prod__new(c->ring_bytes, rname);
 	if (!c->ring) {
 		err = -errno;
 		pthread_mutex_unlock(&fo->lock);
@@ -463,6 +463,8 @@ int fanout__attach(struct fanout *fo, const struct fanout_sub *sub, uint32_t *id
 	*ring_bytes = c->ring_bytes;
 	return ring_prod__consumer_fds(c->ring, &fds[0], &fds[1], &fds[2]);
 fail:
+	if (c->ring == sub->ring)
+		c->ring = NULL; /* the caller's until we succeed */
 	consumer_free(c);
 	return err;
 }

@@ -46,6 +46,10 @@ struct fanout_sub {
 	unsigned n_namespaces;
 	size_t ring_bytes;   /* 0 = default */
 	size_t replay_bytes;
+	/* A ring the caller created and started (ring_prod__create, populated by
+	 * the consumer, ring_prod__start): the fan-out takes it over on success
+	 * and ring_bytes is its size. NULL: the fan-out creates one itself. */
+	struct ring_prod *ring;
 };
 
 struct fanout_consumer_stats {
@@ -56,7 +60,7 @@ struct fanout_consumer_stats {
 	uint64_t produced;  /* records the agent tried to give this consumer */
 	uint64_t delivered; /* records written into its ring */
 	uint64_t lost;      /* records dropped because its ring was full */
-	uint64_t wakeups;   /* eventfd writes */
+	uint64_t wakeups;   /* wake-ups sent */
 	double fill;        /* ring fill ratio at the last publish, 0..1 */
 	size_t ring_bytes;
 };

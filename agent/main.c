@@ -138,7 +138,13 @@ static int start_control(struct agent *a, char *err, size_t errlen)
 		.mode = a->opts.socket_mode,
 		.node_name = a->opts.node_name,
 		.max_ring_bytes = a->opts.max_ring_size,
+		.default_ring_bytes = a->opts.max_ring_size < (4u << 20) ? a->opts.max_ring_size
+									 : (4u << 20),
 		.history_bytes = a->opts.history_bytes,
+		.shm_budget = a->opts.shm_budget,
+		.max_pending_per_uid = a->opts.max_pending_per_uid,
+		.max_consumers_per_uid = a->opts.max_consumers_per_uid,
+		.max_consumers = a->opts.max_consumers,
 	};
 
 	if (fo.default_ring_bytes > fo.max_ring_bytes)
@@ -290,6 +296,7 @@ static void render_metrics(void *ctx, struct metrics_text *m)
 	struct drain_stats ds;
 	struct tracker_stats ts;
 	struct agent_metrics_src src = { 0 };
+	struct control_stats cts;
 	unsigned n;
 
 	drain__get_stats(a->drain, &ds);
@@ -303,6 +310,10 @@ static void render_metrics(void *ctx, struct metrics_text *m)
 		ts = a->tracker_snap;
 		pthread_mutex_unlock(&a->snap_lock);
 		src.tracker = &ts;
+	}
+	if (a->control) {
+		control__get_stats(a->control, &cts);
+		src.control = &cts;
 	}
 	src.ready = !not_ready(a);
 	agent_metrics_render(m, &src);

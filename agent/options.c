@@ -30,6 +30,9 @@ enum {
 	OPT_MAX_CONSUMERS,
 	OPT_MAX_RING,
 	OPT_HISTORY,
+	OPT_SHM_BUDGET,
+	OPT_MAX_PENDING_UID,
+	OPT_MAX_CONSUMERS_UID,
 	OPT_PROC_ROOT,
 	OPT_RESCAN,
 	OPT_DRAIN_NICE,
@@ -62,6 +65,9 @@ static const struct option long_opts[] = {
 	{ "max-consumers", required_argument, NULL, OPT_MAX_CONSUMERS },
 	{ "max-ring-size", required_argument, NULL, OPT_MAX_RING },
 	{ "history-bytes", required_argument, NULL, OPT_HISTORY },
+	{ "shm-budget", required_argument, NULL, OPT_SHM_BUDGET },
+	{ "max-pending-per-uid", required_argument, NULL, OPT_MAX_PENDING_UID },
+	{ "max-consumers-per-uid", required_argument, NULL, OPT_MAX_CONSUMERS_UID },
 	{ "proc-root", required_argument, NULL, OPT_PROC_ROOT },
 	{ "rescan-interval", required_argument, NULL, OPT_RESCAN },
 	{ "drain-nice", required_argument, NULL, OPT_DRAIN_NICE },
@@ -107,6 +113,10 @@ void agent_options_usage(FILE *out)
 	      "  --max-consumers N          default 16\n"
 	      "  --max-ring-size BYTES      largest ring a consumer may ask for (default 64M)\n"
 	      "  --history-bytes BYTES      events kept for late consumers (default 8M, 0 = none)\n"
+	      "  --shm-budget BYTES         shared memory of all rings at once (each ring: its size\n"
+	      "                             + 8K); a hello beyond it is refused (default 256M)\n"
+	      "  --max-pending-per-uid N    connections without hello from one uid (default 4)\n"
+	      "  --max-consumers-per-uid N  consumers attached or attaching per uid (default 8)\n"
 	      "Kubernetes:\n"
 	      "  --proc-root PATH           /proc of the host (default /proc)\n"
 	      "  --rescan-interval SEC      /proc scan period (default 2, 0 = never)\n"
@@ -225,6 +235,9 @@ static void set_defaults(struct agent_options *o)
 	o->max_consumers = 16;
 	o->max_ring_size = 64u << 20;
 	o->history_bytes = 8u << 20;
+	o->shm_budget = 256u << 20;
+	o->max_pending_per_uid = 4;
+	o->max_consumers_per_uid = 8;
 	o->proc_root = "/proc";
 	o->rescan_interval = 2.0;
 	o->drain_nice = -5;
@@ -349,6 +362,21 @@ static int parse_one(int c, const char *arg, struct agent_options *o, char *err,
 		if (parse_size(arg, &sz) || sz > (1u << 30))
 			return fail(err, errlen, "--history-bytes: '%s' is not a size up to 1G", arg);
 		o->history_bytes = sz;
+		return 0;
+	case OPT_SHM_BUDGET:
+		if (parse_size(arg, &sz) || sz < (16u << 10) || sz > ((size_t)1 << 40))
+			return fail(err, errlen, "--shm-budget: '%s' is not a size from 16K to 1T", arg);
+		o->shm_budget = sz;
+		return 0;
+	case OPT_MAX_PENDING_UID:
+		if (parse_u32(arg, 1, 1024, &v))
+			return fail(err, errlen, "--max-pending-per-uid: '%s' is not a whole number from 1 to 1024", arg);
+		o->max_pending_per_uid = v;
+		return 0;
+	case OPT_MAX_CONSUMERS_UID:
+		if (parse_u32(arg, 1, 1024, &v))
+			return fail(err, errlen, "--max-consumers-per-uid: '%s' is not a whole number from 1 to 1024", arg);
+		o->max_consumers_per_uid = v;
 		return 0;
 	case OPT_PROC_ROOT:
 		if (!*arg)

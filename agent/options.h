@@ -33,6 +33,9 @@ struct agent_options {
 	unsigned max_consumers;
 	size_t max_ring_size;
 	size_t history_bytes;
+	size_t shm_budget;             /* bytes of all rings at once */
+	unsigned max_pending_per_uid;  /* connections without hello, per uid */
+	unsigned max_consumers_per_uid;
 
 	const char *proc_root;
 	double rescan_interval; /* seconds; 0 = no scanning */

@@ -34,7 +34,9 @@ struct kmon_client {
 	char node[KMON_PROTO_NODE_MAX];
 
 	int sock;
-	int fds[3]; /* data, ctl, eventfd from the agent */
+	int fds[3]; /* data, ctl, wake-up socket from the agent */
+	bool offered;   /* ring received and mapped, ready sent */
+	bool give_up;   /* the last failure will not go away by retrying */
 	struct ring_cons *ring;
 	uv_poll_t sock_poll;
 	uv_poll_t efd_poll;
@@ -171,6 +173,7 @@ static void detach(struct kmon_client *c)
 		close(c->sock);
 	c->sock = -1;
 	c->attached = false;
+	c->offered = false;
 }
 
 static void connect_now(struct kmon_client *c);
@@ -337,18 +340,55 @@ static void on_efd(uv_poll_t *p, int status, int events)
 
 static void on_sock(uv_poll_t *p, int status, int events);
 
+/* The offer: the agent's first reply, with the ring's descriptors. Checks
+ * them before mapping (an impostor on the socket path may send anything),
+ * maps them with every page populated and says ready. */
+static void take_offer(struct kmon_client *c, const struct kmon_hello_reply *r, unsigned nfds,
+		       char *why, size_t whylen)
+{
+	struct kmon_ready rd = { .magic = KMON_PROTO_MAGIC, .version = KMON_PROTO_VERSION };
+	char err[200];
+
+	if (nfds != 3) {
+		snprintf(why, whylen, "the agent's reply carried %u descriptors, not 3", nfds);
+		return;
+	}
+	c->ring = ring_cons__map(c->fds[0], c->fds[1], c->fds[2], r->ring_bytes, err, sizeof(err));
+	if (!c->ring) {
+		snprintf(why, whylen, "%s sent descriptors that are not a kmon ring: %s",
+			 c->socket_path, err);
+		return;
+	}
+	if (send(c->sock, &rd, sizeof(rd), MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(rd)) {
+		snprintf(why, whylen, "cannot send the ready: %s", strerror(errno));
+		return;
+	}
+	c->offered = true;
+}
+
+/* Returns false when nothing arrived yet; else true, with why empty once
+ * attached, or saying what went wrong (c->give_up: retrying will not help). */
 static bool recv_reply(struct kmon_client *c, char *why, size_t whylen)
 {
 	struct kmon_hello_reply r;
+	int fds[KMON_PROTO_FDS];
 	unsigned nfds = 0, i;
+	uint32_t step = c->offered ? KMON_STEP_ATTACHED : KMON_STEP_OFFER;
 	long n;
 
+	why[0] = '\0';
+	c->give_up = false;
 	memset(&r, 0, sizeof(r));
-	n = kmon_proto_recv(c->sock, &r, sizeof(r), c->fds, &nfds, MSG_DONTWAIT);
+	n = kmon_proto_recv(c->sock, &r, sizeof(r), fds, &nfds, MSG_DONTWAIT);
 	if (n == -EAGAIN)
 		return false;
-	for (i = nfds; i < 3; i++)
-		c->fds[i] = -1;
+	/* Descriptors only come with the offer; any others are not kept. */
+	for (i = 0; i < nfds; i++) {
+		if (step == KMON_STEP_OFFER && c->fds[i] < 0)
+			c->fds[i] = fds[i];
+		else
+			close(fds[i]);
+	}
 	if (n <= 0) {
 		snprintf(why, whylen, "the agent closed the connection during the hello");
 		return true;
@@ -358,19 +398,22 @@ static bool recv_reply(struct kmon_client *c, char *why, size_t whylen)
 	if (r.status != KMON_HELLO_OK) {
 		snprintf(why, whylen, "the agent refused the hello (%s): %s",
 			 kmon_hello_status_name(r.status), r.error);
+		c->give_up = !kmon_hello_status_retryable(r.status);
 		return true;
 	}
-	if (nfds != 3) {
-		snprintf(why, whylen, "the agent's reply carried %u descriptors, not 3", nfds);
+	if (r.step != step) {
+		snprintf(why, whylen, "the agent's reply is step %u, expected %u", r.step, step);
 		return true;
 	}
-	c->ring = ring_cons__new(c->fds[0], c->fds[1], c->fds[2]);
-	if (!c->ring) {
-		snprintf(why, whylen, "cannot map the ring: %s", strerror(errno));
+	if (step == KMON_STEP_OFFER) {
+		take_offer(c, &r, nfds, why, whylen);
+		return why[0] != '\0';
+	}
+	if (ring_cons__start(c->ring)) {
+		snprintf(why, whylen, "the agent's ring has a bad header");
 		return true;
 	}
 	snprintf(c->node, sizeof(c->node), "%s", r.node);
-	why[0] = '\0';
 	return true;
 }
 
@@ -387,10 +430,9 @@ static void on_sock(uv_poll_t *p, int status, int events)
 			return;
 		uv_timer_stop(&c->timer);
 		if (why[0]) {
-			/* A refused hello will be refused again: say so and stop. */
-			bool refused = strstr(why, "refused the hello") &&
-				       !strstr(why, "maximum of consumers");
-			if (refused || !c->o.reconnect) {
+			/* A refusal that will come again: say so and stop. Budget and
+			 * limits may free up: retry those with backoff. */
+			if (c->give_up || !c->o.reconnect) {
 				detach(c);
 				set_state(c, KMON_CLIENT_REFUSED, why);
 			} else {

@@ -4,7 +4,10 @@
  * other unprivileged program: connect to the agent's control socket, say
  * hello, map the ring it gets back, decode records, keep the META dictionary,
  * count what was lost, and reconnect with backoff when the agent goes away.
- * Runs on the caller's libuv loop; wakes up through uv_poll on the eventfd.
+ * Runs on the caller's libuv loop; wakes up through uv_poll on the wake-up
+ * socket. Every descriptor the agent sends is checked (type, seals, size) before
+ * it is mapped, and the ring is faulted in by this process: its memory limit
+ * must cover the ring (shm/ring.h).
  */
 #ifndef KMON_CONSUMERS_CLIENT_H
 #define KMON_CONSUMERS_CLIENT_H
@@ -22,7 +25,8 @@ enum kmon_client_state {
 	KMON_CLIENT_CONNECTING = 0,
 	KMON_CLIENT_ATTACHED,     /* hello accepted, ring mapped */
 	KMON_CLIENT_DISCONNECTED, /* agent went away; reconnecting with backoff */
-	KMON_CLIENT_REFUSED,      /* agent refused the hello (why says what); no retry */
+	KMON_CLIENT_REFUSED,      /* refused for good (why says what); no retry. Budget and
+				   * per-uid limits are retried with backoff instead. */
 };
 
 struct kmon_client_opts {

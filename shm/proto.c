@@ -131,6 +131,23 @@ int kmon_hello_reply_check(const void *msg, size_t msg_len, char *err, size_t er
 		snprintf(err, errlen, "agent sent unterminated strings");
 		return -EPROTO;
 	}
+	if (r->step != KMON_STEP_OFFER && r->step != KMON_STEP_ATTACHED) {
+		snprintf(err, errlen, "agent sent a reply of unknown step %u", r->step);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+int kmon_ready_check(const void *msg, size_t msg_len, char *err, size_t errlen)
+{
+	const struct kmon_ready *r = msg;
+
+	if (msg_len != sizeof(*r) || r->magic != KMON_PROTO_MAGIC ||
+	    r->version != KMON_PROTO_VERSION || r->flags) {
+		snprintf(err, errlen, "malformed ready message (%zu bytes, expected %zu)", msg_len,
+			 sizeof(*r));
+		return -EPROTO;
+	}
 	return 0;
 }
 
@@ -143,6 +160,9 @@ const char *kmon_hello_status_name(enum kmon_hello_status s)
 	case KMON_HELLO_TOO_BIG: return "too big";
 	case KMON_HELLO_TOO_MANY: return "too many consumers";
 	case KMON_HELLO_INTERNAL: return "internal error";
+	case KMON_HELLO_NO_BUDGET: return "shared-memory budget exhausted";
+	case KMON_HELLO_UID_LIMIT: return "too many consumers for this uid";
+	case KMON_HELLO_NOT_POPULATED: return "ring not populated";
 	}
 	return "unknown";
 }

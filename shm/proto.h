@@ -4,13 +4,26 @@
  * one message is one datagram and a short or long one is seen as such).
  *
  *   consumer -> agent   struct kmon_hello (exactly this size)
- *   agent -> consumer   struct kmon_hello_reply; when status is OK, with
- *                       SCM_RIGHTS carrying three descriptors in this order:
- *                       ring data (read-only), ring ctl (read-write), eventfd
+ *   agent -> consumer   struct kmon_hello_reply, step KMON_STEP_OFFER; when
+ *                       status is OK, with SCM_RIGHTS carrying three
+ *                       descriptors in this order: ring data (read-only),
+ *                       ring ctl (read-write), wake-up socket
+ *   consumer -> agent   struct kmon_ready, after checking the descriptors and
+ *                       mapping them with every page populated (it pays for
+ *                       its ring: shm/ring.h)
+ *   agent -> consumer   struct kmon_hello_reply, step KMON_STEP_ATTACHED:
+ *                       OK (the ring header is valid, records follow) or why
+ *                       not (e.g. KMON_HELLO_NOT_POPULATED)
  *
  * After that the socket carries nothing; it stays open as the liveness link:
  * either side closing it (or dying) ends the attachment, and the agent then
  * frees that consumer's ring.
+ *
+ * Compatibility: both ends must speak the same version. The agent answers a
+ * hello of another version with KMON_HELLO_BAD_VERSION (the magic, version
+ * and status fields keep their place in every version), and a consumer
+ * refuses a reply of another version; upgrade consumers with the agent.
+ * Version 2 added the ready step, the step field and statuses 6-8.
  *
  * Fixed-size little-endian structs (both ends share a machine), validated
  * field by field by kmon_hello_check() before anything is used.
@@ -22,7 +35,7 @@
 #include <stdint.h>
 
 #define KMON_PROTO_MAGIC 0x4e4f4d4bu /* "KMON" */
-#define KMON_PROTO_VERSION 1
+#define KMON_PROTO_VERSION 2
 #define KMON_PROTO_NAME_MAX 64
 #define KMON_PROTO_NS_MAX 16     /* namespaces per subscription */
 #define KMON_PROTO_NS_LEN 64     /* DNS label (63) + NUL */
@@ -48,6 +61,27 @@ enum kmon_hello_status {
 	KMON_HELLO_TOO_BIG = 3,     /* ring or replay larger than the agent allows */
 	KMON_HELLO_TOO_MANY = 4,    /* consumer limit reached */
 	KMON_HELLO_INTERNAL = 5,    /* the agent could not set the ring up */
+	KMON_HELLO_NO_BUDGET = 6,   /* rings would exceed --shm-budget; retry later */
+	KMON_HELLO_UID_LIMIT = 7,   /* this uid has its maximum of consumers; retry later */
+	KMON_HELLO_NOT_POPULATED = 8, /* ready, but the ring's pages were not faulted in */
+};
+
+/* True for refusals that may succeed later (others will be refused again). */
+static inline int kmon_hello_status_retryable(unsigned s)
+{
+	return s == KMON_HELLO_TOO_MANY || s == KMON_HELLO_NO_BUDGET || s == KMON_HELLO_UID_LIMIT ||
+	       s == KMON_HELLO_INTERNAL;
+}
+
+enum kmon_reply_step {
+	KMON_STEP_OFFER = 1,    /* the hello's answer (with the ring when OK) */
+	KMON_STEP_ATTACHED = 2, /* the ready's answer */
+};
+
+struct kmon_ready {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t flags; /* none defined; must be 0 */
 };
 
 struct kmon_hello_reply {
@@ -55,7 +89,7 @@ struct kmon_hello_reply {
 	uint16_t version;
 	uint16_t status;
 	uint32_t consumer_id;
-	uint32_t reserved;
+	uint32_t step;         /* enum kmon_reply_step */
 	uint64_t ring_bytes;   /* granted data-area size */
 	uint64_t replay_bytes; /* history actually replayed */
 	char node[KMON_PROTO_NODE_MAX];
@@ -68,9 +102,11 @@ enum kmon_hello_status kmon_hello_check(const void *msg, size_t msg_len, uint64_
 					uint64_t max_replay_bytes, char *err, size_t errlen);
 /* Validates a reply from the agent; returns 0 or -EPROTO with err set. */
 int kmon_hello_reply_check(const void *msg, size_t msg_len, char *err, size_t errlen);
+/* Validates a ready message; 0 or -EPROTO with a reason in err. */
+int kmon_ready_check(const void *msg, size_t msg_len, char *err, size_t errlen);
 const char *kmon_hello_status_name(enum kmon_hello_status s);
 
-#define KMON_PROTO_FDS 3 /* ring data (read-only), ring ctl, eventfd */
+#define KMON_PROTO_FDS 3 /* ring data (read-only), ring ctl, wake-up socket */
 
 /* One datagram with n_fds (0..KMON_PROTO_FDS) descriptors attached, never
  * blocking and never raising SIGPIPE. Returns bytes sent or -errno. */

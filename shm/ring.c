@@ -3,12 +3,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,7 +49,10 @@ struct ring_prod {
 	uint64_t last_woken;     /* wait word already answered */
 	uint64_t wakeups;
 	uint64_t bad_tail;
-	int data_fd, data_ro_fd, ctl_fd, efd;
+	uint64_t wake_full;      /* wake-ups already pending (EAGAIN) */
+	bool started;
+	int data_fd, data_ro_fd, ctl_fd;
+	int wake_fd, wake_peer_fd; /* ours (send only), the consumer's */
 };
 
 static bool is_pow2(size_t v)
@@ -56,15 +60,14 @@ static bool is_pow2(size_t v)
 	return v && !(v & (v - 1));
 }
 
-/* Sealed against resizing: a consumer that could shrink the file under the
- * producer's mapping would turn the producer's next access into SIGBUS. */
-static int sealed_memfd(const char *name, size_t bytes)
+/* Sized but not yet sealed: the data memfd gets its seals once the producer
+ * has mapped it writable (F_SEAL_FUTURE_WRITE forbids new writable maps). */
+static int sized_memfd(const char *name, size_t bytes)
 {
 	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -1;
-	if (ftruncate(fd, (off_t)bytes) < 0 ||
-	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+	if (ftruncate(fd, (off_t)bytes) < 0) {
 		int e = errno;
 		close(fd);
 		errno = e;
@@ -73,10 +76,16 @@ static int sealed_memfd(const char *name, size_t bytes)
 	return fd;
 }
 
-struct ring_prod *ring_prod__new(size_t data_bytes, const char *name)
+size_t ring_prod__total_bytes(size_t data_bytes)
+{
+	return RING_HDR_BYTES + data_bytes + RING_CTL_BYTES;
+}
+
+struct ring_prod *ring_prod__create(size_t data_bytes, const char *name)
 {
 	struct ring_prod *p;
 	char path[64], nm[64];
+	int sv[2], sndbuf = 1;
 	void *m;
 	int e;
 
@@ -88,27 +97,20 @@ struct ring_prod *ring_prod__new(size_t data_bytes, const char *name)
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
-	p->data_fd = p->data_ro_fd = p->ctl_fd = p->efd = -1;
+	p->data_fd = p->data_ro_fd = p->ctl_fd = p->wake_fd = p->wake_peer_fd = -1;
 	p->data_bytes = data_bytes;
 	p->mask = data_bytes - 1;
 
 	snprintf(nm, sizeof(nm), "kmon-ring-%s", name ? name : "anon");
-	p->data_fd = sealed_memfd(nm, RING_HDR_BYTES + data_bytes);
+	p->data_fd = sized_memfd(nm, RING_HDR_BYTES + data_bytes);
 	if (p->data_fd < 0)
 		goto fail;
 	snprintf(nm, sizeof(nm), "kmon-ctl-%s", name ? name : "anon");
-	p->ctl_fd = sealed_memfd(nm, RING_CTL_BYTES);
+	p->ctl_fd = sized_memfd(nm, RING_CTL_BYTES);
 	if (p->ctl_fd < 0)
 		goto fail;
-	/* A read-only open of the memfd: the consumer can map it only read-only. */
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", p->data_fd);
-	p->data_ro_fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (p->data_ro_fd < 0)
-		goto fail;
-	p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (p->efd < 0)
-		goto fail;
-
+	/* Mapping faults nothing in: the pages are allocated (and charged) by
+	 * whoever touches them first, which must be the consumer (see above). */
 	m = mmap(NULL, RING_HDR_BYTES + data_bytes, PROT_READ | PROT_WRITE, MAP_SHARED,
 		 p->data_fd, 0);
 	if (m == MAP_FAILED)
@@ -119,18 +121,83 @@ struct ring_prod *ring_prod__new(size_t data_bytes, const char *name)
 	if (m == MAP_FAILED)
 		goto fail;
 	p->ctl = m;
-
-	p->hdr->magic = KMON_RING_MAGIC;
-	p->hdr->layout_version = KMON_RING_LAYOUT_VERSION;
-	p->hdr->hdr_bytes = RING_HDR_BYTES;
-	p->hdr->data_bytes = data_bytes;
-	atomic_store_explicit(&p->hdr->head, 0, memory_order_release);
+	/* Sealed against resizing (a consumer shrinking the file would turn
+	 * the producer's next access into SIGBUS) and, for the data, against
+	 * any write but through the mapping made above: the read-only
+	 * descriptor reopened read-write through /proc/self/fd can neither
+	 * write(), map writable, nor punch holes. */
+	if (fcntl(p->data_fd, F_ADD_SEALS,
+		  F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) < 0 ||
+	    fcntl(p->ctl_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+		goto fail;
+	/* A read-only open of the memfd: the consumer can map it only read-only. */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", p->data_fd);
+	p->data_ro_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (p->data_ro_fd < 0)
+		goto fail;
+	/* The wake-up channel: a socket pair whose sending end never leaves
+	 * this process (see "Drain path audit" in ring.h). */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		goto fail;
+	p->wake_fd = sv[0];
+	p->wake_peer_fd = sv[1];
+	if (fcntl(p->wake_fd, F_SETFL, O_NONBLOCK) < 0 || shutdown(p->wake_fd, SHUT_RD) < 0 ||
+	    shutdown(p->wake_peer_fd, SHUT_WR) < 0 ||
+	    /* the kernel's minimum: a handful of pending wake-ups at most */
+	    setsockopt(p->wake_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0)
+		goto fail;
 	return p;
 fail:
 	e = errno;
 	ring_prod__free(p);
 	errno = e;
 	return NULL;
+}
+
+bool ring_prod__resident(const struct ring_prod *p)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE), i, n;
+	unsigned char vec[4096];
+	size_t total = RING_HDR_BYTES + p->data_bytes, off;
+
+	/* In chunks of 16 MiB: a 1 GiB ring has 256K pages. */
+	for (off = 0; off < total; off += n * pg) {
+		n = (total - off) / pg;
+		if (n > sizeof(vec))
+			n = sizeof(vec);
+		if (mincore((uint8_t *)p->hdr + off, n * pg, vec) < 0)
+			return false;
+		for (i = 0; i < n; i++)
+			if (!(vec[i] & 1))
+				return false;
+	}
+	if (mincore(p->ctl, RING_CTL_BYTES, vec) < 0)
+		return false;
+	for (i = 0; i < RING_CTL_BYTES / pg; i++)
+		if (!(vec[i] & 1))
+			return false;
+	return true;
+}
+
+void ring_prod__start(struct ring_prod *p)
+{
+	if (p->started)
+		return;
+	p->started = true;
+	p->hdr->magic = KMON_RING_MAGIC;
+	p->hdr->layout_version = KMON_RING_LAYOUT_VERSION;
+	p->hdr->hdr_bytes = RING_HDR_BYTES;
+	p->hdr->data_bytes = p->data_bytes;
+	atomic_store_explicit(&p->hdr->head, 0, memory_order_release);
+}
+
+struct ring_prod *ring_prod__new(size_t data_bytes, const char *name)
+{
+	struct ring_prod *p = ring_prod__create(data_bytes, name);
+
+	if (p)
+		ring_prod__start(p);
+	return p;
 }
 
 void ring_prod__free(struct ring_prod *p)
@@ -147,16 +214,18 @@ void ring_prod__free(struct ring_prod *p)
 		close(p->data_ro_fd);
 	if (p->ctl_fd >= 0)
 		close(p->ctl_fd);
-	if (p->efd >= 0)
-		close(p->efd);
+	if (p->wake_fd >= 0)
+		close(p->wake_fd);
+	if (p->wake_peer_fd >= 0)
+		close(p->wake_peer_fd);
 	free(p);
 }
 
-int ring_prod__consumer_fds(struct ring_prod *p, int *data_ro, int *ctl, int *efd)
+int ring_prod__consumer_fds(struct ring_prod *p, int *data_ro, int *ctl, int *wake)
 {
 	*data_ro = p->data_ro_fd;
 	*ctl = p->ctl_fd;
-	*efd = p->efd;
+	*wake = p->wake_peer_fd;
 	return 0;
 }
 
@@ -226,7 +295,8 @@ void ring_prod__commit(struct ring_prod *p, struct kmon_rec_hdr *rec)
 int ring_prod__publish(struct ring_prod *p)
 {
 	uint64_t w;
-	const uint64_t one = 1;
+	const char one = 1;
+	ssize_t n;
 
 	if (p->head == p->published)
 		return 0;
@@ -240,9 +310,17 @@ int ring_prod__publish(struct ring_prod *p)
 		return 0;
 	p->last_woken = w;
 	p->wakeups++;
-	if (write(p->efd, &one, sizeof(one)) != sizeof(one))
-		return errno == EAGAIN ? 0 : -errno; /* counter saturated: already awake */
-	return 1;
+	/* Never blocks (MSG_DONTWAIT on a descriptor only we hold); a full
+	 * queue means a wake-up is already pending; a consumer that shut its
+	 * end down gets EPIPE, without SIGPIPE. */
+	n = send(p->wake_fd, &one, sizeof(one), MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n == (ssize_t)sizeof(one))
+		return 1;
+	if (errno == EAGAIN || errno == ENOBUFS) {
+		p->wake_full++;
+		return 0;
+	}
+	return -errno;
 }
 
 size_t ring_prod__free_bytes(const struct ring_prod *p)
@@ -262,6 +340,7 @@ void ring_prod__get_stats(const struct ring_prod *p, struct ring_prod_stats *out
 	out->tail = p->tail;
 	out->wakeups = p->wakeups;
 	out->bad_tail = p->bad_tail;
+	out->wake_full = p->wake_full;
 	out->data_bytes = p->data_bytes;
 }
 
@@ -281,12 +360,125 @@ struct ring_cons {
 	int efd;
 };
 
-struct ring_cons *ring_cons__new(int data_fd, int ctl_fd, int efd)
+static int cons_fail(char *err, size_t errlen, int e, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	errno = e;
+	return -1;
+}
+
+/* A descriptor from the agent is as hostile as the ring it maps: an impostor
+ * on the socket could send a file it truncates later (SIGBUS on our next
+ * read), one we could write, or not a memfd at all. */
+static int check_memfd(int fd, const char *what, off_t want_size, int want_seals, char *err,
+		       size_t errlen)
+{
+	struct stat st;
+	int seals;
+
+	if (fstat(fd, &st) < 0)
+		return cons_fail(err, errlen, errno, "%s descriptor: fstat failed",
+				 what, 0, 0);
+	if (!S_ISREG(st.st_mode))
+		return cons_fail(err, errlen, EPROTO,
+				 "%s descriptor is not a memfd (file type 0%llo)", what,
+				 (unsigned long long)(st.st_mode & S_IFMT));
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0)
+		return cons_fail(err, errlen, EPROTO,
+				 "%s descriptor is not a sealable memfd", what);
+	if ((seals & want_seals) != want_seals)
+		return cons_fail(err, errlen, EPROTO,
+				 "%s memfd has seals 0x%llx, needs 0x%llx", what,
+				 (unsigned long long)seals, (unsigned long long)want_seals);
+	if (st.st_size != want_size)
+		return cons_fail(err, errlen, EPROTO, "%s memfd is %llu bytes, expected %llu",
+				 what, (unsigned long long)st.st_size,
+				 (unsigned long long)want_size);
+	return 0;
+}
+
+struct ring_cons *ring_cons__map(int data_fd, int ctl_fd, int wake_fd, size_t data_bytes,
+				 char *err, size_t errlen)
 {
 	struct ring_cons *c;
 	struct stat st;
 	void *m;
 	int e;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (!is_pow2(data_bytes) || data_bytes < KMON_RING_MIN_BYTES ||
+	    data_bytes > KMON_RING_MAX_BYTES) {
+		cons_fail(err, errlen, EPROTO, "%s size %llu is not a power of two in range",
+			  "ring", (unsigned long long)data_bytes);
+		return NULL;
+	}
+	if (check_memfd(data_fd, "ring data", (off_t)(RING_HDR_BYTES + data_bytes),
+			F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE, err, errlen) ||
+	    check_memfd(ctl_fd, "ring ctl", RING_CTL_BYTES, F_SEAL_SHRINK | F_SEAL_GROW, err,
+			errlen))
+		return NULL;
+	if (fstat(wake_fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+		cons_fail(err, errlen, EPROTO, "%s descriptor is not a socket",
+			  "wake-up");
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->efd = wake_fd;
+	c->map_bytes = RING_HDR_BYTES + data_bytes;
+	c->data_bytes = data_bytes;
+	c->mask = data_bytes - 1;
+	/* MAP_POPULATE: this process faults every page in, so the ring is
+	 * charged to its memory cgroup, not to the agent's (the agent checks). */
+	m = mmap(NULL, c->map_bytes, PROT_READ, MAP_SHARED | MAP_POPULATE, data_fd, 0);
+	if (m == MAP_FAILED) {
+		c->map_bytes = 0;
+		cons_fail(err, errlen, errno, "cannot map the %s", "ring data");
+		goto fail;
+	}
+	c->hdr = m;
+	c->data = (const uint8_t *)m + RING_HDR_BYTES;
+	m = mmap(NULL, RING_CTL_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ctl_fd,
+		 0);
+	if (m == MAP_FAILED) {
+		cons_fail(err, errlen, errno, "cannot map the %s", "ring ctl");
+		goto fail;
+	}
+	c->ctl = m;
+	return c;
+fail:
+	e = errno;
+	ring_cons__free(c);
+	errno = e;
+	return NULL;
+}
+
+int ring_cons__start(struct ring_cons *c)
+{
+	if (c->hdr->magic != KMON_RING_MAGIC || c->hdr->layout_version != KMON_RING_LAYOUT_VERSION ||
+	    c->hdr->hdr_bytes != RING_HDR_BYTES || c->hdr->data_bytes != c->data_bytes)
+		return -EPROTO;
+	/* Attach where the producer is: a fresh ring starts at 0, but never
+	 * assume so. */
+	c->tail = atomic_load_explicit(&c->ctl->tail, memory_order_acquire);
+	c->head = c->tail;
+	return 0;
+}
+
+struct ring_cons *ring_cons__new(int data_fd, int ctl_fd, int efd)
+{
+	struct ring_cons *c;
+	struct stat st;
+	int r;
 
 	if (fstat(data_fd, &st) < 0)
 		return NULL;
@@ -294,46 +486,16 @@ struct ring_cons *ring_cons__new(int data_fd, int ctl_fd, int efd)
 		errno = EPROTO;
 		return NULL;
 	}
-	c = calloc(1, sizeof(*c));
+	c = ring_cons__map(data_fd, ctl_fd, efd, (size_t)st.st_size - RING_HDR_BYTES, NULL, 0);
 	if (!c)
 		return NULL;
-	c->efd = efd;
-	c->map_bytes = (size_t)st.st_size;
-	m = mmap(NULL, c->map_bytes, PROT_READ, MAP_SHARED, data_fd, 0);
-	if (m == MAP_FAILED) {
-		c->map_bytes = 0;
-		goto fail;
+	r = ring_cons__start(c);
+	if (r) {
+		ring_cons__free(c);
+		errno = -r;
+		return NULL;
 	}
-	c->hdr = m;
-	if (c->hdr->magic != KMON_RING_MAGIC || c->hdr->layout_version != KMON_RING_LAYOUT_VERSION ||
-	    c->hdr->hdr_bytes != RING_HDR_BYTES || !is_pow2(c->hdr->data_bytes) ||
-	    c->hdr->data_bytes + RING_HDR_BYTES != c->map_bytes) {
-		errno = EPROTO;
-		goto fail;
-	}
-	c->data_bytes = c->hdr->data_bytes;
-	c->mask = c->data_bytes - 1;
-	c->data = (const uint8_t *)m + RING_HDR_BYTES;
-	if (fstat(ctl_fd, &st) < 0)
-		goto fail;
-	if (st.st_size < (off_t)RING_CTL_BYTES) {
-		errno = EPROTO;
-		goto fail;
-	}
-	m = mmap(NULL, RING_CTL_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, ctl_fd, 0);
-	if (m == MAP_FAILED)
-		goto fail;
-	c->ctl = m;
-	/* Attach where the producer is: a fresh ring starts at 0, but never
-	 * assume so. */
-	c->tail = atomic_load_explicit(&c->ctl->tail, memory_order_acquire);
-	c->head = c->tail;
 	return c;
-fail:
-	e = errno;
-	ring_cons__free(c);
-	errno = e;
-	return NULL;
 }
 
 void ring_cons__free(struct ring_cons *c)
@@ -424,9 +586,11 @@ void ring_cons__wake(struct ring_cons *c)
 	uint64_t v;
 
 	atomic_store_explicit(&c->ctl->wait, c->wait_gen, memory_order_relaxed);
-	/* Nonblocking eventfd: EAGAIN just means nobody wrote it. */
-	if (read(c->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		return;
+	/* Drains the pending wake-up messages without blocking (whatever the
+	 * descriptor's flags); the producer queues a few at most. */
+	for (int i = 0; i < 64; i++)
+		if (recv(c->efd, &v, sizeof(v), MSG_DONTWAIT) <= 0)
+			break;
 }
 
 size_t ring_cons__pending(struct ring_cons *c)

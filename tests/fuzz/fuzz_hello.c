@@ -26,6 +26,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	(void)kmon_hello_reply_check(buf, size, err, sizeof(err));
+	if (size >= sizeof(struct kmon_ready) &&
+	    !kmon_ready_check(buf, size, err, sizeof(err)) && size != sizeof(struct kmon_ready))
+		abort();
 	free(buf);
 	return 0;
 }

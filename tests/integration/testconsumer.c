@@ -221,29 +221,52 @@ static int recv_reply(int fd, struct kmon_hello_reply *r, int fds[3])
 	return (int)n;
 }
 
+/* The raw attach: hello, offer, populate, ready, attached. Returns the
+ * socket, fds[] the ring's descriptors; exits on failure. */
+static int raw_attach(const char *path, const char *name, int fds[3])
+{
+	struct kmon_hello h;
+	struct kmon_ready rd = { .magic = KMON_PROTO_MAGIC, .version = KMON_PROTO_VERSION };
+	struct kmon_hello_reply r;
+	int fd, more[3];
+
+	memset(&h, 0, sizeof(h));
+	h.magic = KMON_PROTO_MAGIC;
+	h.version = KMON_PROTO_VERSION;
+	snprintf(h.name, sizeof(h.name), "%s", name);
+	fd = connect_sock(path);
+	if (send(fd, &h, sizeof(h), 0) != sizeof(h))
+		exit(1);
+	if (recv_reply(fd, &r, fds) <= 0 || r.status != KMON_HELLO_OK || fds[2] < 0) {
+		fprintf(stderr, "%s: hello refused\n", name);
+		exit(1);
+	}
+	if (mmap(NULL, 4096 + r.ring_bytes, PROT_READ, MAP_SHARED | MAP_POPULATE, fds[0], 0) ==
+		    MAP_FAILED ||
+	    mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fds[1], 0) ==
+		    MAP_FAILED) {
+		perror("mmap");
+		exit(1);
+	}
+	if (send(fd, &rd, sizeof(rd), 0) != sizeof(rd) || recv_reply(fd, &r, more) <= 0 ||
+	    r.status != KMON_HELLO_OK) {
+		fprintf(stderr, "%s: ready refused: %s\n", name, r.error);
+		exit(1);
+	}
+	return fd;
+}
+
 /* Writes garbage into the only page a consumer may write. */
 static int run_hostile(int argc, char **argv)
 {
 	const char *path = argc > 2 ? argv[2] : "/run/kmon/kmon.sock";
 	const char *what = argc > 3 ? argv[3] : "huge";
-	struct kmon_hello h;
-	struct kmon_hello_reply r;
 	_Atomic uint64_t *ctl;
 	const _Atomic uint64_t *hdr;
 	int fd, fds[3], i;
 	char buf[8];
 
-	memset(&h, 0, sizeof(h));
-	h.magic = KMON_PROTO_MAGIC;
-	h.version = KMON_PROTO_VERSION;
-	snprintf(h.name, sizeof(h.name), "hostile");
-	fd = connect_sock(path);
-	if (send(fd, &h, sizeof(h), 0) != sizeof(h))
-		return 1;
-	if (recv_reply(fd, &r, fds) <= 0 || r.status != KMON_HELLO_OK || fds[1] < 0) {
-		fprintf(stderr, "hostile: hello refused\n");
-		return 1;
-	}
+	fd = raw_attach(path, "hostile", fds);
 	ctl = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0);
 	if (ctl == MAP_FAILED)
 		return 1;

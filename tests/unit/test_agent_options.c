@@ -37,6 +37,9 @@ static void defaults(void **state)
 	assert_int_equal(o.drain_nice, -5);
 	assert_string_equal(o.socket_path, "/run/kmon/kmon.sock");
 	assert_int_equal(o.socket_mode, 0660);
+	assert_int_equal(o.shm_budget, 256u << 20);
+	assert_int_equal(o.max_pending_per_uid, 4);
+	assert_int_equal(o.max_consumers_per_uid, 8);
 	assert_null(o.kubelet_url);
 }
 
@@ -55,6 +58,11 @@ static void good_values(void **state)
 	assert_int_equal(o.n_pids, 2);
 	assert_int_equal(o.pids[1], 13);
 	assert_int_equal(o.pid_map_size, 1024);
+	assert_int_equal(PARSE(&o, "--shm-budget", "96M", "--max-pending-per-uid", "2",
+			       "--max-consumers-per-uid", "3"), 0);
+	assert_int_equal(o.shm_budget, 96u << 20);
+	assert_int_equal(o.max_pending_per_uid, 2);
+	assert_int_equal(o.max_consumers_per_uid, 3);
 }
 
 static void node_ip_gives_kubelet_url(void **state)
@@ -106,6 +114,10 @@ static void bad_values(void **state)
 		{ "--metrics-addr", "9450", "HOST:PORT" },
 		{ "--health-addr", "9472", "--health-addr" },
 		{ "--history-bytes", "2G", "--history-bytes" },
+		{ "--shm-budget", "1K", "--shm-budget" },
+		{ "--shm-budget", "lots", "--shm-budget" },
+		{ "--max-pending-per-uid", "0", "--max-pending-per-uid" },
+		{ "--max-consumers-per-uid", "2000", "--max-consumers-per-uid" },
 	};
 	struct agent_options o;
 

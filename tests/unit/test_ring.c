@@ -8,8 +8,11 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -218,11 +221,11 @@ static void test_consumer_cannot_write_data(void **state)
 static void test_wakeup_protocol(void **state)
 {
 	struct pair x;
-	uint64_t v;
+	char b;
 
 	(void)state;
 	pair_open(&x, 4096);
-	/* Not sleeping: publishing writes no eventfd. */
+	/* Not sleeping: publishing sends no wake-up. */
 	assert_true(put(&x, 8, 0));
 	assert_int_equal(ring_prod__publish(x.p), 0);
 	/* Records pending: sleep is refused. */
@@ -235,8 +238,10 @@ static void test_wakeup_protocol(void **state)
 	/* Answered once per announcement. */
 	assert_true(put(&x, 8, 2));
 	assert_int_equal(ring_prod__publish(x.p), 0);
-	assert_int_equal(read(x.efd, &v, sizeof(v)), sizeof(v));
-	assert_int_equal(v, 1);
+	/* Exactly one wake-up is pending. */
+	assert_int_equal(recv(x.efd, &b, 1, MSG_DONTWAIT), 1);
+	assert_int_equal(recv(x.efd, &b, 1, MSG_DONTWAIT), -1);
+	assert_int_equal(errno, EAGAIN);
 	ring_cons__wake(x.c);
 	assert_int_equal(get(&x, 1), kmon_rec_size(8));
 	assert_int_equal(get(&x, 2), kmon_rec_size(8));
@@ -246,17 +251,151 @@ static void test_wakeup_protocol(void **state)
 	pair_close(&x);
 }
 
+/* Defect 1 of issue 13: a consumer that clears O_NONBLOCK on the wake-up
+ * descriptor it received, shrinks its buffer, tries to write into it or to
+ * reopen it, and then announces sleep forever without reading: the producer
+ * keeps publishing without blocking (a blocking send would hang this test
+ * until ctest's timeout) and counts the wake-ups it could not send. */
+static void test_wake_channel_cannot_block_producer(void **state)
+{
+	struct ring_prod_stats st;
+	struct pair x;
+	char path[64];
+	int one = 1, i, fd, flags;
+
+	(void)state;
+	pair_open(&x, 4096);
+	flags = fcntl(x.efd, F_GETFL);
+	assert_true(flags >= 0);
+	assert_int_equal(fcntl(x.efd, F_SETFL, flags & ~O_NONBLOCK), 0);
+	(void)setsockopt(x.efd, SOL_SOCKET, SO_RCVBUF, &one, sizeof(one));
+	/* The consumer's end is receive-only; a socket cannot be reopened. */
+	assert_int_equal(send(x.efd, "x", 1, MSG_DONTWAIT | MSG_NOSIGNAL), -1);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", x.efd);
+	fd = open(path, O_RDWR);
+	assert_int_equal(fd, -1);
+	for (i = 0; i < 20000; i++) {
+		assert_true(ring_cons__prepare_sleep(x.c));
+		assert_true(put(&x, 8, (uint8_t)i));
+		assert_true(ring_prod__publish(x.p) >= 0);
+		/* read the record but never the wake-up */
+		assert_int_equal(get(&x, (uint8_t)i), kmon_rec_size(8));
+	}
+	ring_prod__get_stats(x.p, &st);
+	assert_true(st.wake_full > 0);
+	assert_true(st.wakeups == 20000);
+	/* A consumer that shuts its end: EPIPE, no SIGPIPE. */
+	assert_int_equal(shutdown(x.efd, SHUT_RDWR), 0);
+	assert_true(ring_cons__prepare_sleep(x.c));
+	assert_true(put(&x, 8, 1));
+	assert_true(ring_prod__publish(x.p) <= 0);
+	pair_close(&x);
+}
+
+/* Defect 6: the read-only data descriptor reopened read-write through
+ * /proc/self/fd can neither write, map writable, nor punch holes. */
+static void test_data_sealed_against_writes(void **state)
+{
+	struct pair x;
+	char path[64];
+	int fd;
+
+	(void)state;
+	pair_open(&x, 4096);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", x.data_ro);
+	fd = open(path, O_RDWR);
+	if (fd >= 0) {
+		assert_int_equal(write(fd, "x", 1), -1);
+		assert_int_equal(errno, EPERM);
+		assert_ptr_equal(mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0),
+				 MAP_FAILED);
+		assert_int_equal(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096),
+				 -1);
+		assert_int_equal(ftruncate(fd, 0), -1);
+		close(fd);
+	}
+	pair_close(&x);
+}
+
+/* Defect 3: the producer touches no page before the consumer has faulted
+ * them all in, and the consumer sees no valid header before start. */
+static void test_create_untouched_until_populated(void **state)
+{
+	struct ring_prod *p = ring_prod__create(1 << 16, "untouched");
+	struct ring_cons *c;
+	int d, ctl, w;
+	char err[200];
+
+	(void)state;
+	assert_non_null(p);
+	assert_false(ring_prod__resident(p));
+	assert_int_equal(ring_prod__consumer_fds(p, &d, &ctl, &w), 0);
+	c = ring_cons__map(d, ctl, w, 1 << 16, err, sizeof(err));
+	assert_non_null(c);
+	assert_true(ring_prod__resident(p));
+	assert_int_equal(ring_cons__start(c), -EPROTO);
+	ring_prod__start(p);
+	assert_int_equal(ring_cons__start(c), 0);
+	/* Asking for another size than the memfd has is refused. */
+	assert_null(ring_cons__map(d, ctl, w, 1 << 17, err, sizeof(err)));
+	assert_non_null(strstr(err, "expected"));
+	ring_cons__free(c);
+	ring_prod__free(p);
+}
+
 static void test_consumer_rejects_foreign_fd(void **state)
 {
-	int fd = memfd_create("notaring", 0);
+	int fd = memfd_create("notaring", MFD_ALLOW_SEALING), sealed, pfd[2], sv[2];
+	struct ring_prod *p = ring_prod__create(4096, "ok");
+	int d, ctl, w;
+	char err[200];
 
 	(void)state;
 	assert_true(fd >= 0);
+	assert_non_null(p);
+	assert_int_equal(ring_prod__consumer_fds(p, &d, &ctl, &w), 0);
 	assert_int_equal(ftruncate(fd, 65536), 0);
 	errno = 0;
 	assert_null(ring_cons__new(fd, fd, -1));
 	assert_int_equal(errno, EPROTO);
+	/* Unsealed: could be truncated under our mapping (SIGBUS). */
+	assert_int_equal(ftruncate(fd, 8192), 0);
+	assert_null(ring_cons__map(fd, ctl, w, 4096, err, sizeof(err)));
+	assert_int_equal(errno, EPROTO);
+	assert_non_null(strstr(err, "ring data memfd has seals"));
+	/* Sealed against resizing but writable by whoever holds it. */
+	assert_int_equal(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+	assert_null(ring_cons__map(fd, ctl, w, 4096, err, sizeof(err)));
+	assert_non_null(strstr(err, "needs"));
+	/* Right seals, wrong size. */
+	sealed = memfd_create("short", MFD_ALLOW_SEALING);
+	assert_true(sealed >= 0);
+	assert_int_equal(ftruncate(sealed, 8192), 0);
+	assert_int_equal(fcntl(sealed, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
+					     F_SEAL_FUTURE_WRITE), 0);
+	assert_null(ring_cons__map(sealed, ctl, w, 65536, err, sizeof(err)));
+	assert_non_null(strstr(err, "8192 bytes, expected"));
+	/* Not a memfd at all. */
+	assert_int_equal(pipe(pfd), 0);
+	assert_null(ring_cons__map(pfd[0], ctl, w, 4096, err, sizeof(err)));
+	assert_non_null(strstr(err, "not a memfd"));
+	/* The wake-up descriptor must be a socket. */
+	assert_null(ring_cons__map(d, ctl, pfd[0], 4096, err, sizeof(err)));
+	assert_non_null(strstr(err, "wake-up descriptor is not a socket"));
+	/* ctl swapped with data: sizes and seals say so. */
+	assert_null(ring_cons__map(ctl, d, w, 4096, err, sizeof(err)));
+	assert_int_equal(errno, EPROTO);
+	/* The real thing passes, with any socket for wake-ups. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	ring_cons__free(ring_cons__map(d, ctl, sv[1], 4096, err, sizeof(err)));
+	assert_string_equal(err, "");
+	close(sv[0]);
+	close(sv[1]);
+	close(pfd[0]);
+	close(pfd[1]);
+	close(sealed);
 	close(fd);
+	ring_prod__free(p);
 }
 
 int main(void)
@@ -270,6 +409,9 @@ int main(void)
 		cmocka_unit_test(test_consumer_cannot_write_data),
 		cmocka_unit_test(test_wakeup_protocol),
 		cmocka_unit_test(test_consumer_rejects_foreign_fd),
+		cmocka_unit_test(test_wake_channel_cannot_block_producer),
+		cmocka_unit_test(test_data_sealed_against_writes),
+		cmocka_unit_test(test_create_untouched_until_populated),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

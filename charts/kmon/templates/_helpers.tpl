@@ -56,3 +56,29 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
+
+{{/* --shm-budget: agent.shmBudget, else half of the agent's memory limit
+(Ki/Mi/Gi/Ti or plain bytes), else 256M. */}}
+{{- define "kmon.shmBudget" -}}
+{{- $a := .Values.agent -}}
+{{- if $a.shmBudget -}}
+{{- $a.shmBudget -}}
+{{- else -}}
+{{- $lim := toString (dig "limits" "memory" "" ($a.resources | default dict)) -}}
+{{- $units := dict "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 -}}
+{{- $b := 0 -}}
+{{- range $u, $m := $units -}}
+{{- if hasSuffix $u $lim -}}
+{{- $b = mul (trimSuffix $u $lim | int64) $m -}}
+{{- end -}}
+{{- end -}}
+{{- if regexMatch "^[0-9]+$" $lim -}}
+{{- $b = $lim | int64 -}}
+{{- end -}}
+{{- if gt (int64 $b) 0 -}}
+{{- div $b 2 -}}
+{{- else -}}
+256M
+{{- end -}}
+{{- end -}}
+{{- end }}
