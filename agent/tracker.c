@@ -320,14 +320,14 @@ static void start_kubelet(struct tracker *t);
 static void unref(struct tracker *t);
 
 /* Counted every time; said at most once per 30 scans, not per process. */
-static void note_map_full(struct tracker *t)
+static void note_map_full(struct tracker *t, uint32_t n)
 {
 	if (!t->full_logged_scan || t->scan_no >= t->full_logged_scan + 30) {
 		log_warn("PID map full (%u entries): container processes go untracked; "
 			 "raise --pid-map-size", t->o.pid_map_size);
 		t->full_logged_scan = t->scan_no;
 	}
-	t->st.pid_map_full++;
+	t->st.pid_map_full += n;
 }
 
 static void untrack_gone(void *ctx, uint32_t tgid, uint32_t key)
@@ -349,7 +349,8 @@ static void scan_done(uv_work_t *req, int status)
 	struct tracker *t = w->t;
 	bool unknown = false;
 	size_t i;
-	uint32_t k;
+	uint32_t k, *tgids, n_assert = 0;
+	struct kmon_pid_info *infos;
 	struct pidset *tmp;
 
 	t->scan_running = false;
@@ -369,10 +370,16 @@ static void scan_done(uv_work_t *req, int status)
 	t->scan_failing = false;
 	t->scan_no++;
 	pidset__clear(t->next);
+	/* Every scan writes every container process it found into the kernel
+	 * map, whether or not the last scan did: the tracker's own copy is not
+	 * evidence that the entry is still there (an exit, a full map or anyone
+	 * with the map's fd may have removed it). One batched syscall for the
+	 * lot; without memory for the batch, one syscall per process. */
+	tgids = w->n_hits ? malloc(w->n_hits * sizeof(*tgids)) : NULL;
+	infos = w->n_hits ? malloc(w->n_hits * sizeof(*infos)) : NULL;
 	for (i = 0; i < w->n_hits; i++) {
 		const struct scan_hit *h = &w->hits[i];
 		bool is_new;
-		uint32_t old;
 		int r;
 
 		k = add_container(t, &h->info, &is_new);
@@ -393,18 +400,34 @@ static void scan_done(uv_work_t *req, int status)
 				  t->c[k].meta.container_id, t->c[k].meta.pod_uid, k);
 		}
 		if (pidset__put(t->next, h->tgid, k)) {
-			note_map_full(t);
+			note_map_full(t, 1);
 			continue;
 		}
-		if (pidset__get(t->tracked, h->tgid, &old) && old == k)
+		if (tgids && infos) {
+			tgids[n_assert] = h->tgid;
+			infos[n_assert].container_key = k;
+			infos[n_assert].flags = KMON_PIDF_FROM_SCAN;
+			n_assert++;
 			continue;
+		}
 		r = loader__track(t->o.loader, h->tgid, k, KMON_PIDF_FROM_SCAN);
 		if (r == -E2BIG || r == -ENOSPC) {
-			note_map_full(t);
+			note_map_full(t, 1);
 		} else if (r) {
 			log_warn("cannot track pid %u: %s", h->tgid, strerror(-r));
 		}
 	}
+	if (n_assert) {
+		uint32_t full = 0;
+		int r = loader__track_many(t->o.loader, tgids, infos, n_assert, &full);
+
+		if (full)
+			note_map_full(t, full);
+		if (r)
+			log_warn("cannot track some container processes: %s", strerror(-r));
+	}
+	free(tgids);
+	free(infos);
 	pidset__for_each(t->tracked, untrack_gone, t);
 	tmp = t->tracked;
 	t->tracked = t->next;
