@@ -38,6 +38,7 @@ struct container {
 	bool pod_known;     /* pod/namespace filled from the kubelet */
 	bool id_known;      /* its id is in the PodList */
 	uint64_t seen_at;   /* kubelet requests started before it was first seen */
+	bool mismatch_said; /* its identity mismatch was counted and logged */
 };
 
 struct scan_hit {
@@ -233,7 +234,13 @@ static const struct pod_entry *pod_by_uid(const struct tracker *t, const char *u
 }
 
 /* Fills pod, namespace and container names from the pod table. Returns
- * true when the meta changed. */
+ * true when the meta changed.
+ *
+ * A container id alone proves nothing: whoever can create a cgroup can name
+ * it after another pod's container. The kubelet-made pod directory of the
+ * same path must agree with the pod the PodList puts that id in; when it
+ * does not (or the path has no pod directory at all), the container is left
+ * without pod names, counted and logged once. */
 static bool annotate(struct tracker *t, struct container *c)
 {
 	struct kmon_meta m = c->meta;
@@ -241,6 +248,23 @@ static bool annotate(struct tracker *t, struct container *c)
 
 	if (c->kind == CGROUP_CONTAINER && m.container_id[0])
 		p = pod_by_container(t, m.container_id);
+	if (p && strcmp(p->uid, m.pod_uid)) {
+		if (!c->mismatch_said) {
+			c->mismatch_said = true;
+			t->st.identity_mismatch++;
+			log_warn("container %.12s claims pod %s/%s (uid %s) but its cgroup is in "
+				 "%s%s: not annotated (a cgroup named after another pod's container)",
+				 m.container_id, p->ns, p->pod, p->uid,
+				 m.pod_uid[0] ? "pod " : "no pod directory", m.pod_uid);
+		}
+		m.pod[0] = m.namespace[0] = m.container[0] = '\0';
+		c->id_known = false;
+		c->pod_known = false;
+		if (!memcmp(&m, &c->meta, sizeof(m)))
+			return false;
+		c->meta = m;
+		return true;
+	}
 	if (!p && m.pod_uid[0])
 		p = pod_by_uid(t, m.pod_uid);
 	if (p) {
@@ -266,9 +290,10 @@ static bool same_container(const struct container *c, const struct cgroup_info *
 {
 	if (!c->used)
 		return false;
-	return info->container_id[0] ? !strcmp(c->meta.container_id, info->container_id)
-				     : (!c->meta.container_id[0] &&
-					!strcmp(c->meta.pod_uid, info->pod_uid));
+	/* The pod uid too: a cgroup named after another pod's container must
+	 * not share that container's key (and so its annotation). */
+	return !strcmp(c->meta.container_id, info->container_id) &&
+	       !strcmp(c->meta.pod_uid, info->pod_uid);
 }
 
 static uint32_t find_container(struct tracker *t, const struct cgroup_info *info)

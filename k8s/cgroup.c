@@ -223,8 +223,15 @@ static void classify_path(const char *p, size_t n, struct path_result *r)
 					r->qos = CGROUP_QOS_NONE;
 				}
 				pod_after_container = false;
-				/* A new nesting level starts after an outer container:
-				 * forget its pod context. */
+				/* Below a pod's container is that container's own
+				 * subtree, which its processes may be able to shape:
+				 * child cgroups are the container's, whatever their
+				 * names say. */
+				if (have_pod)
+					break;
+				/* A new nesting level starts after an outer container
+				 * that is no pod's (kind, k3s nodes): forget its pod
+				 * context. */
 				have_pod = false;
 				qos = CGROUP_QOS_NONE;
 			}

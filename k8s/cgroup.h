@@ -8,7 +8,9 @@
  * cri-o (crio-<id>[.scope], crio-conmon-<id>.scope), docker (docker-<id>.scope,
  * /docker/<id>), podman (libpod-<id>[.scope], libpod-conmon-); QoS levels
  * (guaranteed has none); systemd pod uids with '_' for '-'; nested nodes
- * (kind, k3s) where the innermost container wins; cgroup-namespace-relative
+ * (kind, k3s) where the innermost container wins (but child cgroups of a
+ * pod's container are that container's: their names are the tenant's to
+ * choose, so they can claim nothing); cgroup-namespace-relative
  * paths ("/../../burstable/pod<uid>/<id>").
  *
  * Every line is considered and the most specific answer wins, because on

@@ -301,5 +301,73 @@ def pid_map_delete(map_id, tgid):
     assert rc == 0, err
 
 
+class IdentityClaim(Base):
+    """Defect 9: a cgroup named after another pod's container."""
+
+    def test_claims_refused(self):
+        a_c = FakeContainer("app-a")
+        b_c = FakeContainer("app-b")
+        self.serve_pods([{"name": "pod-a", "namespace": "tenant-a", "containers": [a_c]},
+                         {"name": "pod-b", "namespace": "tenant-b", "containers": [b_c]}])
+        own_b = self.marker("b-own")
+        self.start_in(b_c, ["/bin/sh", "-c", 'while :; do "%s"; sleep 0.2; done' % own_b])
+        # Pod A's process, in A's container cgroup at first.
+        child = self.marker("a-child")
+        pa = self.start_in(a_c, ["/bin/sh", "-c", 'while :; do "%s"; sleep 0.2; done' % child])
+        # A cgroup in pod A's directory whose container id is B's (made by
+        # something able to write pod A's cgroup directory).
+        forged = FakeContainer("forged", pod_uid=a_c.pod_uid, cid=b_c.id)
+        forged_m = self.marker("forged")
+        a, fwd = self.start_agent()
+        wait_for(lambda: self.execs(fwd, child, "pod-a"), 30, "pod A annotated")
+        wait_for(lambda: self.execs(fwd, own_b, "pod-b"), 30, "pod B annotated")
+
+        # The tenant moves itself into a child cgroup of its container named
+        # after pod B's container id.
+        sub = a_c.path + "/" + b_c.id
+        for procs in self.node.make_cgroup(sub):
+            with open(procs, "w") as f:
+                f.write(str(pa.pid))
+        with open("/proc/%d/cgroup" % pa.pid) as f:
+            self.assertIn(sub, f.read())
+        t_moved = len(self.events(fwd))
+        self.start_in(forged, ["/bin/sh", "-c", 'while :; do "%s"; sleep 0.2; done' % forged_m])
+        # Pod B keeps its identity, and pod A's moved process goes on being
+        # pod A's, for several rescans.
+        time.sleep(5)
+        n_b = len(self.execs(fwd, own_b, "pod-b"))
+        wait_for(lambda: len(self.execs(fwd, own_b, "pod-b")) > n_b + 3, 20,
+                 "pod B's own events still annotated as B")
+        n_a = len(self.execs(fwd, child, "pod-a"))
+        wait_for(lambda: len(self.execs(fwd, child, "pod-a")) > n_a + 3, 20,
+                 "the moved process still annotated as pod A")
+        wait_for(lambda: self.execs(fwd, forged_m), 20, "the forged cgroup's events")
+        after = self.events(fwd)[t_moved:]
+        for e in after:
+            if e.get("filename") == child:
+                self.assertEqual((e["pod"], e["namespace"], e["container"], e["container_id"],
+                                  e["pod_uid"]),
+                                 ("pod-a", "tenant-a", "app-a", a_c.id, a_c.pod_uid), e)
+            if e.get("filename") == forged_m:
+                self.assertEqual((e["pod"], e["namespace"], e["container"]), ("", "", ""), e)
+            if e["pod"] == "pod-b":
+                # Neither attacker's events: they carry another pod uid.
+                self.assertEqual((e["container_id"], e["pod_uid"], e["container"]),
+                                 (b_c.id, b_c.pod_uid, "app-b"), e)
+        # Counted on /metrics, said once for the container however often
+        # the PodList is refreshed.
+        wait_for(lambda: self.metric("kmon_identity_mismatch_total") == 1, 20,
+                 "kmon_identity_mismatch_total 1",
+                 show=lambda: self.metric("kmon_identity_mismatch_total"))
+        time.sleep(3)  # three more PodList refreshes
+        self.assertEqual(self.metric("kmon_identity_mismatch_total"), 1)
+        said = [l for l in a.log().splitlines() if "claims pod" in l]
+        self.assertEqual(len(said), 1, a.log())
+        self.assertIn(b_c.id[:12], said[0])
+        self.assertIn("tenant-b/pod-b", said[0])
+        a.stop()
+        pa.kill()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
