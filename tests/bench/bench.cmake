@@ -25,3 +25,7 @@ target_link_libraries(bench_bare_reader PRIVATE kernel_monitor_skel kmon_event k
 add_executable(bench_fanout ${CMAKE_CURRENT_LIST_DIR}/bench_fanout.c
                ${CMAKE_SOURCE_DIR}/agent/fanout.c)
 target_link_libraries(bench_fanout PRIVATE kmon_shm kmon_event Threads::Threads)
+
+# A scan's re-assertion of the PID map: batched against one syscall each.
+add_executable(bench_pidmap ${CMAKE_CURRENT_LIST_DIR}/bench_pidmap.c)
+target_link_libraries(bench_pidmap PRIVATE PkgConfig::LIBBPF)
