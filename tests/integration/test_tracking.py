@@ -40,7 +40,7 @@ from waits import wait_for  # noqa: E402
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 FORWARD = os.environ.get("KMON_FORWARD", "kmon-forward")
 ATTACK = os.environ.get("KMON_THREAD_ATTACK", "thread_attack")
-METRICS = "127.0.0.1:19473"
+METRICS = "127.0.0.1:19476"
 RESCAN = 0.5
 
 
