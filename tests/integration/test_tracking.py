@@ -167,9 +167,9 @@ class LeaderGone(Base):
         a, fwd = self.start_agent(rescan)
         wait_for(lambda: self.execs(fwd, before, "victim-0"), 30,
                  "the victim's children annotated before the attack")
-        mem_before = len([e for e in self.events(fwd)
-                          if e["type"] == "memory_alloc" and e["pid"] == tgid])
-        self.assertGreater(mem_before, 0, "no memory event of the victim before the attack")
+        wait_for(lambda: [e for e in self.events(fwd)
+                          if e["type"] == "memory_alloc" and e["pid"] == tgid], 20,
+                 "the victim's own memory events before the attack")
 
         p.stdin.write("go\n")
         p.stdin.flush()
