@@ -111,6 +111,9 @@ void agent_metrics_render(struct metrics_text *m, const struct agent_metrics_src
 			ts->scans);
 		counter(m, "kmon_pid_map_full_total",
 			"Container processes a scan could not track: PID map full", ts->pid_map_full);
+		counter(m, "kmon_identity_mismatch_total",
+			"Containers left unannotated because the kubelet lists their id in another "
+			"pod than their cgroup path's pod directory", ts->identity_mismatch);
 		gauge(m, "kmon_last_scan_seconds", "Duration of the last /proc scan",
 		      ts->last_scan_ms / 1e3);
 		if (ts->kubelet_configured) {

@@ -337,6 +337,46 @@ int loader__track(struct loader *l, uint32_t tgid, uint32_t container_key, uint3
 	return 0;
 }
 
+int loader__track_many(struct loader *l, const uint32_t *tgids, const struct kmon_pid_info *infos,
+		       uint32_t n, uint32_t *n_full)
+{
+	int fd = loader__pids_fd(l), first = 0, r;
+	bool batch = true;
+	uint32_t off = 0;
+
+	*n_full = 0;
+	while (off < n) {
+		__u32 count = n - off;
+		LIBBPF_OPTS(bpf_map_batch_opts, o, .elem_flags = BPF_ANY);
+
+		if (batch) {
+			if (!bpf_map_update_batch(fd, tgids + off, infos + off, &count, &o)) {
+				off += count;
+				continue;
+			}
+			r = -errno;
+			/* A kernel without batch updates for hash maps: one by one. */
+			if (!count && (r == -EINVAL || r == -EOPNOTSUPP ||
+				       r == -524 /* ENOTSUPP */)) {
+				batch = false;
+				continue;
+			}
+			off += count > n - off ? n - off : count;
+			if (off == n)
+				break;
+		}
+		/* The element the batch stopped at (or every element without
+		 * batches), alone: its own error decides what it was. */
+		r = loader__track(l, tgids[off], infos[off].container_key, infos[off].flags);
+		if (r == -ENOSPC)
+			(*n_full)++;
+		else if (r && !first)
+			first = r;
+		off++;
+	}
+	return first;
+}
+
 int loader__untrack(struct loader *l, uint32_t tgid)
 {
 	if (bpf_map_delete_elem(loader__pids_fd(l), &tgid) && errno != ENOENT)

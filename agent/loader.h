@@ -51,5 +51,12 @@ int loader__read_counters(const struct loader *l, struct loader_counters *out);
 /* PID map maintenance from user space. track returns -ENOSPC when full. */
 int loader__track(struct loader *l, uint32_t tgid, uint32_t container_key, uint32_t flags);
 int loader__untrack(struct loader *l, uint32_t tgid);
+/* Writes n entries (tgids[i] -> infos[i]) whatever the map holds now, in
+ * batches of one syscall where the kernel can. Entries refused because the
+ * map is full are counted in *n_full; returns 0, or the first other error
+ * (the remaining entries are still tried). */
+struct kmon_pid_info;
+int loader__track_many(struct loader *l, const uint32_t *tgids, const struct kmon_pid_info *infos,
+		       uint32_t n, uint32_t *n_full);
 
 #endif

@@ -38,6 +38,7 @@ struct container {
 	bool pod_known;     /* pod/namespace filled from the kubelet */
 	bool id_known;      /* its id is in the PodList */
 	uint64_t seen_at;   /* kubelet requests started before it was first seen */
+	bool mismatch_said; /* its identity mismatch was counted and logged */
 };
 
 struct scan_hit {
@@ -233,7 +234,13 @@ static const struct pod_entry *pod_by_uid(const struct tracker *t, const char *u
 }
 
 /* Fills pod, namespace and container names from the pod table. Returns
- * true when the meta changed. */
+ * true when the meta changed.
+ *
+ * A container id alone proves nothing: whoever can create a cgroup can name
+ * it after another pod's container. The kubelet-made pod directory of the
+ * same path must agree with the pod the PodList puts that id in; when it
+ * does not (or the path has no pod directory at all), the container is left
+ * without pod names, counted and logged once. */
 static bool annotate(struct tracker *t, struct container *c)
 {
 	struct kmon_meta m = c->meta;
@@ -241,6 +248,23 @@ static bool annotate(struct tracker *t, struct container *c)
 
 	if (c->kind == CGROUP_CONTAINER && m.container_id[0])
 		p = pod_by_container(t, m.container_id);
+	if (p && strcmp(p->uid, m.pod_uid)) {
+		if (!c->mismatch_said) {
+			c->mismatch_said = true;
+			t->st.identity_mismatch++;
+			log_warn("container %.12s claims pod %s/%s (uid %s) but its cgroup is in "
+				 "%s%s: not annotated (a cgroup named after another pod's container)",
+				 m.container_id, p->ns, p->pod, p->uid,
+				 m.pod_uid[0] ? "pod " : "no pod directory", m.pod_uid);
+		}
+		m.pod[0] = m.namespace[0] = m.container[0] = '\0';
+		c->id_known = false;
+		c->pod_known = false;
+		if (!memcmp(&m, &c->meta, sizeof(m)))
+			return false;
+		c->meta = m;
+		return true;
+	}
 	if (!p && m.pod_uid[0])
 		p = pod_by_uid(t, m.pod_uid);
 	if (p) {
@@ -266,9 +290,10 @@ static bool same_container(const struct container *c, const struct cgroup_info *
 {
 	if (!c->used)
 		return false;
-	return info->container_id[0] ? !strcmp(c->meta.container_id, info->container_id)
-				     : (!c->meta.container_id[0] &&
-					!strcmp(c->meta.pod_uid, info->pod_uid));
+	/* The pod uid too: a cgroup named after another pod's container must
+	 * not share that container's key (and so its annotation). */
+	return !strcmp(c->meta.container_id, info->container_id) &&
+	       !strcmp(c->meta.pod_uid, info->pod_uid);
 }
 
 static uint32_t find_container(struct tracker *t, const struct cgroup_info *info)
@@ -320,14 +345,14 @@ static void start_kubelet(struct tracker *t);
 static void unref(struct tracker *t);
 
 /* Counted every time; said at most once per 30 scans, not per process. */
-static void note_map_full(struct tracker *t)
+static void note_map_full(struct tracker *t, uint32_t n)
 {
 	if (!t->full_logged_scan || t->scan_no >= t->full_logged_scan + 30) {
 		log_warn("PID map full (%u entries): container processes go untracked; "
 			 "raise --pid-map-size", t->o.pid_map_size);
 		t->full_logged_scan = t->scan_no;
 	}
-	t->st.pid_map_full++;
+	t->st.pid_map_full += n;
 }
 
 static void untrack_gone(void *ctx, uint32_t tgid, uint32_t key)
@@ -349,7 +374,8 @@ static void scan_done(uv_work_t *req, int status)
 	struct tracker *t = w->t;
 	bool unknown = false;
 	size_t i;
-	uint32_t k;
+	uint32_t k, *tgids, n_assert = 0;
+	struct kmon_pid_info *infos;
 	struct pidset *tmp;
 
 	t->scan_running = false;
@@ -369,10 +395,16 @@ static void scan_done(uv_work_t *req, int status)
 	t->scan_failing = false;
 	t->scan_no++;
 	pidset__clear(t->next);
+	/* Every scan writes every container process it found into the kernel
+	 * map, whether or not the last scan did: the tracker's own copy is not
+	 * evidence that the entry is still there (an exit, a full map or anyone
+	 * with the map's fd may have removed it). One batched syscall for the
+	 * lot; without memory for the batch, one syscall per process. */
+	tgids = w->n_hits ? malloc(w->n_hits * sizeof(*tgids)) : NULL;
+	infos = w->n_hits ? malloc(w->n_hits * sizeof(*infos)) : NULL;
 	for (i = 0; i < w->n_hits; i++) {
 		const struct scan_hit *h = &w->hits[i];
 		bool is_new;
-		uint32_t old;
 		int r;
 
 		k = add_container(t, &h->info, &is_new);
@@ -393,18 +425,34 @@ static void scan_done(uv_work_t *req, int status)
 				  t->c[k].meta.container_id, t->c[k].meta.pod_uid, k);
 		}
 		if (pidset__put(t->next, h->tgid, k)) {
-			note_map_full(t);
+			note_map_full(t, 1);
 			continue;
 		}
-		if (pidset__get(t->tracked, h->tgid, &old) && old == k)
+		if (tgids && infos) {
+			tgids[n_assert] = h->tgid;
+			infos[n_assert].container_key = k;
+			infos[n_assert].flags = KMON_PIDF_FROM_SCAN;
+			n_assert++;
 			continue;
+		}
 		r = loader__track(t->o.loader, h->tgid, k, KMON_PIDF_FROM_SCAN);
 		if (r == -E2BIG || r == -ENOSPC) {
-			note_map_full(t);
+			note_map_full(t, 1);
 		} else if (r) {
 			log_warn("cannot track pid %u: %s", h->tgid, strerror(-r));
 		}
 	}
+	if (n_assert) {
+		uint32_t full = 0;
+		int r = loader__track_many(t->o.loader, tgids, infos, n_assert, &full);
+
+		if (full)
+			note_map_full(t, full);
+		if (r)
+			log_warn("cannot track some container processes: %s", strerror(-r));
+	}
+	free(tgids);
+	free(infos);
 	pidset__for_each(t->tracked, untrack_gone, t);
 	tmp = t->tracked;
 	t->tracked = t->next;

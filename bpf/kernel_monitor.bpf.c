@@ -440,12 +440,22 @@ int BPF_PROG(kmon_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
+/*
+ * The PID map entry goes only when the whole thread group is dead. The leader
+ * exiting is not enough: main() may pthread_exit() while other threads run,
+ * and an execve() from a non-leader thread kills the old leader first (its
+ * exit fires here before the exec, and the exec'ing thread then takes over
+ * the tgid). do_exit() has decremented signal->live before this tracepoint,
+ * so 0 means every thread of the group is past that point. Two last threads
+ * exiting together may both see 0: the second delete is a no-op.
+ */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(kmon_exit, struct task_struct *p)
 {
-	__u32 pid = BPF_CORE_READ(p, pid), tgid = BPF_CORE_READ(p, tgid);
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	int live = BPF_CORE_READ(p, signal, live.counter);
 
-	if (pid != tgid) /* only the thread-group leader ends the process */
+	if (live > 0)
 		return 0;
 	if (bpf_map_delete_elem(&pids, &tgid) == 0)
 		count(KMON_CTR_EXIT_UNTRACKED);

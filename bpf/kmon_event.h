@@ -114,7 +114,7 @@ enum kmon_counter {
 	KMON_CTR_PIDMAP_FULL = 10,  /* fork: child could not be added to the PID map */
 	KMON_CTR_SIZEMAP_FAIL = 11, /* alloc size could not be remembered for kfree */
 	KMON_CTR_FORK_TRACKED = 12, /* children tracked in the kernel at fork */
-	KMON_CTR_EXIT_UNTRACKED = 13, /* tracked thread-group leaders that exited */
+	KMON_CTR_EXIT_UNTRACKED = 13, /* tracked processes whose last thread exited */
 	KMON_CTR_MAX = 16,
 };
 

@@ -30,3 +30,6 @@ add_test(NAME bench_python
          COMMAND ${KMON_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/bench_python.py --short)
 set_tests_properties(bench_python PROPERTIES LABELS bench TIMEOUT 600 RUN_SERIAL TRUE
   ENVIRONMENT "KMON_BUILD=${CMAKE_BINARY_DIR}")
+# A scan's re-assertion of the PID map: batched against one syscall each.
+add_executable(bench_pidmap ${CMAKE_CURRENT_LIST_DIR}/bench_pidmap.c)
+target_link_libraries(bench_pidmap PRIVATE PkgConfig::LIBBPF)

@@ -216,6 +216,46 @@ static void test_json(void **state)
 	free(j);
 }
 
+/* Child cgroups of a pod's container (made by its own processes, with
+ * whatever names they like, even another pod's container id or pod
+ * directory) stay that container's; nesting under a container that is no
+ * pod's (a kind node) still lets the inner pod's container win. */
+static void test_child_cgroups(void **state)
+{
+#define A_UID "9bfde076-5d33-47e4-8c1e-9771ac9f1533"
+#define B_UID "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
+#define A_ID "381f412a0a4f9fa423350b233931da53f50a0be52d057e0bd04ab3005440698c"
+#define B_ID "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0"
+	static const char *const own[] = {
+		"0::/kubepods/besteffort/pod" A_UID "/" A_ID "/" B_ID "\n",
+		"0::/kubepods/besteffort/pod" A_UID "/" A_ID "/kubepods/besteffort/pod" B_UID
+		"/" B_ID "\n",
+		"0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod"
+		"9bfde076_5d33_47e4_8c1e_9771ac9f1533.slice/cri-containerd-" A_ID
+		".scope/cri-containerd-" B_ID ".scope\n",
+		"0::/kubepods/besteffort/pod" A_UID "/" A_ID "/sub/pod" B_UID "\n",
+	};
+	static const char kind_node[] = "0::/docker/" B_ID "/kubepods/besteffort/pod" A_UID
+					"/" A_ID "\n";
+	struct cgroup_info info;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+		assert_int_equal(cgroup__classify(own[i], strlen(own[i]), &info), 0);
+		assert_int_equal(info.kind, CGROUP_CONTAINER);
+		assert_string_equal(info.container_id, A_ID);
+		assert_string_equal(info.pod_uid, A_UID);
+	}
+	assert_int_equal(cgroup__classify(kind_node, sizeof(kind_node) - 1, &info), 0);
+	assert_string_equal(info.container_id, A_ID);
+	assert_string_equal(info.pod_uid, A_UID);
+#undef A_UID
+#undef B_UID
+#undef A_ID
+#undef B_ID
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -223,6 +263,7 @@ int main(void)
 		cmocka_unit_test(test_real_cases),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_json),
+		cmocka_unit_test(test_child_cgroups),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
