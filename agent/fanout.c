@@ -431,7 +431,9 @@ static void replay_skip(struct consumer *c, struct replay *r, uint64_t to)
 }
 
 /* Replays the history events [r->pos, end) c wants, marked as replay;
- * those the drain overwrote before they were copied are skipped. */
+ * those the drain overwrote before they were copied are skipped. A quarter
+ * of the ring stays free for live events: should the catch-up with a flood
+ * reach it, the rest of the replay is reported LOST instead. */
 static void replay_range(struct fanout *fo, struct consumer *c, struct replay *r, uint64_t end)
 {
 	uint64_t started = atomic_load_explicit(&fo->hist_started, memory_order_relaxed);
@@ -447,8 +449,13 @@ static void replay_range(struct fanout *fo, struct consumer *c, struct replay *r
 		r->pos++;
 		if (!wants(fo, c, &ev))
 			continue;
-		deliver(fo, c, &ev, KMON_RECF_REPLAY);
 		r->begun = true;
+		if (ring_prod__free_bytes(c->ring) < c->ring_bytes / 4 + 2 * EVENT_REC_BYTES) {
+			c->produced++;
+			lose(c, 1);
+			continue;
+		}
+		deliver(fo, c, &ev, KMON_RECF_REPLAY);
 	}
 }
 
@@ -531,8 +538,8 @@ int fanout__attach(struct fanout *fo, const struct fanout_sub *sub, uint32_t *id
 		    !write_meta(fo, c, fo->meta[i]))
 			bit_set(c->meta_pending, i, true);
 	}
-	/* The newest history it asked for, as far as half its ring holds (the
-	 * rest is for live events), then what came in meanwhile. */
+	/* The newest history it asked for, as far as half its ring holds, then
+	 * what came in meanwhile, as far as three quarters do. */
 	if (sub->replay_bytes && fo->hist_cap) {
 		size_t max_n = sub->replay_bytes / EVENT_REC_BYTES;
 		size_t room = ring_prod__free_bytes(c->ring) / 2 / EVENT_REC_BYTES;

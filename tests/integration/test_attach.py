@@ -74,6 +74,23 @@ class AttachTest(unittest.TestCase):
         a.wait_for_log("'%s' attached" % name)
         return c
 
+    @staticmethod
+    def walk(stream, pos, items):
+        """None if items, from stream[pos] on, are the stream's events in
+        order with each LOST report of n standing for exactly n of them;
+        else where they part."""
+        skipped = 0
+        for j, (h, n, rep) in enumerate(items):
+            if not h:
+                pos += n
+                skipped += n
+                continue
+            if pos >= len(stream) or stream[pos][0] != h:
+                return ("record %d of %d (replayed: %s, %d lost before it) is not the "
+                        "steady stream's next event" % (j, len(items), rep, skipped))
+            pos += 1
+        return None
+
     def test_replaying_attaches_under_flood_meet_live_events_exactly(self):
         a = self.agent("--history-bytes", "8M", "--max-ring-size", "64M")
         truth = os.path.join(self.tmp, "steady.bin")
@@ -81,13 +98,13 @@ class AttachTest(unittest.TestCase):
         # Two flood threads paced well below what the drain and a consumer
         # sustain on this machine, so the steady consumer loses nothing and
         # any loss is the attaches' doing.
-        flood = subprocess.Popen([FLOOD, "600000", "2", "--rate=50000"],
+        flood = subprocess.Popen([FLOOD, str(10 ** 12), "2", "--rate=50000"],
                                  stdout=subprocess.DEVNULL)
         self.procs.append(flood)
         time.sleep(2.0)  # a full history before the first late consumer
         lates = []
         for i in range(6):
-            self.assertIsNone(flood.poll(), "the flood ended before the attaches did")
+            self.assertIsNone(flood.poll(), "the flood stopped")
             name = "late%d" % i
             dump = os.path.join(self.tmp, name + ".bin")
             c = self.consumer(a, name, "--ring-size", str(16 << 20), "--replay", str(REPLAY),
@@ -95,7 +112,8 @@ class AttachTest(unittest.TestCase):
             time.sleep(0.3)
             c.stop()
             lates.append((name, c, dump))
-        flood.wait(timeout=120)
+        flood.kill()
+        flood.wait()
         time.sleep(0.5)
         self.assertEqual(a.stop(), 0)
         steady.wait_for_log("agent closed the connection", timeout=120)
@@ -108,12 +126,15 @@ class AttachTest(unittest.TestCase):
         self.assertEqual(rs["lost"], 0, "the steady consumer lost events while others attached")
         self.assertEqual(rs["seq_errors"], 0, rs)
         self.assertEqual(rs["events"], d["delivered"])
-        self.assertEqual(rs["duplicates"], 0, rs)
         stream = read_dump(truth)
         self.assertEqual(len(stream), rs["events"])
         self.assertTrue(all(h for h, _, _ in stream))
-        where = {h: i for i, (h, _, _) in enumerate(stream)}
-        self.assertEqual(len(where), len(stream), "the steady consumer saw an event twice")
+        # Two kernel events can look the same (a kmalloc loop reusing one
+        # pointer within one clock tick), so an identity may have several
+        # places; the walk below compares whole sequences.
+        where = {}
+        for i, (h, _, _) in enumerate(stream):
+            where.setdefault(h, []).append(i)
 
         for name, c, dump in lates:
             r = c.result()
@@ -122,7 +143,6 @@ class AttachTest(unittest.TestCase):
             d = logs[0]
             self.assertEqual(d["delivered"] + d["lost"], d["produced"], (name, d))
             self.assertEqual(r["seq_errors"], 0, (name, r))
-            self.assertEqual(r["duplicates"], 0, (name, r))
             self.assertEqual(r["replay_after_live"], 0, (name, r))
             self.assertGreater(r["replay"], 10000, (name, r))
             self.assertGreater(r["events"], r["replay"], "%s got no live event" % name)
@@ -140,18 +160,14 @@ class AttachTest(unittest.TestCase):
             # for exactly the next n events: no gap, no duplicate.
             first = next(i for i, it in enumerate(items) if it[0] in where)
             self.assertTrue(all(it[2] is not False for it in items[:first]), name)
-            pos, walked, skipped = where[items[first][0]], 0, 0
-            for h, n, rep in items[first:]:
-                if not h:
-                    pos += n
-                    skipped += n
-                    continue
-                if pos >= len(stream) or stream[pos][0] != h:
-                    self.fail("%s: record %d of %d (replayed: %s, %d replayed in all, %d lost "
-                              "before it) is not the steady stream's next event"
-                              % (name, first + walked, len(items), rep, k, skipped))
-                pos += 1
-                walked += 1
+            errors = []
+            for start in where[items[first][0]]:
+                e = self.walk(stream, start, items[first:])
+                if e is None:
+                    break
+                errors.append(e)
+            else:
+                self.fail("%s (%d replayed in all): %s" % (name, k, errors[0]))
             print("%s: %d replayed, %d live, %d lost" % (name, k, len(evs) - k, r["lost"]),
                   file=sys.stderr)
         stall = a.totals["max_batch_ns"] / 1e6
@@ -165,24 +181,23 @@ class AttachTest(unittest.TestCase):
         for n in names:
             c = Consumer([TC, "--socket", a.socket, "--name", n, "--ring-size", "65536"])
             self.consumers.append(c)
-        deadline = time.monotonic() + 120
-        while a.log().count("' attached") < len(names):
-            self.assertLess(time.monotonic(), deadline, a.log()[-3000:])
+        # Under load a consumer may give up on a slow reply and reconnect:
+        # wait until the agent says all 70 are attached at once.
+        deadline = time.monotonic() + 180
+        while True:
+            log = a.log()
+            if log.count("' attached: ") - log.count(") detached: ") == len(names):
+                break
+            self.assertLess(time.monotonic(), deadline, log[-3000:])
             for c in self.consumers:
                 self.assertIsNone(c.proc.poll(), c.log())
-            time.sleep(0.2)
+            time.sleep(0.5)
         body = http_get("http://127.0.0.1:%d/metrics" % port)
-        path = os.path.join(self.tmp, "metrics.txt")
-        with open(path, "w") as f:
-            f.write(body)
+        self.assertIn("\nkmon_consumers 70\n", body)
         check = subprocess.run(["promtool", "check", "metrics"], input=body, text=True,
                                capture_output=True)
-        # promtool exits 1 for lint warnings too; only errors count here.
-        self.assertNotIn("error while linting", check.stdout + check.stderr,
-                         check.stdout + check.stderr)
-        self.assertTrue(check.returncode == 0 or "error" not in check.stderr.lower(),
-                        check.stdout + check.stderr)
-        self.assertIn("\nkmon_consumers 70\n", "\n" + body)
+        # 1: not parseable, 3: lint problems (names, help, suffixes).
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
         ids = set()
         for fam in ("kmon_consumer_delivered_total", "kmon_consumer_dropped_total",
                     "kmon_consumer_ring_fill_ratio"):
