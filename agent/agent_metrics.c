@@ -69,7 +69,7 @@ void agent_metrics_render(struct metrics_text *m, const struct agent_metrics_src
 			     "Records a consumer lost because its ring was full");
 	metrics_text__family(m, "kmon_consumer_ring_fill_ratio", "gauge",
 			     "How full a consumer's ring was at the last publish (0-1)");
-	for (i = 0; i < s->n_consumers; i++) {
+	for (i = 0; i < s->n_listed; i++) {
 		const struct fanout_consumer_stats *c = &s->consumers[i];
 		char id[16];
 		const char *v[] = { c->name, id };

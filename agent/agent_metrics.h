@@ -18,7 +18,8 @@ struct agent_metrics_src {
 	const struct drain_stats *drain;
 	const struct loader_counters *kernel; /* NULL if unreadable */
 	const struct fanout_consumer_stats *consumers;
-	unsigned n_consumers;
+	unsigned n_consumers; /* attached */
+	unsigned n_listed;    /* entries in consumers[]: all of them unless out of memory */
 	const struct tracker_stats *tracker; /* NULL when not scanning */
 	const struct control_stats *control; /* NULL before the socket exists */
 	bool ready;

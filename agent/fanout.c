@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,9 +46,16 @@ struct fanout {
 	unsigned n_cons;
 	uint32_t next_id;
 	struct kmon_meta **meta; /* by key */
-	/* history: the last events, in order */
+	/* History: the last hist_cap events. Only the drain thread writes it:
+	 * event number i goes to hist[i % hist_cap]. An attach copies it without
+	 * the lock, seqlock-style: it copies a slot, then checks through
+	 * hist_started that no write over that slot had begun meanwhile. So a
+	 * consumer's replay never holds up the drain. */
 	struct kmon_event *hist;
-	size_t hist_cap, hist_len, hist_next;
+	size_t hist_cap;
+	size_t hist_slot;                /* drain thread: hist_head % hist_cap */
+	_Atomic uint64_t hist_head;      /* events completely written */
+	_Atomic uint64_t hist_started;   /* events whose write has begun */
 };
 
 static inline bool bit_get(const uint8_t *b, uint32_t k)
@@ -199,6 +207,15 @@ static bool write_meta(struct fanout *fo, struct consumer *c, const struct kmon_
  * includes worst-case PAD records). So after any write a LOST record still
  * fits, and the final LOST report at shutdown can always be delivered. */
 #define HEADROOM (2 * LOST_REC_BYTES)
+static void lose(struct consumer *c, uint64_t n)
+{
+	if (!c->lost_pending)
+		c->lost_since = c->seq;
+	c->lost_pending += n;
+	c->seq += n;
+	c->lost += n;
+}
+
 static void deliver(struct fanout *fo, struct consumer *c, const struct kmon_event *ev,
 		    uint16_t flags)
 {
@@ -235,11 +252,7 @@ static void deliver(struct fanout *fo, struct consumer *c, const struct kmon_eve
 	c->dirty = true;
 	return;
 lost:
-	if (!c->lost_pending)
-		c->lost_since = c->seq;
-	c->lost_pending++;
-	c->seq++;
-	c->lost++;
+	lose(c, 1);
 }
 
 static inline bool wants(const struct fanout *fo, const struct consumer *c,
@@ -264,10 +277,16 @@ void fanout__publish(struct fanout *fo, const struct kmon_event *ev)
 		fo->batch_locked = true;
 	}
 	if (fo->hist_cap) {
-		fo->hist[fo->hist_next] = *ev;
-		fo->hist_next = (fo->hist_next + 1) % fo->hist_cap;
-		if (fo->hist_len < fo->hist_cap)
-			fo->hist_len++;
+		uint64_t h = atomic_load_explicit(&fo->hist_head, memory_order_relaxed);
+
+		/* Announce the overwrite before doing it (pairs with the fence
+		 * in hist_read()), publish the event after. */
+		atomic_store_explicit(&fo->hist_started, h + 1, memory_order_relaxed);
+		atomic_thread_fence(memory_order_release);
+		fo->hist[fo->hist_slot] = *ev;
+		if (++fo->hist_slot == fo->hist_cap)
+			fo->hist_slot = 0;
+		atomic_store_explicit(&fo->hist_head, h + 1, memory_order_release);
 	}
 	for (i = 0; i < fo->n_cons; i++)
 		if (wants(fo, fo->cons[i], ev))
@@ -363,39 +382,121 @@ int fanout__forget_meta(struct fanout *fo, uint32_t key)
 	return 0;
 }
 
-/* The newest history events this consumer wants, up to `bytes` of records
- * and what its ring can take, oldest first, marked as replay. */
-static size_t replay_history(struct fanout *fo, struct consumer *c, size_t bytes)
+/* Copies history event number i (below a hist_head read with acquire) into
+ * *ev. False when the drain began to overwrite its slot before the copy was
+ * done: the copy may be torn and must not be used. The copy races with that
+ * overwrite by design (a seqlock read); the check after it is what counts. */
+static bool hist_read(struct fanout *fo, uint64_t i, struct kmon_event *ev)
 {
-	size_t max_n = bytes / EVENT_REC_BYTES, n = 0, i, start, idx, done = 0;
-	size_t room = ring_prod__free_bytes(c->ring) / 2; /* leave room for live events */
-
-	if (!fo->hist_len || !max_n)
-		return 0;
-	if (max_n > room / EVENT_REC_BYTES)
-		max_n = room / EVENT_REC_BYTES;
-	/* Walk back from the newest to find where the replay starts. */
-	start = fo->hist_len;
-	while (start > 0 && n < max_n) {
-		idx = (fo->hist_next + fo->hist_cap - (fo->hist_len - start + 1)) % fo->hist_cap;
-		start--;
-		if (wants(fo, c, &fo->hist[idx]))
-			n++;
-	}
-	for (i = start; i < fo->hist_len && done < n; i++) {
-		idx = (fo->hist_next + fo->hist_cap - (fo->hist_len - i)) % fo->hist_cap;
-		if (!wants(fo, c, &fo->hist[idx]))
-			continue;
-		deliver(fo, c, &fo->hist[idx], KMON_RECF_REPLAY);
-		done++;
-	}
-	return done * EVENT_REC_BYTES;
+	memcpy(ev, &fo->hist[i % fo->hist_cap], sizeof(*ev));
+	atomic_thread_fence(memory_order_acquire);
+	return atomic_load_explicit(&fo->hist_started, memory_order_relaxed) <= i + fo->hist_cap;
 }
 
+/* Where a replay of the newest `max_n` history events c wants starts, as of
+ * history head h. */
+static uint64_t replay_start(struct fanout *fo, const struct consumer *c, uint64_t h,
+			     size_t max_n)
+{
+	uint64_t i = h, lo = h > fo->hist_cap ? h - fo->hist_cap : 0;
+	struct kmon_event ev;
+	size_t n = 0;
+
+	while (i > lo && n < max_n) {
+		if (!hist_read(fo, i - 1, &ev))
+			break; /* overwritten: the older ones are too */
+		i--;
+		if (wants(fo, c, &ev))
+			n++;
+	}
+	return i;
+}
+
+struct replay {
+	bool on;
+	bool begun;   /* something was replayed */
+	uint64_t pos; /* next history event to look at */
+};
+
+/* History events up to `to` that will not be replayed: the replay starts
+ * later while nothing was replayed yet; after that they are a hole in it,
+ * reported in-band as LOST (whether or not c wanted them: they are gone). */
+static void replay_skip(struct consumer *c, struct replay *r, uint64_t to)
+{
+	if (r->begun) {
+		c->produced += to - r->pos;
+		lose(c, to - r->pos);
+	}
+	r->pos = to;
+}
+
+/* Replays the history events [r->pos, end) c wants, marked as replay;
+ * those the drain overwrote before they were copied are skipped. A quarter
+ * of the ring stays free for live events: should the catch-up with a flood
+ * reach it, the rest of the replay is reported LOST instead. */
+static void replay_range(struct fanout *fo, struct consumer *c, struct replay *r, uint64_t end)
+{
+	uint64_t started = atomic_load_explicit(&fo->hist_started, memory_order_relaxed);
+	struct kmon_event ev;
+
+	if (started > fo->hist_cap && r->pos < started - fo->hist_cap)
+		replay_skip(c, r, started - fo->hist_cap < end ? started - fo->hist_cap : end);
+	while (r->pos < end) {
+		if (!hist_read(fo, r->pos, &ev)) {
+			replay_skip(c, r, r->pos + 1);
+			continue;
+		}
+		r->pos++;
+		if (!wants(fo, c, &ev))
+			continue;
+		r->begun = true;
+		if (ring_prod__free_bytes(c->ring) < c->ring_bytes / 4 + 2 * EVENT_REC_BYTES) {
+			c->produced++;
+			lose(c, 1);
+			continue;
+		}
+		deliver(fo, c, &ev, KMON_RECF_REPLAY);
+	}
+}
+
+/* The replay without the lock runs again while more than this many events
+ * arrived during its previous pass; what is left is replayed under it, and
+ * no more: should the drain have outrun CATCHUP_ROUNDS passes, the older
+ * rest is reported LOST. The passes converge: each is shorter than the one
+ * before unless the drain outruns the copy, and then the ring fills up and
+ * the rest of a pass only counts losses, which is faster than any drain. */
+#define CATCHUP_LOCKED_MAX 64
+#define CATCHUP_ROUNDS 64
+
+/* Writes zeros over the free ring space the locked catch-up will write
+ * into, so that it takes no page fault under the lock (on this VM a first
+ * touch of a shared-memory page costs tens of microseconds). Nothing is
+ * committed: the consumer never sees these bytes, at most a PAD record
+ * should the space wrap around the end of the ring. */
+static void prefault(struct consumer *c)
+{
+	uint32_t len = (CATCHUP_LOCKED_MAX + 4) * EVENT_REC_BYTES + 4 * META_REC_BYTES;
+	size_t free_bytes = ring_prod__free_bytes(c->ring);
+	struct kmon_rec_hdr *h;
+	bool bad;
+
+	if (free_bytes < 2 * (size_t)len)
+		return; /* little room: the catch-up will mostly count losses */
+	h = ring_prod__reserve(c->ring, len, &bad);
+	if (h)
+		memset(h, 0, len);
+}
+
+/* A consumer is built without the lock, on a ring nobody else sees yet (ring,
+ * dictionary, megabytes of replay), then linked under it after catching up
+ * with the few events the drain published meanwhile: the drain never waits
+ * for an attach longer than that. fo->meta is read without the lock because
+ * only the control thread, the one attaching, writes it. */
 int fanout__attach(struct fanout *fo, const struct fanout_sub *sub, uint32_t *id, int fds[3],
 		   size_t *ring_bytes, size_t *replayed_bytes)
 {
 	struct consumer *c;
+	struct replay r = { 0 };
 	char rname[80];
 	unsigned i;
 	int err = -ENOMEM;
@@ -423,6 +524,8 @@ int fanout__attach(struct fanout *fo, const struct fanout_sub *sub, uint32_t *id
 		c->n_ns = sub->n_namespaces;
 	}
 
+	/* Refuse early, before making a ring for nothing; checked again at
+	 * the link. */
 	pthread_mutex_lock(&fo->lock);
 	if (fo->n_cons >= fo->o.max_consumers) {
 		pthread_mutex_unlock(&fo->lock);
@@ -430,11 +533,11 @@ int fanout__attach(struct fanout *fo, const struct fanout_sub *sub, uint32_t *id
 		goto fail;
 	}
 	c->id = fo->next_id++;
+	pthread_mutex_unlock(&fo->lock);
 	snprintf(rname, sizeof(rname), "%u-%s", c->id, c->name);
 	c->ring = sub->ring ? sub->ring : ring_prod__new(c->ring_bytes, rname);
 	if (!c->ring) {
 		err = -errno;
-		pthread_mutex_unlock(&fo->lock);
 		goto fail;
 	}
 	/* The whole dictionary goes to a new consumer first, as far as its ring
@@ -454,7 +557,43 @@ int fanout__attach(struct fanout *fo, const struct fanout_sub *sub, uint32_t *id
 		    !write_meta(fo, c, fo->meta[i]))
 			bit_set(c->meta_pending, i, true);
 	}
-	*replayed_bytes = sub->replay_bytes ? replay_history(fo, c, sub->replay_bytes) : 0;
+	/* The newest history it asked for, as far as half its ring holds, then
+	 * what came in meanwhile, as far as three quarters do. */
+	if (sub->replay_bytes && fo->hist_cap) {
+		size_t max_n = sub->replay_bytes / EVENT_REC_BYTES;
+		size_t room = ring_prod__free_bytes(c->ring) / 2 / EVENT_REC_BYTES;
+		uint64_t h = atomic_load_explicit(&fo->hist_head, memory_order_acquire);
+
+		r.on = true;
+		r.pos = replay_start(fo, c, h, max_n < room ? max_n : room);
+		replay_range(fo, c, &r, h);
+		for (i = 0; i < CATCHUP_ROUNDS; i++) {
+			h = atomic_load_explicit(&fo->hist_head, memory_order_acquire);
+			if (h - r.pos <= CATCHUP_LOCKED_MAX)
+				break;
+			replay_range(fo, c, &r, h);
+		}
+		prefault(c);
+	}
+
+	pthread_mutex_lock(&fo->lock);
+	if (fo->n_cons >= fo->o.max_consumers) {
+		pthread_mutex_unlock(&fo->lock);
+		err = -ENOSPC;
+		goto fail;
+	}
+	/* The drain writes the history and the live copies in one critical
+	 * section: every event before hist_head now is the replay's, every
+	 * later one is live. So the replay meets the live events with neither
+	 * a gap nor a duplicate. */
+	if (r.on) {
+		uint64_t h = atomic_load_explicit(&fo->hist_head, memory_order_relaxed);
+
+		if (h - r.pos > CATCHUP_LOCKED_MAX)
+			replay_skip(c, &r, h - CATCHUP_LOCKED_MAX);
+		replay_range(fo, c, &r, h);
+	}
+	*replayed_bytes = c->delivered * EVENT_REC_BYTES;
 	(void)ring_prod__publish(c->ring);
 	fo->cons[fo->n_cons++] = c;
 	pthread_mutex_unlock(&fo->lock);

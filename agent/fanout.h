@@ -6,9 +6,12 @@
  * kept for late consumers.
  *
  * Threads: fanout__publish() and fanout__flush() are called only by the drain
- * thread and never block. Everything else may be called from the control
- * (libuv) thread; the object synchronises internally with short critical
- * sections taken at most once per published batch.
+ * thread and never block. Everything else is called from one control (libuv)
+ * thread: fanout__attach() reads the metadata without the lock, as only that
+ * thread changes it. The object synchronises internally with short critical
+ * sections taken at most once per published batch; an attach builds the new
+ * consumer (ring, dictionary, replay) outside them and a detach frees it
+ * outside them, so neither holds up the drain.
  */
 #ifndef KMON_AGENT_FANOUT_H
 #define KMON_AGENT_FANOUT_H

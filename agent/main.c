@@ -291,20 +291,26 @@ static const char *not_ready(void *ctx)
 static void render_metrics(void *ctx, struct metrics_text *m)
 {
 	struct agent *a = ctx;
-	struct fanout_consumer_stats cs[64];
+	/* Room for every consumer the agent accepts (up to 1024, ~130 KiB):
+	 * on the heap, not the HTTP thread's stack. */
+	unsigned cap = a->opts.max_consumers;
+	struct fanout_consumer_stats *cs = calloc(cap, sizeof(*cs));
 	struct loader_counters kc;
 	struct drain_stats ds;
 	struct tracker_stats ts;
 	struct agent_metrics_src src = { 0 };
 	struct control_stats cts;
-	unsigned n;
 
 	drain__get_stats(a->drain, &ds);
-	n = fanout__consumer_stats(a->fanout, cs, 64);
+	if (cs) {
+		src.n_consumers = fanout__consumer_stats(a->fanout, cs, cap);
+		src.n_listed = src.n_consumers < cap ? src.n_consumers : cap;
+	} else {
+		src.n_consumers = fanout__consumer_count(a->fanout);
+	}
 	src.drain = &ds;
 	src.kernel = loader__read_counters(a->loader, &kc) ? NULL : &kc;
 	src.consumers = cs;
-	src.n_consumers = n < 64 ? n : 64;
 	if (a->tracker) {
 		pthread_mutex_lock(&a->snap_lock);
 		ts = a->tracker_snap;
@@ -317,6 +323,7 @@ static void render_metrics(void *ctx, struct metrics_text *m)
 	}
 	src.ready = !not_ready(a);
 	agent_metrics_render(m, &src);
+	free(cs);
 }
 
 static int start_services(struct agent *a)

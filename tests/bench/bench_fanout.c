@@ -14,6 +14,19 @@
  * Rounds of 65536 events fit any 16 MiB ring, so no copy is ever dropped and
  * the figure is the copy path, not the full-ring path; the median round is
  * reported. Prints a table and a JSON line.
+ *
+ *   bench_fanout attach [SECONDS]
+ *
+ * How long the drain waits for the fan-out's lock while consumers attach with
+ * 8 MiB of history replay each and detach, in a loop on another thread (the
+ * control thread's part), against the same with nobody attaching. The drain's
+ * calls run on this thread, paced to about 1M events/s in batches of 256,
+ * with one live consumer reading; the wait is the time of each batch's first
+ * fanout__publish() (the one that takes the lock), split by what the thread's
+ * context switches say: asleep on the lock (voluntary) or preempted
+ * (involuntary: the scheduler's doing on a busy machine, not the fan-out's).
+ * Prints the longest wait, the 99.9th percentile and the attaches done, and a
+ * JSON line.
  */
 #include <errno.h>
 #include <poll.h>
@@ -23,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <linux/types.h>
@@ -216,6 +230,190 @@ static double memcpy_ns(unsigned rounds)
 	return med;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+struct attacher {
+	pthread_t t;
+	struct fanout *fo;
+	_Atomic bool stop;
+	uint64_t attaches, replayed;
+};
+
+/* The control thread's part: attach with 8 MiB of replay, detach, again. */
+static void *attach_loop(void *arg)
+{
+	struct attacher *at = arg;
+
+	while (!atomic_load(&at->stop)) {
+		struct fanout_sub sub = { .name = "late", .ring_bytes = RING_BYTES,
+					  .replay_bytes = 8u << 20 };
+		size_t rb, replayed;
+		uint32_t id;
+		int fds[3], ret = fanout__attach(at->fo, &sub, &id, fds, &rb, &replayed);
+
+		if (ret) {
+			fprintf(stderr, "bench_fanout: attach: %s\n", strerror(-ret));
+			exit(1);
+		}
+		at->attaches++;
+		at->replayed += replayed;
+		if (fanout__detach(at->fo, id, NULL)) {
+			fprintf(stderr, "bench_fanout: detach failed\n");
+			exit(1);
+		}
+	}
+	return NULL;
+}
+
+struct stall {
+	uint64_t max_ns, p999_ns, batches, attaches;
+	uint64_t max_blocked_ns;   /* longest wait that slept on the lock */
+	uint64_t max_preempted_ns; /* longest wait the scheduler took the CPU in */
+	double replayed_mib;
+};
+
+static void switches(uint64_t *vol, uint64_t *invol)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_THREAD, &ru)) {
+		perror("bench_fanout: getrusage");
+		exit(1);
+	}
+	*vol = (uint64_t)ru.ru_nvcsw;
+	*invol = (uint64_t)ru.ru_nivcsw;
+}
+
+static struct stall run_attach(double secs, bool attaching)
+{
+	struct fanout_opts o = { .sz = sizeof(o), .max_consumers = MAX_CONS,
+				 .default_ring_bytes = RING_BYTES, .max_ring_bytes = RING_BYTES,
+				 .history_bytes = 8u << 20 };
+	struct fanout *fo = fanout__new(&o);
+	struct fanout_sub sub = { .name = "live", .ring_bytes = RING_BYTES };
+	struct attacher at;
+	struct reader rd;
+	struct kmon_event ev;
+	struct stall st = { 0 };
+	size_t cap = (size_t)(secs * 1e6 / BATCH) + 16, n = 0, rb, replayed;
+	uint64_t *waits = calloc(cap, sizeof(*waits)), seq = 0, end;
+	struct timespec pace = { 0, 200000 }; /* 256 events per ~250 us */
+	uint32_t id;
+	int fds[3], ret;
+
+	if (!fo || !waits) {
+		fprintf(stderr, "bench_fanout: out of memory\n");
+		exit(1);
+	}
+	memset(&rd, 0, sizeof(rd));
+	memset(&at, 0, sizeof(at));
+	ret = fanout__attach(fo, &sub, &id, fds, &rb, &replayed);
+	if (ret) {
+		fprintf(stderr, "bench_fanout: attach: %s\n", strerror(-ret));
+		exit(1);
+	}
+	rd.ring = ring_cons__new(fds[0], fds[1], fds[2]);
+	if (!rd.ring || pthread_create(&rd.t, NULL, read_loop, &rd)) {
+		fprintf(stderr, "bench_fanout: reader: %s\n", strerror(errno));
+		exit(1);
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.event_type = KMON_EV_MEMORY_ALLOC;
+	ev.version = KMON_EVENT_VERSION;
+	/* A full history first: every attach replays 8 MiB. */
+	for (unsigned i = 0; i < (8u << 20) / sizeof(ev) + BATCH; i++) {
+		ev.timestamp = seq++;
+		fanout__publish(fo, &ev);
+		if ((i + 1) % BATCH == 0)
+			fanout__flush(fo);
+	}
+	fanout__flush(fo);
+	at.fo = fo;
+	if (attaching && pthread_create(&at.t, NULL, attach_loop, &at)) {
+		fprintf(stderr, "bench_fanout: pthread_create failed\n");
+		exit(1);
+	}
+	end = mono_ns() + (uint64_t)(secs * 1e9);
+	while (n < cap && mono_ns() < end) {
+		uint64_t t0, w, v0, i0, v1, i1;
+
+		ev.timestamp = seq++;
+		switches(&v0, &i0);
+		t0 = mono_ns();
+		fanout__publish(fo, &ev);
+		w = mono_ns() - t0;
+		switches(&v1, &i1);
+		waits[n++] = w;
+		/* A voluntary switch inside the call is a sleep on the lock; an
+		 * involuntary one is the scheduler's doing, not the fan-out's. */
+		if (v1 != v0 && w > st.max_blocked_ns)
+			st.max_blocked_ns = w;
+		if (i1 != i0 && w > st.max_preempted_ns)
+			st.max_preempted_ns = w;
+		for (unsigned i = 1; i < BATCH; i++) {
+			ev.timestamp = seq++;
+			fanout__publish(fo, &ev);
+		}
+		fanout__flush(fo);
+		nanosleep(&pace, NULL);
+	}
+	if (attaching) {
+		atomic_store(&at.stop, true);
+		pthread_join(at.t, NULL);
+	}
+	atomic_store(&rd.stop, true);
+	pthread_join(rd.t, NULL);
+	ring_cons__free(rd.ring);
+	fanout__free(fo);
+	qsort(waits, n, sizeof(*waits), cmp_u64);
+	st.batches = n;
+	st.max_ns = n ? waits[n - 1] : 0;
+	st.p999_ns = n ? waits[n - 1 - n / 1000] : 0;
+	st.attaches = at.attaches;
+	st.replayed_mib = at.attaches ? (double)at.replayed / at.attaches / (1 << 20) : 0;
+	free(waits);
+	return st;
+}
+
+static int main_attach(int argc, char **argv)
+{
+	double secs = argc > 2 ? strtod(argv[2], NULL) : 5;
+	struct stall s[2];
+
+	if (!(secs > 0 && secs <= 3600)) {
+		fprintf(stderr, "usage: bench_fanout attach [SECONDS 0..3600]\n");
+		return 2;
+	}
+	s[0] = run_attach(secs, false);
+	s[1] = run_attach(secs, true);
+	printf("| attaching | batches | longest lock wait us | p99.9 us | longest asleep on the "
+	       "lock us | longest preempted us | attaches | replayed MiB per attach |\n"
+	       "|---|---|---|---|---|---|---|---|\n");
+	for (int i = 0; i < 2; i++)
+		printf("| %s | %llu | %.1f | %.1f | %.1f | %.1f | %llu | %.2f |\n", i ? "yes" : "no",
+		       (unsigned long long)s[i].batches, s[i].max_ns / 1e3, s[i].p999_ns / 1e3,
+		       s[i].max_blocked_ns / 1e3, s[i].max_preempted_ns / 1e3,
+		       (unsigned long long)s[i].attaches, s[i].replayed_mib);
+	printf("{\"rows\":[");
+	for (int i = 0; i < 2; i++)
+		printf("%s{\"attaching\":%s,\"batches\":%llu,\"max_lock_wait_us\":%.1f,"
+		       "\"p999_lock_wait_us\":%.1f,\"max_asleep_on_lock_us\":%.1f,"
+		       "\"max_preempted_us\":%.1f,\"attaches\":%llu,"
+		       "\"replayed_mib_per_attach\":%.2f}",
+		       i ? "," : "", i ? "true" : "false", (unsigned long long)s[i].batches,
+		       s[i].max_ns / 1e3, s[i].p999_ns / 1e3, s[i].max_blocked_ns / 1e3,
+		       s[i].max_preempted_ns / 1e3, (unsigned long long)s[i].attaches,
+		       s[i].replayed_mib);
+	printf("]}\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const unsigned ks[] = { 0, 1, 2, 4 };
@@ -223,6 +421,8 @@ int main(int argc, char **argv)
 	double base = 0, mc, ns[4];
 	uint64_t lost[4], wakeups[4];
 
+	if (argc > 1 && !strcmp(argv[1], "attach"))
+		return main_attach(argc, argv);
 	if (rounds < 1 || rounds > 100000) {
 		fprintf(stderr, "usage: bench_fanout [ROUNDS 1..100000]\n");
 		return 2;

@@ -16,6 +16,10 @@ because this machine is shared and noisy. Sections:
   fanout    0, 1, 2, 4 consumers under a two-thread flood, flat out and paced:
             delivered, lost, agent and consumer CPU per event and per copy;
             and the fan-out alone (no kernel): drain ns per copy vs memcpy
+  attach    drain stall while consumers attach with 8 MiB of history replay
+            and detach in a loop under a two-thread flood, vs nobody
+            attaching (KMON_BASELINE_AGENT: an older agent side by side);
+            and in-process, the drain's longest wait for the fan-out lock
   drain     kmon-agent with no consumer vs a bare libbpf reader
   wakeups   the ring's sleep path at 10k/100k/1M records/s
   micro     consumer ceilings: JSON, gzip, aggregate ns per event
@@ -31,6 +35,7 @@ import os
 import shutil
 import signal
 from statistics import median
+import struct
 import subprocess
 import sys
 import tempfile
@@ -368,6 +373,54 @@ def bench_fanout(n, tmp, rate=None):
     return rows
 
 
+def bench_attach(secs, tmp):
+    """Longest drain stall (kmon_drain_stall_max_seconds: a batch's first
+    record to its publication) under a two-thread kmalloc flood with one
+    reading consumer, while raw hellos attach with 16 MiB rings and 8 MiB of
+    history replay and close again (attach, replay, detach) in a loop, and
+    with nobody attaching; for this build's agent and, if KMON_BASELINE_AGENT
+    names one, an older agent measured side by side in the same run."""
+    hello = os.path.join(tmp, "hello-replay")
+    with open(hello, "wb") as f:
+        f.write(struct.pack("<IHHIIQQ", 0x4e4f4d4b, 1, 0, 0, 0, 16 << 20, 8 << 20) +
+                b"attach".ljust(64, b"\0") + b"\0" * (16 * 64))
+    os.chmod(hello, 0o644)
+    agents = [("this build", AGENT)]
+    if os.environ.get("KMON_BASELINE_AGENT"):
+        agents.append(("baseline", os.environ["KMON_BASELINE_AGENT"]))
+    rows = []
+    for label, binary in agents:
+        for attaching in (False, True):
+            a = Agent(binary, ["--scope", "all", "--rescan-interval", "0",
+                               "--max-ring-size", "16M", "--history-bytes", "8M"])
+            a.wait_attached()
+            c = Consumer([TC, "--socket", a.socket, "--name", "steady", "--ring-size",
+                          str(16 << 20), "--sched-batch"])
+            c.wait_for_log("attached to")
+            flood = subprocess.Popen([FLOOD, str(10 ** 12), "2"], stdout=subprocess.DEVNULL)
+            time.sleep(1.0)  # a full history
+            n, rtts, end = 0, [], time.monotonic() + secs
+            while time.monotonic() < end:
+                if not attaching:
+                    time.sleep(0.1)
+                    continue
+                t0 = time.perf_counter()
+                out = json.loads(sh(TC, "raw-hello", a.socket, hello, timeout=120))
+                rtts.append(time.perf_counter() - t0)
+                assert out["status"] == 0, out
+                n += 1
+            flood.kill()
+            flood.wait()
+            a.stop()
+            c.stop()
+            rows.append({"agent": label, "attaching": attaching, "attaches": n,
+                         "attach_round_trip_ms": round(median(rtts) * 1e3, 1) if rtts else None,
+                         "longest_drain_stall_ms": round(a.totals["max_batch_ns"] / 1e6, 2),
+                         "events_read": sum(a.totals["read"].values()),
+                         "kernel_dropped": sum(a.totals["kernel_dropped"].values())})
+    return rows
+
+
 def bench_drain(n):
     """kmon-agent with zero consumers vs a bare libbpf reader of the same
     programs, under one and two flood threads."""
@@ -645,6 +698,14 @@ def main():
         res["fanout_copy"] = r
         table("fan-out alone, drain thread CPU (memcpy of a record: %.1f ns)"
               % r["memcpy_ns_per_record"], r["rows"])
+    if want("attach"):
+        res["attach"] = bench_attach(3 if s else 20, tmp)
+        table("drain stall while consumers attach with 8 MiB replay, two-thread flood",
+              res["attach"])
+        r = json.loads(sh(FANOUT, "attach", "2" if s else "10").strip().splitlines()[-1])
+        res["attach_inprocess"] = r["rows"]
+        table("fan-out alone: drain's wait for the lock while consumers attach with 8 MiB "
+              "replay (1M events/s)", r["rows"])
     if want("drain"):
         res["drain"] = bench_drain(100000 if s else 1000000)
         table("drain: kmon-agent (no consumers) vs bare libbpf reader, same programs", res["drain"])

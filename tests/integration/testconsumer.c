@@ -7,6 +7,12 @@
  *           never reads again); --sched-batch runs as kmon-forward and
  *           kmon-aggregate do by default. Prints one JSON line with its counts on exit
  *           (SIGINT/SIGTERM, or when the agent goes away with --once).
+ *           It also checks the replay: a replayed record after a live one
+ *           (replay_after_live) and the same kernel event twice (duplicates,
+ *           over the first DUP_CHECK events) are counted. --dump FILE writes
+ *           each event as two little-endian u64: its identity hash and its
+ *           seq with bit 63 set for a replayed one, and each LOST report as
+ *           0 and its count, for comparing streams.
  *   hostile speaks the raw protocol, maps its control page and writes the
  *           positions given by --garbage (comma list: huge, back, max, zero,
  *           rand) in a loop; prints what it did.
@@ -35,12 +41,20 @@
 #include "shm/meta.h"
 #include "shm/proto.h"
 
+/* Events identified by timestamp, thread, type and size/pointer, in an open
+ * addressing set of their hashes: a kernel event has one such identity. */
+#define DUP_SLOTS (1u << 20)
+#define DUP_CHECK (DUP_SLOTS / 2)
+
 struct tc {
 	uv_loop_t loop;
 	struct kmon_client *client;
 	uv_signal_t sigint, sigterm;
 	uint64_t events, lost, lost_reports, replay, exec_events, with_meta, by_type[4];
 	uint64_t first_seq, last_seq;
+	uint64_t *seen; /* DUP_SLOTS hashes, 0 = empty */
+	uint64_t n_seen, duplicates, replay_after_live, live;
+	FILE *dump;
 	uint64_t checksum;
 	unsigned slow_us;
 	uint64_t stall_after;
@@ -48,6 +62,39 @@ struct tc {
 	bool stalled;
 	char last_state[300];
 };
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+	h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+	return h * 0xff51afd7ed558ccdull;
+}
+
+static void check_unique(struct tc *t, const struct kmon_event *ev, uint64_t seq, bool replay)
+{
+	uint64_t h = mix(mix(mix(mix(ev->timestamp, ev->tid), ev->event_type), ev->size),
+			 ev->data.mem.ptr) | 1;
+	uint32_t i = (uint32_t)(h >> 32) & (DUP_SLOTS - 1);
+
+	if (t->dump) {
+		uint64_t rec[2] = { h, seq | (replay ? 1ull << 63 : 0) };
+
+		if (fwrite(rec, sizeof(rec), 1, t->dump) != 1) {
+			perror("testconsumer: --dump");
+			exit(1);
+		}
+	}
+	if (!t->seen || t->n_seen >= DUP_CHECK)
+		return;
+	while (t->seen[i]) {
+		if (t->seen[i] == h) {
+			t->duplicates++;
+			return;
+		}
+		i = (i + 1) & (DUP_SLOTS - 1);
+	}
+	t->seen[i] = h;
+	t->n_seen++;
+}
 
 static void on_event(void *ctx, const struct kmon_event *ev, const struct kmon_meta *m,
 		     uint64_t seq, bool replay)
@@ -68,8 +115,14 @@ static void on_event(void *ctx, const struct kmon_event *ev, const struct kmon_m
 	t->checksum = t->checksum * 31 + ev->pid + ev->size + ev->timestamp;
 	if (ev->event_type < 4)
 		t->by_type[ev->event_type]++;
-	if (replay)
+	if (replay) {
 		t->replay++;
+		if (t->live)
+			t->replay_after_live++;
+	} else {
+		t->live++;
+	}
+	check_unique(t, ev, seq, replay);
 	if (m)
 		t->with_meta++;
 	if (t->slow_us) {
@@ -86,6 +139,14 @@ static void on_lost(void *ctx, uint64_t count, uint64_t since)
 	(void)since;
 	t->lost += count;
 	t->lost_reports++;
+	if (t->dump) {
+		uint64_t rec[2] = { 0, count };
+
+		if (fwrite(rec, sizeof(rec), 1, t->dump) != 1) {
+			perror("testconsumer: --dump");
+			exit(1);
+		}
+	}
 }
 
 static void on_state(void *ctx, enum kmon_client_state s, const char *why)
@@ -128,6 +189,7 @@ static int run_count(int argc, char **argv)
 		{ "ring-size", required_argument, NULL, 'r' }, { "replay", required_argument, NULL, 'p' },
 		{ "mask", required_argument, NULL, 'm' }, { "namespace", required_argument, NULL, 'N' },
 		{ "once", no_argument, NULL, 'o' }, { "sched-batch", no_argument, NULL, 'b' },
+		{ "dump", required_argument, NULL, 'd' },
 		{ 0 }
 	};
 	struct tc t;
@@ -139,6 +201,11 @@ static int run_count(int argc, char **argv)
 
 	memset(&t, 0, sizeof(t));
 	memset(&o, 0, sizeof(o));
+	t.seen = calloc(DUP_SLOTS, sizeof(*t.seen));
+	if (!t.seen) {
+		perror("testconsumer: calloc");
+		return 1;
+	}
 	o.sz = sizeof(o);
 	o.name = "testconsumer";
 	o.reconnect = true;
@@ -160,6 +227,13 @@ static int run_count(int argc, char **argv)
 		case 'm': o.event_mask = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'N': if (o.n_namespaces < 16) ns[o.n_namespaces++] = optarg; break;
 		case 'o': t.once = true; o.reconnect = false; break;
+		case 'd':
+			t.dump = fopen(optarg, "we");
+			if (!t.dump) {
+				perror(optarg);
+				return 1;
+			}
+			break;
 		default: return 2;
 		}
 	}
@@ -187,13 +261,19 @@ static int run_count(int argc, char **argv)
 	       ",\"replay\":%" PRIu64 ",\"with_meta\":%" PRIu64 ",\"memory_alloc\":%" PRIu64
 	       ",\"memory_free\":%" PRIu64 ",\"process_exec\":%" PRIu64 ",\"seq_errors\":%" PRIu64
 	       ",\"meta\":%" PRIu64 ",\"reconnects\":%" PRIu64 ",\"wakeups\":%" PRIu64
-	       ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"last_state\":",
+	       ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"duplicates\":%" PRIu64
+	       ",\"dup_checked\":%" PRIu64 ",\"replay_after_live\":%" PRIu64 ",\"last_state\":",
 	       t.events, t.lost, t.lost_reports, t.replay, t.with_meta, t.by_type[1], t.by_type[2],
 	       t.by_type[3], st.seq_errors, st.meta, st.reconnects, st.wakeups, t.first_seq,
-	       t.last_seq);
+	       t.last_seq, t.duplicates, t.n_seen, t.replay_after_live);
 	print_json_str(t.last_state);
 	printf("}\n");
 	fflush(stdout);
+	if (t.dump && fclose(t.dump)) {
+		perror("testconsumer: --dump");
+		return 1;
+	}
+	free(t.seen);
 	uv_loop_close(&t.loop);
 	return 0;
 }
