@@ -176,7 +176,9 @@ class AttachTest(unittest.TestCase):
 
     def test_metrics_lists_every_consumer(self):
         port = free_port()
-        a = self.agent("--max-consumers", "100", "--metrics-addr", "127.0.0.1:%d" % port)
+        # All 70 run as nobody: the per-uid limit (8 by default) must allow them.
+        a = self.agent("--max-consumers", "100", "--max-consumers-per-uid", "100",
+                       "--max-pending-per-uid", "100", "--metrics-addr", "127.0.0.1:%d" % port)
         names = ["m%02d" % i for i in range(69)] + ['q"\\x']
         for n in names:
             c = Consumer([TC, "--socket", a.socket, "--name", n, "--ring-size", "65536"])
