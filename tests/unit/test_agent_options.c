@@ -35,6 +35,9 @@ static void defaults(void **state)
 	assert_int_equal(o.event_mask, KMON_EV_MASK_ALL);
 	assert_int_equal(o.sample_every, 1);
 	assert_int_equal(o.drain_nice, -5);
+	assert_int_equal(o.run_uid, 65532);
+	assert_int_equal(o.run_gid, 65532);
+	assert_null(o.socket_group);
 	assert_string_equal(o.socket_path, "/run/kmon/kmon.sock");
 	assert_int_equal(o.socket_mode, 0660);
 	assert_null(o.kubelet_url);
@@ -55,6 +58,9 @@ static void good_values(void **state)
 	assert_int_equal(o.n_pids, 2);
 	assert_int_equal(o.pids[1], 13);
 	assert_int_equal(o.pid_map_size, 1024);
+	assert_int_equal(PARSE(&o, "--run-as", "1000:65534"), 0);
+	assert_int_equal(o.run_uid, 1000);
+	assert_int_equal(o.run_gid, 65534);
 }
 
 static void node_ip_gives_kubelet_url(void **state)
@@ -105,6 +111,16 @@ static void bad_values(void **state)
 		{ "--kubelet-refresh", "0", "--kubelet-refresh" },
 		{ "--metrics-addr", "9450", "HOST:PORT" },
 		{ "--history-bytes", "2G", "--history-bytes" },
+		{ "--run-as", "65532", "UID:GID" },
+		{ "--run-as", "kmon:kmon", "UID:GID" },
+		{ "--run-as", "-1:0", "UID:GID" },
+		{ "--run-as", " 1:2", "UID:GID" },
+		{ "--run-as", "1:", "GID" },
+		{ "--run-as", "1:+2", "GID" },
+		{ "--run-as", "1:2x", "GID" },
+		{ "--run-as", "4294967295:1", "below 4294967295" },
+		{ "--run-as", "1:4294967295", "below 4294967295" },
+		{ "--run-as", "99999999999999999999:1", "--run-as" },
 	};
 	struct agent_options o;
 
