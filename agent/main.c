@@ -393,9 +393,10 @@ static int classify_file(const char *path)
 }
 
 /* What the agent reads after the user switch, checked once right after it,
- * so a file only root could read is named at start rather than show up as a
- * failing kubelet refresh later. Warnings only: a token may be written
- * (rotated) after the agent starts. */
+ * so a file only root could read is named at start, with the user and the
+ * fix, rather than show up as a bare "Permission denied" from a kubelet
+ * refresh later. Warnings only: a token may be rewritten (rotated) with the
+ * right mode after the agent starts. */
 static void check_access(struct agent *a)
 {
 	const struct {
@@ -415,7 +416,10 @@ static void check_access(struct agent *a)
 			 "files owned by root stay writable to the agent",
 			 (unsigned)a->opts.run_uid, (unsigned)a->opts.run_gid);
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		if (!files[i].used || !files[i].path || access(files[i].path, files[i].mode) == 0)
+		/* Only what the switch caused: a missing file is reported where
+		 * it is used, with what that means. */
+		if (!files[i].used || !files[i].path || access(files[i].path, files[i].mode) == 0 ||
+		    errno != EACCES)
 			continue;
 		log_warn("%s %s: not readable as uid %u gid %u (--run-as): %s; make it readable "
 			 "by that group (the chart does so with fsGroup)", files[i].opt,
