@@ -1,8 +1,9 @@
 # kmon image: kmon-agent, kmon-forward and kmon-aggregate in /usr/local/bin.
 #   docker build -t kmon:0.1.0 .
 # Plain syntax, no "# syntax=" frontend image to pull: builds work offline too.
-# The chart runs the agent as root with a short capability list and the
-# consumers as nobody (65534); the image itself defaults to nobody.
+# The chart starts the agent as root with a short capability list (it becomes
+# kmon, 65532, with none once attached) and the consumers as nobody (65534);
+# the image itself defaults to nobody.
 
 FROM debian:12-slim AS build
 RUN apt-get update \
@@ -24,8 +25,11 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libbpf1 libelf1 zlib1g libuv1 libcurl4 libcjson1 libmicrohttpd12 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- # The control socket's group (the chart's socket.gid), so it has a name too.
- && groupadd --system --gid 65532 kmon
+ # The control socket's group (the chart's socket.gid) and the agent's user
+ # after attach (--run-as 65532:65532), so ps and ls show names.
+ && groupadd --system --gid 65532 kmon \
+ && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin kmon
 COPY --from=build /out/ /
 LABEL org.opencontainers.image.title="kmon" \
       org.opencontainers.image.description="Kubernetes node agent: container memory and exec events via eBPF"

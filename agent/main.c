@@ -54,6 +54,7 @@ struct agent {
 	_Atomic bool attached, scanned;
 	char node_buf[256];
 	uint64_t boot_offset_ns; /* --print: kernel timestamps to wall-clock time */
+	char run_gid_buf[16]; /* the default socket group: the agent's own */
 	int exit_code;
 };
 
@@ -118,8 +119,9 @@ static void on_bad_consumer(void *ctx)
 	control__notify_bad(a->control);
 }
 
-/* The fan-out and the control socket exist before capabilities are dropped:
- * giving the socket its group needs CAP_CHOWN. */
+/* The fan-out and the control socket exist before the user switch: binding
+ * in a root-owned directory and giving the socket its group (the --run-as gid
+ * unless --socket-group says otherwise) need root or membership of the group. */
 static int start_control(struct agent *a, char *err, size_t errlen)
 {
 	struct fanout_opts fo = {
@@ -134,7 +136,7 @@ static int start_control(struct agent *a, char *err, size_t errlen)
 		.sz = sizeof(co),
 		.loop = &a->loop,
 		.path = a->opts.socket_path,
-		.group = a->opts.socket_group,
+		.group = a->opts.socket_group ? a->opts.socket_group : a->run_gid_buf,
 		.mode = a->opts.socket_mode,
 		.node_name = a->opts.node_name,
 		.max_ring_bytes = a->opts.max_ring_size,
@@ -416,6 +418,42 @@ static int classify_file(const char *path)
 	return 0;
 }
 
+/* What the agent reads after the user switch, checked once right after it,
+ * so a file only root could read is named at start, with the user and the
+ * fix, rather than show up as a bare "Permission denied" from a kubelet
+ * refresh later. Warnings only: a token may be rewritten (rotated) with the
+ * right mode after the agent starts. */
+static void check_access(struct agent *a)
+{
+	const struct {
+		bool used;
+		const char *opt, *path;
+		int mode;
+	} files[] = {
+		{ a->opts.rescan_interval > 0, "--proc-root", a->opts.proc_root, R_OK | X_OK },
+		{ a->opts.kubelet_url != NULL, "--kubelet-token-file", a->opts.kubelet_token_file,
+		  R_OK },
+		{ a->opts.kubelet_url && !a->opts.kubelet_insecure, "--kubelet-ca-file",
+		  a->opts.kubelet_ca_file, R_OK },
+	};
+
+	if (a->opts.run_uid == 0)
+		log_warn("--run-as %u:%u keeps the root user (still without capabilities): "
+			 "files owned by root stay writable to the agent",
+			 (unsigned)a->opts.run_uid, (unsigned)a->opts.run_gid);
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		/* Only what the switch caused: a missing file is reported where
+		 * it is used, with what that means. */
+		if (!files[i].used || !files[i].path || access(files[i].path, files[i].mode) == 0 ||
+		    errno != EACCES)
+			continue;
+		log_warn("%s %s: not readable as uid %u gid %u (--run-as): %s; make it readable "
+			 "by that group (the chart does so with fsGroup)", files[i].opt,
+			 files[i].path, (unsigned)a->opts.run_uid, (unsigned)a->opts.run_gid,
+			 strerror(errno));
+	}
+}
+
 static int run(struct agent *a)
 {
 	struct loader_opts lo = {
@@ -467,13 +505,15 @@ static int run(struct agent *a)
 			 a->opts.drain_nice, strerror(errno));
 		a->opts.drain_nice = 0;
 	}
-	/* Everything privileged is done: threads created from here on (drain,
-	 * endpoints, workers) inherit no capabilities. */
-	if (privs_drop_all(err, sizeof(err))) {
+	/* Everything privileged is done, and no other thread exists yet: the
+	 * threads created from here on (drain, endpoints, libuv workers) start
+	 * as the unprivileged user with nothing to give up. */
+	if (privs_drop_to(a->opts.run_uid, a->opts.run_gid, err, sizeof(err))) {
 		log_error("%s", err);
 		return 1;
 	}
 	a->boot_offset_ns = event_json__boot_offset_ns();
+	check_access(a);
 	dopts.ringbuf_fd = loader__ringbuf_fd(a->loader);
 	dopts.polling = loader__drain_polling(a->loader);
 	a->drain = drain__start(&dopts);
@@ -487,9 +527,11 @@ static int run(struct agent *a)
 		return 1;
 	}
 	atomic_store(&a->attached, true);
-	log_info("attached: scope %s, ring buffer %zu bytes, PID map %u entries, node %s",
+	log_info("attached: scope %s, ring buffer %zu bytes, PID map %u entries, node %s, "
+		 "running as uid %u gid %u without capabilities",
 		 a->opts.scope_all ? "all" : "containers", a->opts.ringbuf_size,
-		 a->opts.pid_map_size, a->opts.node_name);
+		 a->opts.pid_map_size, a->opts.node_name, (unsigned)a->opts.run_uid,
+		 (unsigned)a->opts.run_gid);
 	if (start_signals(a) || start_services(a))
 		return 1;
 	ret = uv_run(&a->loop, UV_RUN_DEFAULT);
@@ -534,6 +576,7 @@ int main(int argc, char **argv)
 	}
 	if (a.opts.classify_cgroup)
 		return classify_file(a.opts.classify_cgroup);
+	snprintf(a.run_gid_buf, sizeof(a.run_gid_buf), "%u", (unsigned)a.opts.run_gid);
 	log_init("kmon-agent", a.opts.log_level);
 	if (!a.opts.node_name || !a.opts.node_name[0]) {
 		if (gethostname(a.node_buf, sizeof(a.node_buf) - 1))

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include "agent/options.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -36,6 +37,7 @@ enum {
 	OPT_PROC_ROOT,
 	OPT_RESCAN,
 	OPT_DRAIN_NICE,
+	OPT_RUN_AS,
 	OPT_KUBELET_URL,
 	OPT_KUBELET_TOKEN,
 	OPT_KUBELET_CA,
@@ -71,6 +73,7 @@ static const struct option long_opts[] = {
 	{ "proc-root", required_argument, NULL, OPT_PROC_ROOT },
 	{ "rescan-interval", required_argument, NULL, OPT_RESCAN },
 	{ "drain-nice", required_argument, NULL, OPT_DRAIN_NICE },
+	{ "run-as", required_argument, NULL, OPT_RUN_AS },
 	{ "kubelet-url", required_argument, NULL, OPT_KUBELET_URL },
 	{ "kubelet-token-file", required_argument, NULL, OPT_KUBELET_TOKEN },
 	{ "kubelet-ca-file", required_argument, NULL, OPT_KUBELET_CA },
@@ -104,11 +107,14 @@ void agent_options_usage(FILE *out)
 	      "  --drain-nice N             nice value of the drain thread, -20..0 (default -5):\n"
 	      "                             under a flood it gets the CPU before the kernel ring\n"
 	      "                             overflows; needs CAP_SYS_NICE, else stays 0 with a warning\n"
+	      "  --run-as UID:GID           user and group the agent becomes once attached, with\n"
+	      "                             no capability and no supplementary group (default\n"
+	      "                             65532:65532; needs CAP_SETUID, CAP_SETGID, CAP_SETPCAP)\n"
 	      "  --print                    print events as JSON lines on stdout (debugging aid:\n"
 	      "                             a slow stdout slows the drain)\n"
 	      "Consumers:\n"
 	      "  --socket PATH              control socket (default /run/kmon/kmon.sock)\n"
-	      "  --socket-group GROUP       group owning the socket (default: the agent's)\n"
+	      "  --socket-group GROUP       group owning the socket (default: the --run-as gid)\n"
 	      "  --socket-mode MODE         octal mode of the socket (default 0660)\n"
 	      "  --max-consumers N          default 16\n"
 	      "  --max-ring-size BYTES      largest ring a consumer may ask for (default 64M)\n"
@@ -241,6 +247,9 @@ static void set_defaults(struct agent_options *o)
 	o->proc_root = "/proc";
 	o->rescan_interval = 2.0;
 	o->drain_nice = -5;
+	/* Like distroless' nonroot; the chart's socket group is the same gid. */
+	o->run_uid = 65532;
+	o->run_gid = 65532;
 	o->kubelet_token_file = SA_DIR "/token";
 	o->kubelet_ca_file = SA_DIR "/ca.crt";
 	o->kubelet_refresh = 10.0;
@@ -392,6 +401,26 @@ static int parse_one(int c, const char *arg, struct agent_options *o, char *err,
 		if (errno || end == arg || *end || n < -20 || n > 0)
 			return fail(err, errlen, "--drain-nice: '%s' is not a whole number from -20 to 0", arg);
 		o->drain_nice = (int)n;
+		return 0;
+	}
+	case OPT_RUN_AS: {
+		unsigned long long u, g;
+		char *end;
+
+		/* Numbers only: the agent's image has no user database to trust,
+		 * and -1 (the kernel's "unchanged") must never be accepted. */
+		errno = 0;
+		u = strtoull(arg, &end, 10);
+		if (errno || end == arg || *end != ':' || !isdigit((unsigned char)*arg))
+			return fail(err, errlen, "--run-as: '%s' is not UID:GID (numbers, e.g. 65532:65532)", arg);
+		arg = end + 1;
+		g = strtoull(arg, &end, 10);
+		if (errno || end == arg || *end || !isdigit((unsigned char)*arg))
+			return fail(err, errlen, "--run-as: GID '%s' is not a number", arg);
+		if (u >= (uid_t)-1 || g >= (gid_t)-1)
+			return fail(err, errlen, "--run-as: ids must be below 4294967295");
+		o->run_uid = (uid_t)u;
+		o->run_gid = (gid_t)g;
 		return 0;
 	}
 	case OPT_RESCAN:

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "agent/log.h"
 
@@ -40,6 +41,8 @@ struct agent_options {
 	const char *proc_root;
 	double rescan_interval; /* seconds; 0 = no scanning */
 	int drain_nice;         /* -20..0 */
+	uid_t run_uid;          /* --run-as: who the agent is once attached */
+	gid_t run_gid;
 	const char *kubelet_url; /* NULL: no kubelet */
 	const char *kubelet_token_file;
 	const char *kubelet_ca_file;

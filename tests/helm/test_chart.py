@@ -210,6 +210,27 @@ class ChartTest(unittest.TestCase):
                               f"{name}: unprivileged agent allows privilege escalation")
             self.assertIs(sc.get("readOnlyRootFilesystem"), True, f"{name}: agent root filesystem is writable")
 
+    def test_agent_becomes_run_as_user_that_reads_its_token(self):
+        """--run-as is agent.runAsUser:socket.gid, the agent can switch (SETUID,
+        SETGID, SETPCAP granted) and its group may read the token (fsGroup,
+        mode 0440); root and the consumers' uid are refused."""
+        for name, v, r in self.each():
+            pod = self.pod(r)
+            c = self.containers(r)[AGENT]
+            gid = v["socket"]["gid"]
+            self.assertEqual(one(parse_args(c["args"]), "run-as", f"{name}/agent"),
+                             f"{v['agent']['runAsUser']}:{gid}")
+            for cap in ("SETUID", "SETGID", "SETPCAP"):
+                self.assertIn(cap, c["securityContext"]["capabilities"]["add"], name)
+            self.assertEqual((pod.get("securityContext") or {}).get("fsGroup"), gid,
+                             f"{name}: the token is not given the agent's group")
+            vols = {vol["name"]: vol for vol in pod["volumes"]}
+            self.assertEqual(vols["kube-api-access"]["projected"]["defaultMode"], 0o440, name)
+        for bad in ("0", "65534"):
+            res = helm("template", "kmon", CHART, "--set", f"agent.runAsUser={bad}")
+            self.assertNotEqual(res.returncode, 0, f"agent.runAsUser={bad} accepted")
+            self.assertIn("runAsUser", res.stderr)
+
     def test_agent_custom_capability_list(self):
         res = helm("template", "kmon", CHART, "--set", "agent.capabilities={BPF,PERFMON}")
         self.assertEqual(res.returncode, 0, f"template with a custom capability list failed: {res.stderr}")

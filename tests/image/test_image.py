@@ -20,8 +20,10 @@ the way the chart's DaemonSet says (issue 6).
 
 It checks what a user checks after `helm install`: the probes answer on the
 pod IP, the forward sidecar prints events annotated with the workload's pod,
-the aggregate sidecar's /metrics counts them, the agent holds no capability
-after attach and the consumers run as nobody under seccomp.
+the aggregate sidecar's /metrics counts them, the agent is the chart's
+non-root --run-as user with no capability (bounding set included) after
+attach and still reads the fsGroup-owned token, and the consumers run as
+nobody under seccomp.
 """
 import ipaddress
 import json
@@ -256,6 +258,12 @@ class ImageTest(unittest.TestCase):
         run("mount", "-t", "tmpfs", "-o", "mode=0777,size=%d" % quantity_bytes(size),
             "tmpfs", sock_dir)
         self.cleanups.append(lambda: run("umount", "-l", sock_dir, check=False))
+        # The pod's fsGroup: the kubelet gives it the emptyDir and projected
+        # volumes (setgid directory, group-owned files) and every container.
+        fs_group = pod.get("securityContext", {}).get("fsGroup")
+        if fs_group is not None:
+            os.chown(sock_dir, 0, fs_group)
+            os.chmod(sock_dir, 0o2777)
         # kube-api-access: token, the cluster CA (the stand-in kubelet's), namespace.
         token = "image-test-token"
         sa_dir = os.path.join(self.tmp, "volumes", "kube-api-access")
@@ -268,8 +276,11 @@ class ImageTest(unittest.TestCase):
         shutil.copy(fk.ca, os.path.join(sa_dir, "ca.crt"))
         with open(os.path.join(sa_dir, "namespace"), "w") as f:
             f.write("kmon-system")
+        sa_mode = vols["kube-api-access"]["projected"].get("defaultMode", 0o644)
         for n in os.listdir(sa_dir):
-            os.chmod(os.path.join(sa_dir, n), 0o400)
+            if fs_group is not None:
+                os.chown(os.path.join(sa_dir, n), 0, fs_group)
+            os.chmod(os.path.join(sa_dir, n), sa_mode)
 
         def host_path(volume):
             v = vols[volume]
@@ -312,8 +323,10 @@ class ImageTest(unittest.TestCase):
                 p = spec["process"]
                 p["env"] = env
                 p["cwd"] = "/"
-                p["user"] = {"uid": uid, "gid": gid,
-                             "additionalGids": list(pod_sc.get("supplementalGroups", []))}
+                groups = list(pod_sc.get("supplementalGroups", []))
+                if fs_group is not None and fs_group not in groups:
+                    groups.append(fs_group)
+                p["user"] = {"uid": uid, "gid": gid, "additionalGids": groups}
                 capset = ["CAP_" + x for x in caps]
                 p["capabilities"] = {"bounding": capset, "effective": capset,
                                      "permitted": capset, "inheritable": [], "ambient": []}
@@ -421,9 +434,17 @@ class ImageTest(unittest.TestCase):
         self.assertRegex(metrics, r"(?m)^kmon_consumers 2$")
 
         # What each process holds, read from the host as an auditor would.
+        # Started as root for its capabilities, then the chart's --run-as user
+        # with nothing kept (every thread).
+        run_as = [a.split("=", 1)[1] for a in spec_agent["args"] if a.startswith("--run-as=")]
+        self.assertEqual(len(run_as), 1, "the chart must pass --run-as")
+        ru, rg = run_as[0].split(":")
+        self.assertNotEqual(ru, "0")
         st = status_fields(agent.host_pid)
-        self.assertEqual(st["Uid"], {"0\t0\t0\t0"})
-        for k in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
+        self.assertEqual(st["Uid"], {"\t".join([ru] * 4)})
+        self.assertEqual(st["Gid"], {"\t".join([rg] * 4)})
+        self.assertEqual(st["Groups"], {""})
+        for k in ("CapEff", "CapPrm", "CapInh", "CapAmb", "CapBnd"):
             self.assertEqual(st[k], {"0000000000000000"}, "agent still holds %s" % k)
         self.assertEqual(st["NoNewPrivs"], {"1"})
         self.assertEqual(st["Seccomp"], {"2"}, "agent not under the seccomp filter")

@@ -23,6 +23,8 @@ FIXTURE = os.path.join(HERE, "..", "fixtures", "kubelet-pods.json")
 class KubeletErrors(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="kmon-kl-")
+        # The agent reads the token and CA as its --run-as user after attach.
+        os.chmod(self.tmp, 0o755)
         self.token = os.path.join(self.tmp, "token")
         with open(self.token, "w") as f:
             f.write("tok\n")

@@ -35,6 +35,9 @@ static void defaults(void **state)
 	assert_int_equal(o.event_mask, KMON_EV_MASK_ALL);
 	assert_int_equal(o.sample_every, 1);
 	assert_int_equal(o.drain_nice, -5);
+	assert_int_equal(o.run_uid, 65532);
+	assert_int_equal(o.run_gid, 65532);
+	assert_null(o.socket_group);
 	assert_string_equal(o.socket_path, "/run/kmon/kmon.sock");
 	assert_int_equal(o.socket_mode, 0660);
 	assert_int_equal(o.shm_budget, 256u << 20);
@@ -63,6 +66,9 @@ static void good_values(void **state)
 	assert_int_equal(o.shm_budget, 96u << 20);
 	assert_int_equal(o.max_pending_per_uid, 2);
 	assert_int_equal(o.max_consumers_per_uid, 3);
+	assert_int_equal(PARSE(&o, "--run-as", "1000:65534"), 0);
+	assert_int_equal(o.run_uid, 1000);
+	assert_int_equal(o.run_gid, 65534);
 }
 
 static void node_ip_gives_kubelet_url(void **state)
@@ -118,6 +124,16 @@ static void bad_values(void **state)
 		{ "--shm-budget", "lots", "--shm-budget" },
 		{ "--max-pending-per-uid", "0", "--max-pending-per-uid" },
 		{ "--max-consumers-per-uid", "2000", "--max-consumers-per-uid" },
+		{ "--run-as", "65532", "UID:GID" },
+		{ "--run-as", "kmon:kmon", "UID:GID" },
+		{ "--run-as", "-1:0", "UID:GID" },
+		{ "--run-as", " 1:2", "UID:GID" },
+		{ "--run-as", "1:", "GID" },
+		{ "--run-as", "1:+2", "GID" },
+		{ "--run-as", "1:2x", "GID" },
+		{ "--run-as", "4294967295:1", "below 4294967295" },
+		{ "--run-as", "1:4294967295", "below 4294967295" },
+		{ "--run-as", "99999999999999999999:1", "--run-as" },
 	};
 	struct agent_options o;
 
