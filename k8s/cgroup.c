@@ -192,6 +192,12 @@ static void classify_path(const char *p, size_t n, struct path_result *r)
 	enum cgroup_qos qos = CGROUP_QOS_NONE;
 	char uid[40] = "";
 	bool have_pod = false, pod_after_container = false;
+	/* Podman's pods (cgroupfs): <parent>/<pod id>/libpod-<id> and
+	 * <parent>/<pod id>/conmon. The pod id looks like a bare container id:
+	 * what follows it says it was the pod's, and the context before it
+	 * (a kubelet-style pod cgroup) still applies. */
+	bool after_bare = false, was_bare, saved_have_pod = false;
+	enum cgroup_qos saved_qos = CGROUP_QOS_NONE;
 
 	memset(r, 0, sizeof(*r));
 	while (p < end) {
@@ -201,6 +207,8 @@ static void classify_path(const char *p, size_t n, struct path_result *r)
 		p = slash ? slash + 1 : end;
 		if (!cur.n)
 			continue;
+		was_bare = after_bare;
+		after_bare = false;
 		if (pod_seg(cur, uid, sizeof(uid), &qos)) {
 			have_pod = true;
 			pod_after_container = true;
@@ -210,7 +218,25 @@ static void classify_path(const char *p, size_t n, struct path_result *r)
 			const char *rt;
 			enum cgroup_kind kind;
 			char id[ID_LEN + 1];
+			bool bare = is_id(cur.p, cur.n);
+
+			if (was_bare && eq(cur, "conmon")) {
+				r->kind = CGROUP_CONMON;
+				r->runtime = "podman";
+				r->id[0] = '\0';
+				prev = cur;
+				continue;
+			}
 			if (container_seg(cur, prev, &rt, &kind, id)) {
+				if (was_bare && !bare && !strcmp(rt, "podman")) {
+					have_pod = saved_have_pod;
+					qos = saved_qos;
+				}
+				if (bare) {
+					saved_have_pod = have_pod;
+					saved_qos = qos;
+				}
+				after_bare = bare;
 				r->kind = kind;
 				r->runtime = rt;
 				memcpy(r->id, kind == CGROUP_CONMON ? "" : id,
