@@ -179,24 +179,26 @@ def umount_under(top):
 def missing_cgroup_dirs(path):
     """The directories of cgroup path that do not exist yet, in every
     hierarchy: the engine will create them, and they are ours to remove
-    (parents that existed may be another test's)."""
+    (parents that existed may be another test's). The last one, when new,
+    is ours with everything below it (podman's pod and conmon cgroups);
+    the parents are only removed when empty: another test running at the
+    same time may have made its own cgroups in them."""
     out = []
     parts = path.strip("/").split("/")
     for m in _cgroup_mounts():
         for i in range(1, len(parts) + 1):
             d = os.path.join(m, *parts[:i])
             if not os.path.isdir(d):
-                out.append(d)
+                out.append((d, i == len(parts)))
     return out
 
 
 def rmdir_cgroups(dirs):
-    """rmdir cgroup directories, deepest first; a cgroup whose last task
-    just died can be busy for a moment. What the engines made below them
-    (podman's pod and conmon cgroups) goes too."""
+    """rmdir the (dir, with_subtree) pairs missing_cgroup_dirs gave, deepest
+    first; a cgroup whose last task just died can be busy for a moment."""
     every = set()
-    for top in dirs:
-        for root, subdirs, _ in os.walk(top):
+    for top, subtree in dirs:
+        for root, subdirs, _ in (os.walk(top) if subtree else ()):
             every.update(os.path.join(root, x) for x in subdirs)
         every.add(top)
     for d in sorted(every, key=lambda x: x.count("/"), reverse=True):
