@@ -54,7 +54,7 @@ struct scan_work {
 	uv_work_t req;
 	struct tracker *t;
 	char proc_root[256];
-	char v2_mount[256]; /* "" = no cgroup v2 hierarchy: no cgroup ids */
+	struct cgroup_v2_where v2; /* v2.mount "" = no cgroup v2 hierarchy: no cgroup ids */
 	uint32_t self;
 	struct scan_hit *hits;
 	size_t n_hits, cap_hits;
@@ -93,7 +93,7 @@ struct tracker {
 	uint32_t last_key;   /* the last container found: scans hit runs of one */
 	uint32_t n_containers;
 	uint32_t n_cgroups;  /* containers whose cgroup id is in the kernel's map */
-	char v2_mount[256];  /* where the cgroup v2 hierarchy is mounted, or "" */
+	struct cgroup_v2_where v2; /* where the cgroup v2 hierarchy is; mount "" = none */
 	struct pidset *tracked, *next;
 	uint64_t scan_no;
 	uint64_t full_logged_scan; /* scan that last logged "PID map full" */
@@ -164,16 +164,18 @@ struct cgid_cache {
 static uint64_t own_cgroup_id(struct scan_work *w, const char *text, size_t len,
 			      const struct cgroup_info *info, struct cgid_cache *cache)
 {
-	char rel[CGID_PATH_MAX], full[CGID_PATH_MAX + 256];
+	char rel[CGID_PATH_MAX], abs[CGID_PATH_MAX], full[CGID_PATH_MAX + 256];
 	struct stat st;
 
-	if (!w->v2_mount[0] || info->kind != CGROUP_CONTAINER || !info->container_id[0])
+	if (!w->v2.mount[0] || info->kind != CGROUP_CONTAINER || !info->container_id[0])
 		return 0;
 	if (cgroup__own_v2_path(text, len, info->container_id, rel, sizeof(rel)))
 		return 0;
 	if (cache->id && !strcmp(cache->path, rel))
 		return cache->id;
-	snprintf(full, sizeof(full), "%s%s", w->v2_mount, rel);
+	if (cgroup__v2_resolve(w->v2.ns_root, rel, abs, sizeof(abs)))
+		return 0;
+	snprintf(full, sizeof(full), "%s%s", w->v2.mount, abs);
 	if (stat(full, &st) || !S_ISDIR(st.st_mode))
 		return 0; /* gone meanwhile, or another cgroup namespace's view */
 	snprintf(cache->path, sizeof(cache->path), "%s", rel);
@@ -547,7 +549,7 @@ static void start_scan(struct tracker *t)
 	w->req.data = w;
 	w->self = (uint32_t)getpid();
 	snprintf(w->proc_root, sizeof(w->proc_root), "%s", t->o.proc_root);
-	snprintf(w->v2_mount, sizeof(w->v2_mount), "%s", t->v2_mount);
+	w->v2 = t->v2;
 	if (uv_queue_work(t->o.loop, &w->req, scan_run, scan_done)) {
 		free(w);
 		return;
@@ -714,6 +716,7 @@ static void on_kubelet_timer(uv_timer_t *h)
 struct tracker *tracker__new(const struct tracker_opts *opts)
 {
 	struct tracker *t = calloc(1, sizeof(*t));
+	int r;
 
 	if (!t)
 		return NULL;
@@ -723,9 +726,18 @@ struct tracker *tracker__new(const struct tracker_opts *opts)
 	t->next = pidset__new(opts->pid_map_size);
 	if (!t->c || !t->tracked || !t->next)
 		goto fail;
-	/* No cgroup v2 hierarchy (a v1 node): no cgroup map, scans only. */
-	if (cgroup__v2_mount("/proc/self/mountinfo", t->v2_mount, sizeof(t->v2_mount)))
-		t->v2_mount[0] = '\0';
+	/* No cgroup v2 hierarchy (a v1 node), or not all of it in view: no
+	 * cgroup map, scans only. */
+	r = cgroup__v2_locate("/proc/self/mountinfo", "/proc/self/cgroup", getpid(), &t->v2);
+	if (r) {
+		log_info("cgroup v2 hierarchy not in view (%s): processes entering a container "
+			 "are found by the next scan", strerror(-r));
+		t->v2.mount[0] = '\0';
+	} else {
+		log_info("cgroup v2 at %s (namespace root %s): processes entering a container "
+			 "are tracked from their first event", t->v2.mount,
+			 t->v2.ns_root[0] ? t->v2.ns_root : "/");
+	}
 	if (opts->kubelet_url) {
 		struct kubelet_opts ko = {
 			.sz = sizeof(ko),

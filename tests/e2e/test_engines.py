@@ -146,7 +146,20 @@ class EnginesE2E(unittest.TestCase):
         return Node.podlist(None, [{"name": "web-0", "namespace": "engines", "scheme": scheme,
                                     "containers": [app]}], node_name="kmon-node")
 
-    def start_kmon(self, app_id, scheme):
+    def own_cgroupns(self):
+        """How a pod runs the agent on a cgroup v2 node: in a cgroup of its
+        own, in its own cgroup namespace, so it reads other pods' paths as
+        /../<path> and the hierarchy's mount root as /... Returns the argv
+        prefix that starts the agent that way."""
+        mnt = cgroup_mounts().get("")
+        self.assertTrue(mnt, "no cgroup v2 hierarchy on this machine")
+        d = os.path.join(mnt, "kmon-agent-" + secrets.token_hex(4))
+        os.mkdir(d)
+        self.addCleanup(lambda: os.path.isdir(d) and os.rmdir(d))
+        return ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec unshare --cgroup "$@"',
+                d]
+
+    def start_kmon(self, app_id, scheme, prefix=None):
         with open(self.pods_file, "w") as f:
             json.dump(self.podlist(app_id, scheme), f)
         fk = FakeKubelet(os.path.join(self.tmp, "kubelet"), self.pods_file, self.token).start()
@@ -154,7 +167,8 @@ class EnginesE2E(unittest.TestCase):
         self.metrics_port = free_port()
         # Rescans 60 s apart: after the first one, only the kernel's cgroup
         # map can explain a process entering a container being reported.
-        a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "60",
+        argv = (prefix or []) + [AGENT]
+        a = Agent(argv[0], argv[1:] + ["--scope", "containers", "--rescan-interval", "60",
                           "--kubelet-url", fk.url(), "--kubelet-token-file", self.token,
                           "--kubelet-ca-file", fk.ca, "--kubelet-refresh", "1",
                           "--node-name", "kmon-node",
@@ -257,6 +271,20 @@ class EnginesE2E(unittest.TestCase):
         a, fwd = self.start_kmon(app, "containerd")
         engines = self.check(a, fwd, app, app_pid, sandbox, ctd.exec)
         self.assertIn("containerd-shim", {c[:15] for c in engines.values()})
+
+    def test_agent_in_own_cgroup_namespace(self):
+        """containerd again, the agent in its own cgroup namespace: the
+        cgroup map is still filled (the agent finds where its namespace
+        root is), so the exec'd processes are still reported at once."""
+        ctd = Containerd(self.tmp)
+        self.addCleanup(ctd.close)
+        ctd.import_image(self.image)
+        sandbox, app = secrets.token_hex(32), secrets.token_hex(32)
+        ctd.run_container(sandbox, "%s/%s" % (self.pod_cgroup, sandbox), SLEEP)
+        app_pid = ctd.run_container(app, "%s/%s" % (self.pod_cgroup, app), SLEEP)
+        a, fwd = self.start_kmon(app, "containerd", prefix=self.own_cgroupns())
+        self.assertIn("(namespace root /kmon-agent-", a.log())
+        self.check(a, fwd, app, app_pid, sandbox, ctd.exec)
 
     def test_podman(self):
         p = Podman(self.tmp)

@@ -58,9 +58,6 @@ static void test_not_own(void **state)
 		/* the id in a parent segment, or only a prefix of it */
 		"0::/" ID "/kmon\n",
 		"0::" POD "/2fb6f5e8e95c5ea20f58251a4ba6e9b8591274d662be29d7e51497fcf3ac1a0\n",
-		/* another cgroup namespace's relative view */
-		"0::/../../kubepods/besteffort/" ID "\n",
-		"0::/../" ID "\n",
 		/* not a cgroup file */
 		"",
 		"0:" ID "\n",
@@ -95,6 +92,7 @@ static void test_bounds(void **state)
 static void test_mount(void **state)
 {
 	char path[] = "/tmp/kmon-mountinfo-XXXXXX", out[256];
+	unsigned depth = 99;
 	int fd = mkstemp(path);
 	const char *mi =
 		"25 30 0:23 / /sys type sysfs rw - sysfs sysfs rw\n"
@@ -106,15 +104,46 @@ static void test_mount(void **state)
 	assert_int_equal(write(fd, mi, strlen(mi)), (ssize_t)strlen(mi));
 	close(fd);
 	/* The hierarchy's root, not a bind mount of a sub-cgroup. */
-	assert_int_equal(cgroup__v2_mount(path, out, sizeof(out)), 0);
+	assert_int_equal(cgroup__v2_mount(path, out, sizeof(out), &depth), 0);
 	assert_string_equal(out, "/sys/fs/cgroup/unified");
+	assert_int_equal(depth, 0);
 	fd = open(path, O_WRONLY | O_TRUNC);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, mi, 50), 50); /* only sysfs */
 	close(fd);
-	assert_int_equal(cgroup__v2_mount(path, out, sizeof(out)), -ENOENT);
+	assert_int_equal(cgroup__v2_mount(path, out, sizeof(out), &depth), -ENOENT);
+	/* Seen from a cgroup namespace two levels down. */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	mi = "40 30 0:37 /../.. /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw\n";
+	assert_int_equal(write(fd, mi, strlen(mi)), (ssize_t)strlen(mi));
+	close(fd);
+	assert_int_equal(cgroup__v2_mount(path, out, sizeof(out), &depth), 0);
+	assert_string_equal(out, "/sys/fs/cgroup");
+	assert_int_equal(depth, 2);
 	unlink(path);
-	assert_int_equal(cgroup__v2_mount(path, out, sizeof(out)), -ENOENT);
+	assert_int_equal(cgroup__v2_mount(path, out, sizeof(out), &depth), -ENOENT);
+}
+
+/* Another namespace's view joined onto where that namespace's root is;
+ * climbing above the hierarchy's root is refused, not clamped. */
+static void test_resolve(void **state)
+{
+	char out[256];
+
+	(void)state;
+	assert_int_equal(cgroup__v2_resolve("/kubepods/burstable/podA/agent",
+					    "/../../../besteffort/podB/" ID, out, sizeof(out)), 0);
+	assert_string_equal(out, "/kubepods/besteffort/podB/" ID);
+	assert_int_equal(cgroup__v2_resolve("", "/kubepods/x", out, sizeof(out)), 0);
+	assert_string_equal(out, "/kubepods/x");
+	assert_int_equal(cgroup__v2_resolve("/a", "/..", out, sizeof(out)), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(cgroup__v2_resolve("/a", "/../..", out, sizeof(out)), -ENOENT);
+	assert_int_equal(cgroup__v2_resolve("", "/../x", out, sizeof(out)), -ENOENT);
+	assert_int_equal(cgroup__v2_resolve("/a", "/./b//c", out, sizeof(out)), 0);
+	assert_string_equal(out, "/a/b/c");
+	assert_int_equal(cgroup__v2_resolve("/a", "/" ID "/" ID, out, 100), -ENAMETOOLONG);
 }
 
 int main(void)
@@ -124,6 +153,7 @@ int main(void)
 		cmocka_unit_test(test_not_own),
 		cmocka_unit_test(test_bounds),
 		cmocka_unit_test(test_mount),
+		cmocka_unit_test(test_resolve),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
