@@ -42,6 +42,7 @@ struct container {
 	bool id_known;      /* its id is in the PodList */
 	uint64_t seen_at;   /* kubelet requests started before it was first seen */
 	uint64_t cgid;      /* its own cgroup v2 id, in the kernel's cgroup map; 0: none */
+	uint64_t cgid_scan; /* scan that last saw a process in that cgroup */
 };
 
 struct scan_hit {
@@ -414,7 +415,15 @@ static void map_cgroup(struct tracker *t, struct container *c, uint64_t cgid)
 {
 	int r;
 
-	if (!cgid || c->cgid == cgid)
+	if (!cgid)
+		return;
+	if (c->cgid == cgid) {
+		c->cgid_scan = t->scan_no;
+		return;
+	}
+	/* Two directories naming the same container in one scan (a sub-cgroup
+	 * made to look like it): the one already mapped stays. */
+	if (c->cgid && c->cgid_scan == t->scan_no)
 		return;
 	if (c->cgid)
 		unmap_cgroup(t, c);
@@ -432,6 +441,7 @@ static void map_cgroup(struct tracker *t, struct container *c, uint64_t cgid)
 		return;
 	}
 	c->cgid = cgid;
+	c->cgid_scan = t->scan_no;
 	loader__set_cgroups_mapped(t->o.loader, ++t->n_cgroups);
 }
 
