@@ -93,6 +93,24 @@ def cgroup_procs_files(pid):
     return files
 
 
+def printed_events(agent):
+    """The agent's --print output so far; a line still being written (the
+    agent flushes per batch, stdio may cut a long batch) is left for later."""
+    out = []
+    with open(agent.out_path, errors="replace") as f:
+        for line in f:
+            if line.endswith("\n"):
+                out.append(json.loads(line))
+    return out
+
+
+def v2_cgroup_id(pid):
+    """The id of pid's cgroup v2 (what the kernel puts in events)."""
+    with open("/proc/%d/cgroup" % pid) as f:
+        path = [l[3:] for l in f.read().splitlines() if l.startswith("0::")][0]
+    return os.stat(cgroup_mounts()[""] + path).st_ino
+
+
 def nsenter(pid, argv):
     """What `kubectl debug`/node tooling does: join the container's cgroups,
     then nsenter all its namespaces and run argv. The process is a child of
@@ -171,11 +189,14 @@ class EnginesE2E(unittest.TestCase):
         a = Agent(argv[0], argv[1:] + ["--scope", "containers", "--rescan-interval", "60",
                           "--kubelet-url", fk.url(), "--kubelet-token-file", self.token,
                           "--kubelet-ca-file", fk.ca, "--kubelet-refresh", "1",
-                          "--node-name", "kmon-node",
+                          "--node-name", "kmon-node", "--print",
                           "--metrics-addr", "127.0.0.1:%d" % self.metrics_port])
         self.addCleanup(a.kill)
         a.wait_attached()
-        fwd = Consumer([FORWARD, "--socket", a.socket])
+        # Exec events only: every container on the node is tracked (other
+        # tests' too), and their memory events could fill this consumer's
+        # ring under a sanitizer build. The agent's --print output has all.
+        fwd = Consumer([FORWARD, "--socket", a.socket, "--events", "process_exec"])
         self.addCleanup(lambda: fwd.proc.poll() is None and fwd.stop())
         fwd.wait_for_log("attached to")
         a.wait_for_log("first scan of", timeout=30)
@@ -201,37 +222,54 @@ class EnginesE2E(unittest.TestCase):
                and e["container_id"] == cid and e["filename"] == filename]
         return evs[-1] if evs else None
 
-    def check(self, a, fwd, app, app_pid, sandbox, engine_exec):
+    def check(self, a, fwd, app, app_pid, sandbox, sandbox_pid, engine_exec):
         """The assertions every engine shares; app/sandbox are container ids."""
         # The sandbox is recognised once a PodList fetched after the first
         # scan omits it: its events carry the pod and no container name.
         wait_for(lambda: self.metrics().get("kmon_kubelet_refreshes_total{result=\"ok\"}", 0)
                  >= 2, 30, "a second PodList")
+        app_cg, sandbox_cg = v2_cgroup_id(app_pid), v2_cgroup_id(sandbox_pid)
         r = engine_exec(app, ["/bin/true"])
         self.assertEqual(r.returncode, 0, r.stderr)
         r = nsenter(app_pid, ["/bin/hostname"])
         self.assertEqual(r.returncode, 0, r.stderr)
         r = engine_exec(sandbox, ["/bin/pwd"])
         self.assertEqual(r.returncode, 0, r.stderr)
-        for filename, how in (("/bin/true", "the engine's exec"), ("/bin/hostname", "nsenter")):
-            e = wait_for(lambda: self.exec_event(fwd, app, filename), 20,
-                         "the exec event of %s into the app container" % how,
-                         show=lambda: self.events(fwd)[-5:])
-            self.assertEqual((e["pod"], e["namespace"], e["container"], e["pod_uid"],
-                              e["node"]),
-                             ("web-0", "engines", "app", self.pod_uid, "kmon-node"), e)
-        e = wait_for(lambda: self.exec_event(fwd, sandbox, "/bin/pwd"), 20,
-                     "the exec event into the sandbox", show=lambda: self.events(fwd)[-5:])
-        self.assertEqual((e["pod"], e["namespace"], e["container"]), ("web-0", "engines", ""), e)
+
+        # The agent reads each exec (its --print output, flushed per batch)...
+        def read(cg, filename):
+            return [e for e in printed_events(a) if e["type"] == "process_exec"
+                    and e["cgroup_id"] == cg and e["filename"] == filename]
+        for cg, filename, how in ((app_cg, "/bin/true", "the engine's exec"),
+                                  (app_cg, "/bin/hostname", "nsenter"),
+                                  (sandbox_cg, "/bin/pwd", "the engine's exec into the sandbox")):
+            wait_for(lambda: read(cg, filename), 30, "the agent reading %s (%s)" % (filename, how))
+        # ...found by the kernel, not by a scan.
         m = self.metrics()
-        # Found by the kernel, not by a scan.
         self.assertEqual(m["kmon_rescans_total"], 1, "a rescan happened: %s" % m)
         self.assertGreaterEqual(m["kmon_kernel_cgroup_tracked_total"], 3, m)
         self.assertGreaterEqual(m["kmon_cgroups_mapped"], 2, m)
         self.assertEqual(m["kmon_cgroup_map_full_total"], 0, m)
         engines = engine_pids(self.tmp)
         self.assertTrue(engines, "no engine process found")
-        leaked = [e for e in self.events(fwd) if e["pid"] in engines]
+        self.assertEqual(a.stop(), 0, a.log())
+        # ...and the consumer has them annotated (all it was sent, at the
+        # latest once the agent is gone).
+        fwd.wait_for_log("agent closed the connection", timeout=30)
+        for filename in ("/bin/true", "/bin/hostname"):
+            e = self.exec_event(fwd, app, filename)
+            self.assertTrue(e, "kmon-forward did not print the exec of %s: %s"
+                            % (filename, self.events(fwd)[-5:]))
+            self.assertEqual((e["pod"], e["namespace"], e["container"], e["pod_uid"],
+                              e["node"]),
+                             ("web-0", "engines", "app", self.pod_uid, "kmon-node"), e)
+        # The sandbox is recognised: its pod, no container name.
+        e = self.exec_event(fwd, sandbox, "/bin/pwd")
+        self.assertTrue(e, "kmon-forward did not print the exec into the sandbox")
+        self.assertEqual((e["pod"], e["namespace"], e["container"]), ("web-0", "engines", ""), e)
+        # Every event the agent read (all types), not only what the consumer got.
+        printed = a.events()
+        leaked = [e for e in printed if e["pid"] in engines]
         self.assertEqual(leaked, [], "engine processes %s were tracked" % engines)
         # And what the scan makes of them, as a user would ask it.
         for pid, comm in engines.items():
@@ -242,7 +280,6 @@ class EnginesE2E(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn(json.loads(r.stdout)["kind"], ("host", "conmon"),
                           "%s (pid %d) classified as a container: %s" % (comm, pid, r.stdout))
-        self.assertEqual(a.stop(), 0, a.log())
         return engines
 
     def test_docker(self):
@@ -252,12 +289,12 @@ class EnginesE2E(unittest.TestCase):
         self.addCleanup(d.close)
         d.load(self.image)
         # dockershim's names and placement: both in the pod's cgroup.
-        sandbox, _ = d.run_container("k8s_POD_web-0_engines_%s_0" % self.pod_uid,
+        sandbox, sandbox_pid = d.run_container("k8s_POD_web-0_engines_%s_0" % self.pod_uid,
                                      self.pod_cgroup, SLEEP)
         app, app_pid = d.run_container("k8s_app_web-0_engines_%s_0" % self.pod_uid,
                                        self.pod_cgroup, SLEEP)
         a, fwd = self.start_kmon(app, "docker")
-        engines = self.check(a, fwd, app, app_pid, sandbox, d.exec)
+        engines = self.check(a, fwd, app, app_pid, sandbox, sandbox_pid, d.exec)
         self.assertIn("dockerd", engines.values())
         self.assertIn("containerd-shim", {c[:15] for c in engines.values()})
 
@@ -266,10 +303,10 @@ class EnginesE2E(unittest.TestCase):
         self.addCleanup(ctd.close)
         ctd.import_image(self.image)
         sandbox, app = secrets.token_hex(32), secrets.token_hex(32)
-        ctd.run_container(sandbox, "%s/%s" % (self.pod_cgroup, sandbox), SLEEP)
+        sandbox_pid = ctd.run_container(sandbox, "%s/%s" % (self.pod_cgroup, sandbox), SLEEP)
         app_pid = ctd.run_container(app, "%s/%s" % (self.pod_cgroup, app), SLEEP)
         a, fwd = self.start_kmon(app, "containerd")
-        engines = self.check(a, fwd, app, app_pid, sandbox, ctd.exec)
+        engines = self.check(a, fwd, app, app_pid, sandbox, sandbox_pid, ctd.exec)
         self.assertIn("containerd-shim", {c[:15] for c in engines.values()})
 
     def test_agent_in_own_cgroup_namespace(self):
@@ -280,11 +317,11 @@ class EnginesE2E(unittest.TestCase):
         self.addCleanup(ctd.close)
         ctd.import_image(self.image)
         sandbox, app = secrets.token_hex(32), secrets.token_hex(32)
-        ctd.run_container(sandbox, "%s/%s" % (self.pod_cgroup, sandbox), SLEEP)
+        sandbox_pid = ctd.run_container(sandbox, "%s/%s" % (self.pod_cgroup, sandbox), SLEEP)
         app_pid = ctd.run_container(app, "%s/%s" % (self.pod_cgroup, app), SLEEP)
         a, fwd = self.start_kmon(app, "containerd", prefix=self.own_cgroupns())
         self.assertIn("(namespace root /kmon-agent-", a.log())
-        self.check(a, fwd, app, app_pid, sandbox, ctd.exec)
+        self.check(a, fwd, app, app_pid, sandbox, sandbox_pid, ctd.exec)
 
     def test_podman(self):
         p = Podman(self.tmp)
@@ -292,11 +329,11 @@ class EnginesE2E(unittest.TestCase):
         p.load(self.image)
         pod = p.create_pod("web-0", self.pod_cgroup)
         app, app_pid = p.run_container(pod, "app", SLEEP)
-        infra, _ = p.infra(pod)
+        infra, infra_pid = p.infra(pod)
         # No kubelet runs podman: the stand-in lists the app under a scheme
         # the kubelet knows.
         a, fwd = self.start_kmon(app, "containerd")
-        engines = self.check(a, fwd, app, app_pid, infra, p.exec)
+        engines = self.check(a, fwd, app, app_pid, infra, infra_pid, p.exec)
         self.assertIn("conmon", engines.values())
 
 
