@@ -53,6 +53,10 @@ void agent_metrics_render(struct metrics_text *m, const struct agent_metrics_src
 		counter(m, "kmon_kernel_pid_map_full_total",
 			"Forked children the kernel could not track: PID map full",
 			s->kernel->c[KMON_CTR_PIDMAP_FULL]);
+		counter(m, "kmon_kernel_cgroup_tracked_total",
+			"Processes tracked in the kernel on their first event because their cgroup "
+			"is a known container's (exec, nsenter)",
+			s->kernel->c[KMON_CTR_CGROUP_TRACKED]);
 		counter(m, "kmon_bpf_recursion_misses_total",
 			"BPF program runs the kernel skipped because one was already running on "
 			"that CPU", s->kernel->recursion_misses);
@@ -114,6 +118,12 @@ void agent_metrics_render(struct metrics_text *m, const struct agent_metrics_src
 		counter(m, "kmon_identity_mismatch_total",
 			"Containers left unannotated because the kubelet lists their id in another "
 			"pod than their cgroup path's pod directory", ts->identity_mismatch);
+		gauge(m, "kmon_cgroups_mapped",
+		      "Containers whose own cgroup v2 is in the kernel's cgroup map",
+		      (double)ts->cgroups_mapped);
+		counter(m, "kmon_cgroup_map_full_total",
+			"Containers left out of the cgroup map because it was full",
+			ts->cgroup_map_full);
 		gauge(m, "kmon_last_scan_seconds", "Duration of the last /proc scan",
 		      ts->last_scan_ms / 1e3);
 		if (ts->kubelet_configured) {

@@ -383,3 +383,27 @@ int loader__untrack(struct loader *l, uint32_t tgid)
 		return -errno;
 	return 0;
 }
+
+int loader__map_cgroup(struct loader *l, uint64_t cgroup_id, uint32_t container_key)
+{
+	if (bpf_map_update_elem(bpf_map__fd(l->skel->maps.cgroup_keys), &cgroup_id,
+				&container_key, BPF_ANY))
+		return errno == E2BIG ? -ENOSPC : -errno;
+	return 0;
+}
+
+int loader__unmap_cgroup(struct loader *l, uint64_t cgroup_id)
+{
+	if (bpf_map_delete_elem(bpf_map__fd(l->skel->maps.cgroup_keys), &cgroup_id) &&
+	    errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+void loader__set_cgroups_mapped(struct loader *l, uint32_t n)
+{
+	/* Read by the programs on every PID-map miss: a plain store suffices,
+	 * a program seeing the old value for a moment only takes the slow or
+	 * the fast path once more. */
+	*(volatile __u32 *)&l->skel->bss->cgroup_keys_used = n;
+}

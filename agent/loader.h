@@ -59,4 +59,13 @@ struct kmon_pid_info;
 int loader__track_many(struct loader *l, const uint32_t *tgids, const struct kmon_pid_info *infos,
 		       uint32_t n, uint32_t *n_full);
 
+/* The cgroup map (cgroup v2 id -> container key, KMON_CGROUP_MAP_SIZE
+ * entries): a task missing from the PID map whose cgroup is here is tracked
+ * from its first event. map returns -ENOSPC when full; unmap of a missing
+ * entry is not an error. set_cgroups_mapped tells the programs how many
+ * entries there are (0 spares them the lookup). */
+int loader__map_cgroup(struct loader *l, uint64_t cgroup_id, uint32_t container_key);
+int loader__unmap_cgroup(struct loader *l, uint64_t cgroup_id);
+void loader__set_cgroups_mapped(struct loader *l, uint32_t n);
+
 #endif

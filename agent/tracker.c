@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "agent/pidset.h"
 #include "bpf/kmon_event.h"
 #include "k8s/cgroup.h"
+#include "k8s/cgroup_v2.h"
 #include "k8s/kubelet.h"
 #include "k8s/podlist.h"
 #include "shm/meta.h"
@@ -27,6 +29,7 @@
 #define POD_GRACE_SEC 60.0      /* pods missing from the PodList stay known this long */
 #define UNKNOWN_REFRESH_MIN 2.0 /* at most one "new container" refresh per 2 s */
 #define BACKOFF_MAX_SEC 60.0
+#define CGID_PATH_MAX 1024
 
 /* One container (or pod-level cgroup) the agent has seen in a scan. */
 struct container {
@@ -39,17 +42,21 @@ struct container {
 	bool id_known;      /* its id is in the PodList */
 	uint64_t seen_at;   /* kubelet requests started before it was first seen */
 	bool mismatch_said; /* its identity mismatch was counted and logged */
+	uint64_t cgid;      /* its own cgroup v2 id, in the kernel's cgroup map; 0: none */
+	uint64_t cgid_scan; /* scan that last saw a process in that cgroup */
 };
 
 struct scan_hit {
 	uint32_t tgid;
 	struct cgroup_info info;
+	uint64_t cgid; /* the container's own cgroup v2 id, when the process is in it */
 };
 
 struct scan_work {
 	uv_work_t req;
 	struct tracker *t;
 	char proc_root[256];
+	struct cgroup_v2_where v2; /* v2.mount "" = no cgroup v2 hierarchy: no cgroup ids */
 	uint32_t self;
 	struct scan_hit *hits;
 	size_t n_hits, cap_hits;
@@ -63,6 +70,7 @@ struct pod_entry {
 	double last_seen; /* monotonic seconds */
 	char id[72];
 	char pod[254], ns[254], container[254], uid[40];
+	char runtime[16]; /* from the containerID scheme */
 };
 
 struct pods_work {
@@ -86,6 +94,8 @@ struct tracker {
 	uint32_t hi;         /* keys in use are below this */
 	uint32_t last_key;   /* the last container found: scans hit runs of one */
 	uint32_t n_containers;
+	uint32_t n_cgroups;  /* containers whose cgroup id is in the kernel's map */
+	struct cgroup_v2_where v2; /* where the cgroup v2 hierarchy is; mount "" = none */
 	struct pidset *tracked, *next;
 	uint64_t scan_no;
 	uint64_t full_logged_scan; /* scan that last logged "PID map full" */
@@ -142,11 +152,45 @@ static int read_small(int dirfd, const char *path, char *buf, size_t cap, size_t
 	return 0;
 }
 
+/* The last cgroup directory looked up: a scan meets a container's
+ * processes in runs, so most lookups are a string compare. */
+struct cgid_cache {
+	char path[CGID_PATH_MAX];
+	uint64_t id;
+};
+
+/* The id of the container's own cgroup v2 directory when this process sits
+ * in it (the id bpf_get_current_cgroup_id() reports: the directory's inode
+ * number), else 0. 0 too on v1 nodes and for hybrid nodes' runtimes that
+ * leave containers in the v2 root; those containers rely on the scans. */
+static uint64_t own_cgroup_id(struct scan_work *w, const char *text, size_t len,
+			      const struct cgroup_info *info, struct cgid_cache *cache)
+{
+	char rel[CGID_PATH_MAX], abs[CGID_PATH_MAX], full[CGID_PATH_MAX + 256];
+	struct stat st;
+
+	if (!w->v2.mount[0] || info->kind != CGROUP_CONTAINER || !info->container_id[0])
+		return 0;
+	if (cgroup__own_v2_path(text, len, info->container_id, rel, sizeof(rel)))
+		return 0;
+	if (cache->id && !strcmp(cache->path, rel))
+		return cache->id;
+	if (cgroup__v2_resolve(w->v2.ns_root, rel, abs, sizeof(abs)))
+		return 0;
+	snprintf(full, sizeof(full), "%s%s", w->v2.mount, abs);
+	if (stat(full, &st) || !S_ISDIR(st.st_mode))
+		return 0; /* gone meanwhile, or another cgroup namespace's view */
+	snprintf(cache->path, sizeof(cache->path), "%s", rel);
+	cache->id = (uint64_t)st.st_ino;
+	return cache->id;
+}
+
 static void scan_run(uv_work_t *req)
 {
 	struct scan_work *w = req->data;
 	struct timespec a, b;
 	struct dirent *de;
+	struct cgid_cache cache = { .id = 0 };
 	char *buf, path[64];
 	DIR *d;
 	int dfd;
@@ -203,6 +247,7 @@ static void scan_run(uv_work_t *req)
 		}
 		w->hits[w->n_hits].tgid = (uint32_t)pid;
 		w->hits[w->n_hits].info = info;
+		w->hits[w->n_hits].cgid = own_cgroup_id(w, buf, len, &info, &cache);
 		w->n_hits++;
 	}
 	closedir(d);
@@ -274,6 +319,12 @@ static bool annotate(struct tracker *t, struct container *c)
 			      !strcmp(p->id, m.container_id);
 		if (c->id_known)
 			snprintf(m.container, sizeof(m.container), "%s", p->container);
+		/* A bare id under a pod cgroup is containerd's or docker's
+		 * (dockershim, cri-dockerd), and the classifier says containerd:
+		 * the kubelet's containerID scheme settles it. A runtime the path
+		 * names itself (docker-, crio-, libpod-) stays. */
+		if (c->id_known && p->runtime[0] && !strcmp(m.runtime, "containerd"))
+			snprintf(m.runtime, sizeof(m.runtime), "%s", p->runtime);
 		/* Pod known, id absent from a PodList fetched after we first saw
 		 * it: the pod's sandbox (pause), which the kubelet never lists. */
 		if (c->kind == CGROUP_CONTAINER && !c->id_known && t->applied_start > c->seen_at)
@@ -344,6 +395,20 @@ static uint32_t add_container(struct tracker *t, const struct cgroup_info *info,
 static void start_kubelet(struct tracker *t);
 static void unref(struct tracker *t);
 
+static void unmap_cgroup(struct tracker *t, struct container *c)
+{
+	int r;
+
+	if (!c->cgid)
+		return;
+	r = loader__unmap_cgroup(t->o.loader, c->cgid);
+	if (r)
+		log_warn("cannot unmap cgroup %llu: %s", (unsigned long long)c->cgid,
+			 strerror(-r));
+	c->cgid = 0;
+	loader__set_cgroups_mapped(t->o.loader, --t->n_cgroups);
+}
+
 /* Counted every time; said at most once per 30 scans, not per process. */
 static void note_map_full(struct tracker *t, uint32_t n)
 {
@@ -366,6 +431,43 @@ static void untrack_gone(void *ctx, uint32_t tgid, uint32_t key)
 	/* Exit already removed it in the kernel when it was a leader; a
 	 * missing entry is fine. */
 	(void)loader__untrack(t->o.loader, tgid);
+}
+
+/* Puts the container's own cgroup into the kernel's cgroup map (or moves
+ * it there from an older id), so a process entering the container is
+ * tracked from its first event instead of the next scan. */
+static void map_cgroup(struct tracker *t, struct container *c, uint64_t cgid)
+{
+	int r;
+
+	if (!cgid)
+		return;
+	if (c->cgid == cgid) {
+		c->cgid_scan = t->scan_no;
+		return;
+	}
+	/* Two directories naming the same container in one scan (a sub-cgroup
+	 * made to look like it): the one already mapped stays. */
+	if (c->cgid && c->cgid_scan == t->scan_no)
+		return;
+	if (c->cgid)
+		unmap_cgroup(t, c);
+	r = loader__map_cgroup(t->o.loader, cgid, c->key);
+	if (r == -ENOSPC) {
+		/* Counted; the container still has the scans. */
+		if (!t->st.cgroup_map_full++)
+			log_warn("cgroup map full (%u containers): processes entering further "
+				 "containers are found by the next scan", KMON_CGROUP_MAP_SIZE);
+		return;
+	}
+	if (r) {
+		log_warn("cannot map cgroup %llu of container %.12s: %s",
+			 (unsigned long long)cgid, c->meta.container_id, strerror(-r));
+		return;
+	}
+	c->cgid = cgid;
+	c->cgid_scan = t->scan_no;
+	loader__set_cgroups_mapped(t->o.loader, ++t->n_cgroups);
 }
 
 static void scan_done(uv_work_t *req, int status)
@@ -413,6 +515,7 @@ static void scan_done(uv_work_t *req, int status)
 			continue;
 		}
 		t->c[k].last_scan = t->scan_no;
+		map_cgroup(t, &t->c[k], h->cgid);
 		if (is_new) {
 			annotate(t, &t->c[k]);
 			/* META reaches consumers before any event carries this key. */
@@ -461,6 +564,8 @@ static void scan_done(uv_work_t *req, int status)
 	for (k = 1; k < t->hi; k++) {
 		struct container *c = &t->c[k];
 		if (c->used && t->scan_no - c->last_scan >= FORGET_AFTER_SCANS) {
+			/* Before the key can be reused by another container. */
+			unmap_cgroup(t, c);
 			fanout__forget_meta(t->o.fanout, k);
 			c->used = false;
 			t->n_containers--;
@@ -469,6 +574,7 @@ static void scan_done(uv_work_t *req, int status)
 	t->st.scans++;
 	t->st.tracked = pidset__count(t->tracked);
 	t->st.containers = t->n_containers;
+	t->st.cgroups_mapped = t->n_cgroups;
 	t->st.last_scan_ms = w->ms;
 	if (!t->st.first_scan_done) {
 		t->st.first_scan_done = true;
@@ -501,6 +607,7 @@ static void start_scan(struct tracker *t)
 	w->req.data = w;
 	w->self = (uint32_t)getpid();
 	snprintf(w->proc_root, sizeof(w->proc_root), "%s", t->o.proc_root);
+	w->v2 = t->v2;
 	if (uv_queue_work(t->o.loop, &w->req, scan_run, scan_done)) {
 		free(w);
 		return;
@@ -561,6 +668,8 @@ static int flatten(struct tracker *t, const struct podlist *pl)
 				snprintf(x->id, sizeof(x->id), "%s", p->containers[j].id);
 				snprintf(x->container, sizeof(x->container), "%s",
 					 p->containers[j].name);
+				snprintf(x->runtime, sizeof(x->runtime), "%s",
+					 p->containers[j].runtime);
 			}
 		}
 	}
@@ -690,6 +799,7 @@ static void on_kubelet_timer(uv_timer_t *h)
 struct tracker *tracker__new(const struct tracker_opts *opts)
 {
 	struct tracker *t = calloc(1, sizeof(*t));
+	int r;
 
 	if (!t)
 		return NULL;
@@ -699,6 +809,18 @@ struct tracker *tracker__new(const struct tracker_opts *opts)
 	t->next = pidset__new(opts->pid_map_size);
 	if (!t->c || !t->tracked || !t->next)
 		goto fail;
+	/* No cgroup v2 hierarchy (a v1 node), or not all of it in view: no
+	 * cgroup map, scans only. */
+	r = cgroup__v2_locate("/proc/self/mountinfo", "/proc/self/cgroup", getpid(), &t->v2);
+	if (r) {
+		log_info("cgroup v2 hierarchy not in view (%s): processes entering a container "
+			 "are found by the next scan", strerror(-r));
+		t->v2.mount[0] = '\0';
+	} else {
+		log_info("cgroup v2 at %s (namespace root %s): processes entering a container "
+			 "are tracked from their first event", t->v2.mount,
+			 t->v2.ns_root[0] ? t->v2.ns_root : "/");
+	}
 	if (opts->kubelet_url) {
 		struct kubelet_opts ko = {
 			.sz = sizeof(ko),

@@ -46,6 +46,8 @@ struct tracker_stats {
 	uint64_t pods;            /* pods known from the kubelet */
 	uint64_t pid_map_full;    /* scan could not add a process: map full */
 	uint64_t identity_mismatch; /* containers whose path and PodList disagree on the pod */
+	uint64_t cgroups_mapped;  /* containers whose own cgroup v2 id is in the kernel's map */
+	uint64_t cgroup_map_full; /* containers left out of the cgroup map: full */
 	uint64_t kubelet_ok;
 	uint64_t kubelet_errors;
 	double last_scan_ms;

@@ -39,6 +39,23 @@ struct {
 	__type(value, struct kmon_pid_info);
 } pids SEC(".maps");
 
+/*
+ * cgroup v2 id -> container key, filled by the agent's scans with the
+ * containers' own cgroups. A process that enters a container without being
+ * a child of a tracked one (kubectl exec, docker exec, nsenter) misses the
+ * PID map, but its cgroup is known: it is tracked from its first event.
+ * One entry per container; the agent sizes it and counts when it is full.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KMON_CGROUP_MAP_SIZE);
+	__type(key, __u64);         /* cgroup v2 id (bpf_get_current_cgroup_id) */
+	__type(value, __u32);       /* container key */
+} cgroup_keys SEC(".maps");
+/* Entries in cgroup_keys, kept by the agent: while 0 (no container has a
+ * cgroup v2 of its own, e.g. on a v1 node) a PID-map miss costs nothing more. */
+volatile __u32 cgroup_keys_used = 0;
+
 /* ptr -> bytes_alloc of allocations made by tracked processes, so kfree can
  * report the size it releases; LRU so frees we never see cannot fill it. */
 struct {
@@ -124,6 +141,26 @@ static __always_inline void count(__u32 idx)
 		__sync_fetch_and_add(c, 1);
 }
 
+/* A task the PID map does not know, in a known container cgroup: it
+ * entered the container from outside (exec, nsenter). Its tgid goes into
+ * the PID map so its later events, and its children, take the fast path. */
+static __always_inline long cgroup_key(__u32 tgid)
+{
+	struct kmon_pid_info info = {};
+	__u64 cgid = bpf_get_current_cgroup_id();
+	__u32 *key = bpf_map_lookup_elem(&cgroup_keys, &cgid);
+
+	if (!key)
+		return scope_all ? 0 : -1;
+	info.container_key = *key;
+	info.flags = KMON_PIDF_FROM_CGROUP;
+	if (bpf_map_update_elem(&pids, &tgid, &info, BPF_NOEXIST) == 0)
+		count(KMON_CTR_CGROUP_TRACKED);
+	else if (!bpf_map_lookup_elem(&pids, &tgid))
+		count(KMON_CTR_PIDMAP_FULL);
+	return info.container_key;
+}
+
 /* Returns the container key of a task that should emit, or -1 when filtered.
  * In all scope untracked tasks emit with key 0. */
 static __always_inline long tracked_key(__u32 tgid)
@@ -135,6 +172,8 @@ static __always_inline long tracked_key(__u32 tgid)
 	info = bpf_map_lookup_elem(&pids, &tgid);
 	if (info)
 		return info->container_key;
+	if (cgroup_keys_used)
+		return cgroup_key(tgid);
 	return scope_all ? 0 : -1;
 }
 

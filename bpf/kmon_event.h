@@ -84,8 +84,9 @@ struct kmon_event {
 } __attribute__((packed));
 
 /*
- * Value of the PID map (tgid -> this). Written by the agent after a /proc scan and by
- * the fork program for children of tracked processes.
+ * Value of the PID map (tgid -> this). Written by the agent after a /proc scan, by
+ * the fork program for children of tracked processes, and by the event programs for
+ * a task in a container cgroup the agent put in the cgroup map.
  */
 struct kmon_pid_info {
 	__u32 container_key;
@@ -95,7 +96,13 @@ struct kmon_pid_info {
 enum kmon_pid_flags {
 	KMON_PIDF_FROM_SCAN = 1u << 0, /* put there by a /proc scan */
 	KMON_PIDF_FROM_FORK = 1u << 1, /* inherited in the kernel at fork */
+	KMON_PIDF_FROM_CGROUP = 1u << 2, /* entered a known container cgroup (exec, nsenter) */
 };
+
+/* Entries of the cgroup map (cgroup v2 id -> container key): one per
+ * container with a cgroup v2 of its own. Preallocated (older kernels allow
+ * nothing else in tracing programs): about 100 bytes each. */
+#define KMON_CGROUP_MAP_SIZE 8192
 
 /* What one event takes in the BPF ring buffer: the record plus the kernel's
  * 8-byte header, 8-aligned. The wake-up thresholds are counted in these. */
@@ -115,6 +122,7 @@ enum kmon_counter {
 	KMON_CTR_SIZEMAP_FAIL = 11, /* alloc size could not be remembered for kfree */
 	KMON_CTR_FORK_TRACKED = 12, /* children tracked in the kernel at fork */
 	KMON_CTR_EXIT_UNTRACKED = 13, /* tracked processes whose last thread exited */
+	KMON_CTR_CGROUP_TRACKED = 14, /* tasks tracked in the kernel by their container cgroup */
 	KMON_CTR_MAX = 16,
 };
 

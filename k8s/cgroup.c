@@ -233,6 +233,31 @@ static bool colon_seg(struct seg s, struct seg *slice, const char **runtime, cha
  * inside a pod) belong to it. Without a pod above it a container is only a
  * candidate: a kind/k3s/minikube node container or an outer docker-in-docker
  * level gives way to the container inside it. */
+/* Podman's pods (cgroupfs): <parent>/<pod id>/libpod-<id> and
+ * <parent>/<pod id>/conmon. The pod id looks like a bare container id: the
+ * segment after it says it was the pod's. Then conmon is conmon, and a
+ * libpod-<id> below is the container (the pod context above still applies). */
+static void podman_pod_seg(struct seg cur, const char *p, const char *end, const char **rt,
+			   enum cgroup_kind *kind, bool *found)
+{
+	const char *slash, *nrt;
+	enum cgroup_kind nk;
+	char nid[ID_LEN + 1];
+	struct seg nx;
+
+	if (!is_id(cur.p, cur.n) || p >= end)
+		return;
+	slash = memchr(p, '/', (size_t)(end - p));
+	nx.p = p;
+	nx.n = slash ? (size_t)(slash - p) : (size_t)(end - p);
+	if (eq(nx, "conmon")) {
+		*kind = CGROUP_CONMON;
+		*rt = "podman";
+	} else if (container_seg(nx, cur, &nrt, &nk, nid) && !strcmp(nrt, "podman")) {
+		*found = false;
+	}
+}
+
 static void classify_path(const char *p, size_t n, struct path_result *r)
 {
 	struct seg prev = { "", 0 }, cur;
@@ -272,6 +297,7 @@ static void classify_path(const char *p, size_t n, struct path_result *r)
 			/* level before the pod */
 		} else if (container_seg(cur, prev, &rt, &kind, id)) {
 			found = true;
+			podman_pod_seg(cur, p, end, &rt, &kind, &found);
 		}
 		if (found) {
 			r->kind = kind;

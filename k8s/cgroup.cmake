@@ -1,2 +1,3 @@
-add_library(kmon_k8s_cgroup STATIC ${CMAKE_CURRENT_LIST_DIR}/cgroup.c)
+add_library(kmon_k8s_cgroup STATIC ${CMAKE_CURRENT_LIST_DIR}/cgroup.c
+            ${CMAKE_CURRENT_LIST_DIR}/cgroup_v2.c)
 target_link_libraries(kmon_k8s_cgroup PUBLIC PkgConfig::CJSON)

@@ -9,3 +9,8 @@ target_compile_definitions(test_podlist PRIVATE KMON_FIXTURES="${KMON_FIXTURES}"
 target_link_libraries(test_podlist PRIVATE kmon_k8s_kubelet PkgConfig::CMOCKA)
 add_test(NAME unit_podlist COMMAND test_podlist)
 set_tests_properties(unit_podlist PROPERTIES LABELS unit)
+
+add_executable(test_cgroup_v2 ${CMAKE_CURRENT_LIST_DIR}/test_cgroup_v2.c)
+target_link_libraries(test_cgroup_v2 PRIVATE kmon_k8s_cgroup PkgConfig::CMOCKA)
+add_test(NAME unit_cgroup_v2 COMMAND test_cgroup_v2)
+set_tests_properties(unit_cgroup_v2 PROPERTIES LABELS unit)
