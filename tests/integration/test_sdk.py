@@ -133,9 +133,12 @@ class SdkTest(unittest.TestCase):
                            capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
         # Offline: no build isolation (it would fetch setuptools), no index.
+        # From a copy: a build leaves build/ and *.egg-info/ beside the sources.
+        pkg = os.path.join(self.tmp, "python-pkg")
+        shutil.copytree(os.path.join(REPO, "consumers", "python"), pkg,
+                        ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
         r = subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q",
-                            "--no-build-isolation", "--no-index",
-                            os.path.join(REPO, "consumers", "python")],
+                            "--no-build-isolation", "--no-index", pkg],
                            capture_output=True, text=True, cwd=self.tmp)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         script = os.path.join(self.tmp, "consumer.py")
