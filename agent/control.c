@@ -186,6 +186,23 @@ static void refuse(struct peer *p, uint32_t step, enum kmon_hello_status st, con
 	peer_close(p, why);
 }
 
+/* One message of the attach exchange, zero-filled first. Returns its real
+ * length (MSG_TRUNC: longer than buf means too long), or 0 when there is
+ * nothing to do now: no message yet, or the peer was closed (why_eof when it
+ * hung up). */
+static ssize_t recv_step(struct peer *p, void *buf, size_t len, const char *why_eof)
+{
+	ssize_t n;
+
+	memset(buf, 0, len);
+	n = recv(p->fd, buf, len, MSG_TRUNC | MSG_DONTWAIT);
+	if (n < 0 && errno != EAGAIN)
+		peer_close(p, strerror(errno));
+	else if (n == 0)
+		peer_close(p, why_eof);
+	return n < 0 ? 0 : n;
+}
+
 /* The hello: validated, then a ring is created untouched and offered. The
  * consumer populates it (and so pays for it) before the ready step. */
 static void on_hello(struct peer *p)
@@ -198,18 +215,9 @@ static void on_hello(struct peer *p)
 	ssize_t n;
 	int fds[3];
 
-	memset(h, 0, sizeof(*h));
-	n = recv(p->fd, h, sizeof(*h), MSG_TRUNC | MSG_DONTWAIT);
-	if (n < 0) {
-		if (errno == EAGAIN)
-			return;
-		peer_close(p, strerror(errno));
+	n = recv_step(p, h, sizeof(*h), "closed before hello");
+	if (n <= 0)
 		return;
-	}
-	if (n == 0) {
-		peer_close(p, "closed before hello");
-		return;
-	}
 	st = kmon_hello_check(h, (size_t)n, c->o.max_ring_bytes, c->o.history_bytes, err,
 			      sizeof(err));
 	if (st != KMON_HELLO_OK) {
@@ -279,18 +287,9 @@ static void on_ready(struct peer *p)
 	ssize_t n;
 	int fds[3], ret;
 
-	memset(&rd, 0, sizeof(rd));
-	n = recv(p->fd, &rd, sizeof(rd), MSG_TRUNC | MSG_DONTWAIT);
-	if (n < 0) {
-		if (errno == EAGAIN)
-			return;
-		peer_close(p, strerror(errno));
+	n = recv_step(p, &rd, sizeof(rd), "closed before ready");
+	if (n <= 0)
 		return;
-	}
-	if (n == 0) {
-		peer_close(p, "closed before ready");
-		return;
-	}
 	if (kmon_ready_check(&rd, (size_t)n, err, sizeof(err))) {
 		refuse(p, KMON_STEP_ATTACHED, KMON_HELLO_BAD_MESSAGE, err);
 		return;
