@@ -10,8 +10,12 @@ set(KMON_SDK_SOURCES ${CMAKE_CURRENT_LIST_DIR}/client.c ${CMAKE_CURRENT_LIST_DIR
 add_library(kmon SHARED ${KMON_SDK_SOURCES})
 set_target_properties(kmon PROPERTIES VERSION ${PROJECT_VERSION} SOVERSION 0
                       LINK_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/libkmon.map)
-target_link_options(kmon PRIVATE -Wl,--version-script=${CMAKE_CURRENT_LIST_DIR}/libkmon.map
-                    -Wl,--no-undefined)
+target_link_options(kmon PRIVATE -Wl,--version-script=${CMAKE_CURRENT_LIST_DIR}/libkmon.map)
+# Every symbol resolved at link time, except in sanitizer builds: there the
+# sanitizer runtime comes from the program that loads the library.
+if(NOT KMON_SANITIZE)
+  target_link_options(kmon PRIVATE -Wl,--no-undefined)
+endif()
 target_link_libraries(kmon PRIVATE PkgConfig::LIBUV)
 
 add_library(kmon_sdk_static STATIC ${KMON_SDK_SOURCES})
