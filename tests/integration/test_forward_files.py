@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,6 +23,7 @@ from agentproc import Agent, Consumer  # noqa: E402
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 FORWARD = os.environ.get("KMON_FORWARD", "kmon-forward")
+FLOOD = os.environ.get("KMON_FLOOD", "kmalloc_flood")
 ROTATE = 64 * 1024
 
 
@@ -47,6 +49,10 @@ class ForwardFilesTest(unittest.TestCase):
         out = os.path.join(self.tmp, "events.jsonl")
         fwd = Consumer([FORWARD, "--socket", self.agent.socket, "--output", out] + extra)
         fwd.wait_for_log("attached")
+        # A steady load of our own (one kmalloc and one kfree per iteration):
+        # a quiet machine alone would not fill many files.
+        flood = subprocess.Popen([FLOOD, str(int(seconds * 20000)), "1", "--rate=20000"],
+                                 stdout=subprocess.DEVNULL)
         t0 = time.monotonic()
         hupped = False
         while time.monotonic() - t0 < seconds:
@@ -54,6 +60,7 @@ class ForwardFilesTest(unittest.TestCase):
                 fwd.proc.send_signal(signal.SIGHUP)  # an outside logrotate, as well
                 hupped = True
             time.sleep(0.1)
+        flood.wait(60)
         self.assertEqual(fwd.stop(), 0, fwd.log())
         counters = [json.loads(l) for l in fwd.log().splitlines()
                     if l.startswith('{"counters"')][-1]["counters"]
@@ -94,7 +101,6 @@ class ForwardFilesTest(unittest.TestCase):
             self.assertLessEqual(os.path.getsize(f), ROTATE)
 
     def test_bad_rotation_options(self):
-        import subprocess
         for argv, why in (
                 (["--output", "-", "--rotate-size", "1M"], "only a file --output can rotate"),
                 (["--output", "x", "--rotate-size", "1"], "--rotate-size: '1' is not a size"),
