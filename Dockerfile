@@ -1,4 +1,5 @@
-# kmon image: kmon-agent, kmon-forward and kmon-aggregate in /usr/local/bin.
+# kmon image: kmon-agent, kmon-forward, kmon-aggregate and kmon-top in /usr/local/bin
+# (kmon-top: `kubectl exec -it <pod> -c forward -- kmon-top --socket ...`).
 #   docker build -t kmon:0.1.0 .
 # Plain syntax, no "# syntax=" frontend image to pull: builds work offline too.
 # The chart starts the agent as root with a short capability list (it becomes
@@ -10,6 +11,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       cmake make pkg-config gcc clang llvm libbpf-dev bpftool libelf-dev \
       zlib1g-dev libuv1-dev libcurl4-openssl-dev libcjson-dev libmicrohttpd-dev \
+      libncurses-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -18,12 +20,14 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DKMON_TESTS=OFF \
       -DKMON_VMLINUX_H=/src/bpf/vmlinux/x86_64/vmlinux.h \
  && cmake --build build -j"$(nproc)" \
  && install -D -m 0755 -t /out/usr/local/bin \
-      build/agent/kmon-agent build/consumers/kmon-forward build/consumers/kmon-aggregate
+      build/agent/kmon-agent build/consumers/kmon-forward build/consumers/kmon-aggregate \
+      build/consumers/kmon-top
 
 FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libbpf1 libelf1 zlib1g libuv1 libcurl4 libcjson1 libmicrohttpd12 ca-certificates \
+      libbpf1 libelf1 zlib1g libuv1 libcurl4 libcjson1 libmicrohttpd12 libncursesw6 \
+      ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  # The control socket's group (the chart's socket.gid) and the agent's user
  # after attach (--run-as 65532:65532), so ps and ls show names.

@@ -234,6 +234,10 @@ class ImageTest(unittest.TestCase):
     def test_chart_pod_from_the_image(self):
         dockerd, rootfs, img_cfg = self.build_image()
         self.assertEqual(img_cfg["User"], "65534:65534", "the image should default to nobody")
+        # kmon-top ships for `kubectl exec`: its libraries resolve in the image.
+        r = run("chroot", rootfs, "/usr/local/bin/kmon-top", "--help", check=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Usage: kmon-top", r.stdout)
         pod = self.render()
         names = [c["name"] for c in pod["containers"]]
         self.assertEqual(names, ["kmon-agent", "kmon-forward", "kmon-aggregate"])
