@@ -149,10 +149,17 @@ static __always_inline long cgroup_key(__u32 tgid)
 	struct kmon_pid_info info = {};
 	__u64 cgid = bpf_get_current_cgroup_id();
 	__u32 *key = bpf_map_lookup_elem(&cgroup_keys, &cgid);
+	struct task_struct *task;
 
 	if (!key)
 		return scope_all ? 0 : -1;
 	info.container_key = *key;
+	/* A group whose last thread is past exit's accounting (its exit
+	 * tracepoint already removed the entry) still frees memory on its way
+	 * out: report that, but never put the dying tgid back in the map. */
+	task = (struct task_struct *)bpf_get_current_task();
+	if (BPF_CORE_READ(task, signal, live.counter) <= 0)
+		return info.container_key;
 	info.flags = KMON_PIDF_FROM_CGROUP;
 	if (bpf_map_update_elem(&pids, &tgid, &info, BPF_NOEXIST) == 0)
 		count(KMON_CTR_CGROUP_TRACKED);

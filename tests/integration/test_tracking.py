@@ -244,6 +244,9 @@ class LeaderGone(Base):
         c = FakeContainer("victim")
         self.serve_pods([{"name": "victim-0", "namespace": "attack", "containers": [c]}])
         m = self.marker("loop")
+        # In a child cgroup of the container: the kernel's cgroup map holds
+        # containers' own cgroups only, so the scan alone can put it back.
+        c.path += "/work"
         p = self.start_in(c, ["/bin/sh", "-c", 'while :; do "%s"; sleep 0.1; done' % m])
         a, fwd = self.start_agent(rescan=2)
         wait_for(lambda: self.execs(fwd, m, "victim-0"), 30, "the loop's execs annotated")
