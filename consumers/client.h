@@ -59,7 +59,7 @@ struct kmon_client_stats {
 	uint64_t lost;       /* sum of LOST records */
 	uint64_t meta;       /* META records decoded */
 	uint64_t reconnects; /* successful attaches after the first */
-	uint64_t wakeups;    /* eventfd wake-ups taken */
+	uint64_t wakeups;    /* wake-ups taken (the agent rang our wake-up socket) */
 	uint64_t replayed;   /* EVENT records that were history replay */
 	uint64_t seq_errors; /* sequence gaps no LOST record explained (a bug) */
 	uint64_t bad_records; /* malformed records seen (the ring was dropped) */
