@@ -376,15 +376,10 @@ def bench_fanout(n, tmp, rate=None):
 def bench_attach(secs, tmp):
     """Longest drain stall (kmon_drain_stall_max_seconds: a batch's first
     record to its publication) under a two-thread kmalloc flood with one
-    reading consumer, while raw hellos attach with 16 MiB rings and 8 MiB of
-    history replay and close again (attach, replay, detach) in a loop, and
+    reading consumer, while consumers attach with 16 MiB rings and 8 MiB of
+    history replay and go again (attach, replay, detach) in a loop, and
     with nobody attaching; for this build's agent and, if KMON_BASELINE_AGENT
     names one, an older agent measured side by side in the same run."""
-    hello = os.path.join(tmp, "hello-replay")
-    with open(hello, "wb") as f:
-        f.write(struct.pack("<IHHIIQQ", 0x4e4f4d4b, 1, 0, 0, 0, 16 << 20, 8 << 20) +
-                b"attach".ljust(64, b"\0") + b"\0" * (16 * 64))
-    os.chmod(hello, 0o644)
     agents = [("this build", AGENT)]
     if os.environ.get("KMON_BASELINE_AGENT"):
         agents.append(("baseline", os.environ["KMON_BASELINE_AGENT"]))
@@ -398,19 +393,25 @@ def bench_attach(secs, tmp):
                           str(16 << 20), "--sched-batch"])
             c.wait_for_log("attached to")
             flood = subprocess.Popen([FLOOD, str(10 ** 12), "2"], stdout=subprocess.DEVNULL)
-            time.sleep(1.0)  # a full history
             n, rtts, end = 0, [], time.monotonic() + secs
-            while time.monotonic() < end:
-                if not attaching:
-                    time.sleep(0.1)
-                    continue
-                t0 = time.perf_counter()
-                out = json.loads(sh(TC, "raw-hello", a.socket, hello, timeout=120))
-                rtts.append(time.perf_counter() - t0)
-                assert out["status"] == 0, out
-                n += 1
-            flood.kill()
-            flood.wait()
+            try:
+                time.sleep(1.0)  # a full history
+                while time.monotonic() < end:
+                    if not attaching:
+                        time.sleep(0.1)
+                        continue
+                    # A real consumer through the whole exchange (hello, its
+                    # populated ring, ready, replay), then gone again.
+                    t0 = time.perf_counter()
+                    late = Consumer([TC, "--socket", a.socket, "--name", "late%d" % n,
+                                     "--ring-size", str(16 << 20), "--replay", str(8 << 20)])
+                    late.wait_for_log("attached to", timeout=120)
+                    rtts.append(time.perf_counter() - t0)
+                    late.stop()
+                    n += 1
+            finally:
+                flood.kill()
+                flood.wait()
             a.stop()
             c.stop()
             rows.append({"agent": label, "attaching": attaching, "attaches": n,
