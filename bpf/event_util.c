@@ -8,7 +8,12 @@ static const char *const type_names[] = {
 	[KMON_EV_MEMORY_ALLOC] = "memory_alloc",
 	[KMON_EV_MEMORY_FREE] = "memory_free",
 	[KMON_EV_PROCESS_EXEC] = "process_exec",
+	[KMON_EV_SLAB_ALLOC] = "slab_alloc",
+	[KMON_EV_SLAB_FREE] = "slab_free",
+	[KMON_EV_OOM_KILL] = "oom_kill",
 };
+_Static_assert(sizeof(type_names) / sizeof(type_names[0]) == KMON_EV_TYPE_MAX + 1,
+	       "a name for every event type");
 
 int kmon_event_decode(const void *data, size_t len, struct kmon_event *out)
 {

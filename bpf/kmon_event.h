@@ -4,7 +4,7 @@
  * Included by BPF C (after vmlinux.h) and by user C (after <linux/types.h>),
  * so it includes nothing itself and uses only __u8/__u16/__u32/__u64.
  *
- * Layout, version 1 (128 bytes, packed, every field naturally aligned):
+ * Layout, version 2 (128 bytes, packed, every field naturally aligned):
  *
  *   off size field
  *     0    8 timestamp      bpf_ktime_get_boot_ns(): ns since boot (CLOCK_BOOTTIME)
@@ -25,25 +25,42 @@
  *
  * The first 108 bytes minus cgroup_id/version/flags are the fields of the seed
  * record; new fields only ever get appended, and event_type numbers only grow.
+ *
+ * Version 2 (the memory ledger) appended, without moving a v1 field:
+ *  - event types slab_alloc / slab_free (kmem_cache_alloc / kmem_cache_free)
+ *    and oom_kill;
+ *  - mem.cache: the slab cache's name (slab events), in the payload's spare
+ *    24 bytes;
+ *  - struct kmon_free_payload: a free matched in the kernel's live-allocation
+ *    map carries the owner's allocation call site and tgid, whatever context
+ *    freed it (KMON_EVF_OWNER_CHARGED, KMON_EVF_FREED_ELSEWHERE);
+ *  - KMON_EVF_ADDR_OPAQUE: the agent replaced ptr and call_site by values that
+ *    reveal no kernel address (see below), the default for consumers.
  */
 #ifndef KMON_EVENT_H
 #define KMON_EVENT_H
 
-#define KMON_EVENT_VERSION 1
+#define KMON_EVENT_VERSION 2
 #define KMON_COMM_LEN 16
 #define KMON_DATA_LEN 64
 #define KMON_FILENAME_LEN KMON_DATA_LEN
+#define KMON_CACHE_NAME_LEN 24 /* slab cache name, NUL-padded, cut to fit */
 
 enum kmon_event_type {
 	KMON_EV_MEMORY_ALLOC = 1,
 	KMON_EV_MEMORY_FREE = 2,
 	KMON_EV_PROCESS_EXEC = 3,
-	KMON_EV_TYPE_MAX = 3,
+	KMON_EV_SLAB_ALLOC = 4, /* kmem_cache_alloc: size = the cache's object size */
+	KMON_EV_SLAB_FREE = 5,  /* kmem_cache_free */
+	KMON_EV_OOM_KILL = 6,   /* the OOM killer chose a victim: data.oom */
+	KMON_EV_TYPE_MAX = 6,
 };
 
 /* Bit n set = event type n enabled (bit 0 unused). */
 #define KMON_EV_MASK(t) (1u << (t))
-#define KMON_EV_MASK_ALL (KMON_EV_MASK(1) | KMON_EV_MASK(2) | KMON_EV_MASK(3))
+#define KMON_EV_MASK_ALL                                                                   \
+	(KMON_EV_MASK(1) | KMON_EV_MASK(2) | KMON_EV_MASK(3) | KMON_EV_MASK(4) |           \
+	 KMON_EV_MASK(5) | KMON_EV_MASK(6))
 
 enum kmon_event_flags {
 	/* exec filename filled the payload: it may have been cut (kmon's programs
@@ -51,6 +68,19 @@ enum kmon_event_flags {
 	KMON_EVF_TRUNCATED = 1u << 0,
 	/* memory_free: the allocation was made by a tracked process and size is exact */
 	KMON_EVF_SIZE_KNOWN = 1u << 1,
+	/* memory_free / slab_free: the pointer was found in the live-allocation
+	 * map; container_key, size and data.free.alloc_* are the owner's (the
+	 * container that allocated it), not the freeing task's */
+	KMON_EVF_OWNER_CHARGED = 1u << 2,
+	/* with OWNER_CHARGED: the freeing context is not the owner's process
+	 * (another process, a kworker, an RCU callback, an irq: then pid, tid and
+	 * comm are the interrupted task's and mean nothing) */
+	KMON_EVF_FREED_ELSEWHERE = 1u << 3,
+	/* set by the agent: data.mem.ptr is an opaque per-boot id of the pointer
+	 * (keyed, so an allocation and its free carry the same id) and every call
+	 * site is a symbol reference: (symbol id << 32) | offset into the symbol,
+	 * symbol id indexing the table handed over at attach, 0 = not resolved */
+	KMON_EVF_ADDR_OPAQUE = 1u << 4,
 };
 
 struct kmon_mem_payload {
@@ -60,10 +90,36 @@ struct kmon_mem_payload {
 	__u64 bytes_alloc; /* memory_alloc only */
 	__u32 gfp_flags;   /* memory_alloc only */
 	__u32 pad;
+	char cache[KMON_CACHE_NAME_LEN]; /* slab events: kmem_cache name (v2) */
+} __attribute__((packed));
+
+/* memory_free / slab_free (v2). ptr, call_site and cache sit where they sit
+ * in kmon_mem_payload, so a v1 reader of data.mem still reads them right. */
+struct kmon_free_payload {
+	__u64 ptr;
+	__u64 call_site;       /* the freeing function */
+	__u64 alloc_call_site; /* OWNER_CHARGED: the allocating function, else 0 */
+	__u64 alloc_timestamp; /* OWNER_CHARGED: the allocation's timestamp, else 0 */
+	__u32 owner_pid;       /* OWNER_CHARGED: tgid that allocated, else 0 */
+	__u32 pad;
+	char cache[KMON_CACHE_NAME_LEN];
+} __attribute__((packed));
+
+/* oom_kill (v2). The record's pid/tid/comm/cgroup_id/container_key are the
+ * victim's, so the event is annotated with the victim's pod. */
+struct kmon_oom_payload {
+	__u64 memcg_id;    /* cgroup id of the memory cgroup whose limit was hit; 0: node-wide OOM */
+	__u64 limit_pages; /* pages the OOM killer worked against (the limit or all RAM) */
+	__u64 rss_pages;   /* victim's resident pages when chosen */
+	__u32 killer_pid;  /* tgid of the task that ran the OOM killer */
+	__u32 pad;
+	__u8 reserved[32];
 } __attribute__((packed));
 
 union kmon_payload {
 	struct kmon_mem_payload mem;
+	struct kmon_free_payload free;
+	struct kmon_oom_payload oom;
 	char filename[KMON_FILENAME_LEN]; /* process_exec */
 	__u8 raw[KMON_DATA_LEN];
 };
@@ -115,19 +171,26 @@ enum kmon_pid_flags {
  */
 enum kmon_counter {
 	KMON_CTR_ATTEMPT_BASE = 0,  /* + event_type: records we tried to reserve */
-	KMON_CTR_DROP_BASE = 4,     /* + event_type: reserve failed (ring buffer full) */
-	KMON_CTR_IRQ_SKIPPED = 8,   /* memory event in irq/softirq/nmi: not attributed */
-	KMON_CTR_SAMPLED_OUT = 9,   /* memory event skipped by 1-in-N sampling */
-	KMON_CTR_PIDMAP_FULL = 10,  /* fork: child could not be added to the PID map */
-	KMON_CTR_SIZEMAP_FAIL = 11, /* alloc size could not be remembered for kfree */
-	KMON_CTR_FORK_TRACKED = 12, /* children tracked in the kernel at fork */
-	KMON_CTR_EXIT_UNTRACKED = 13, /* tracked processes whose last thread exited */
-	KMON_CTR_CGROUP_TRACKED = 14, /* tasks tracked in the kernel by their container cgroup */
-	KMON_CTR_MAX = 16,
+	KMON_CTR_DROP_BASE = 8,     /* + event_type: reserve failed (ring buffer full) */
+	KMON_CTR_IRQ_SKIPPED = 16,  /* memory event in irq/softirq/nmi: not attributed */
+	KMON_CTR_SAMPLED_OUT = 17,  /* memory event skipped by 1-in-N sampling */
+	KMON_CTR_PIDMAP_FULL = 18,  /* fork: child could not be added to the PID map */
+	KMON_CTR_SIZEMAP_FAIL = 19, /* alloc size could not be remembered for kfree */
+	KMON_CTR_FORK_TRACKED = 20, /* children tracked in the kernel at fork */
+	KMON_CTR_EXIT_UNTRACKED = 21, /* tracked processes whose last thread exited */
+	KMON_CTR_CGROUP_TRACKED = 22, /* tasks tracked in the kernel by their container cgroup */
+	/* 23..31: the memory ledger's own health (live-allocation map) */
+	KMON_CTR_MAX = 32,
 };
 
 #ifndef __bpf__
-_Static_assert(sizeof(struct kmon_mem_payload) == 40, "mem payload layout");
+_Static_assert(sizeof(struct kmon_mem_payload) == KMON_DATA_LEN, "mem payload layout");
+_Static_assert(sizeof(struct kmon_free_payload) == KMON_DATA_LEN, "free payload layout");
+_Static_assert(sizeof(struct kmon_oom_payload) == KMON_DATA_LEN, "oom payload layout");
+_Static_assert(__builtin_offsetof(struct kmon_mem_payload, cache) == 40, "cache offset");
+_Static_assert(__builtin_offsetof(struct kmon_free_payload, cache) == 40, "free cache offset");
+_Static_assert((int)KMON_CTR_DROP_BASE > (int)KMON_EV_TYPE_MAX, "attempt counters overlap drops");
+_Static_assert((int)KMON_CTR_IRQ_SKIPPED > (int)KMON_CTR_DROP_BASE + (int)KMON_EV_TYPE_MAX, "drop counters overlap");
 _Static_assert(sizeof(union kmon_payload) == KMON_DATA_LEN, "payload layout");
 _Static_assert(sizeof(struct kmon_event) == 128, "kmon_event layout");
 _Static_assert(__builtin_offsetof(struct kmon_event, size) == 24, "size offset");

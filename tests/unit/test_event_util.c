@@ -72,7 +72,11 @@ static void type_names(void **state)
 	assert_string_equal(kmon_event_type_name(2), "memory_free");
 	assert_string_equal(kmon_event_type_name(3), "process_exec");
 	assert_null(kmon_event_type_name(0));
-	assert_null(kmon_event_type_name(4));
+	assert_string_equal(kmon_event_type_name(4), "slab_alloc");
+	assert_string_equal(kmon_event_type_name(5), "slab_free");
+	assert_string_equal(kmon_event_type_name(6), "oom_kill");
+	assert_null(kmon_event_type_name(KMON_EV_TYPE_MAX + 1));
+	assert_int_equal(kmon_event_type_parse("oom_kill"), KMON_EV_OOM_KILL);
 	assert_int_equal(kmon_event_type_parse("memory_free"), 2);
 	assert_int_equal(kmon_event_type_parse("memory"), 0);
 }
