@@ -19,11 +19,34 @@ static void gauge(struct metrics_text *m, const char *name, const char *help, do
 	metrics_text__sample(m, name, NULL, NULL, 0, v);
 }
 
+enum consumer_value { CONSUMER_DELIVERED, CONSUMER_LOST, CONSUMER_FILL };
+
+/* One per-consumer family, every consumer's sample under its HELP/TYPE. */
+static void consumer_family(struct metrics_text *m, const struct agent_metrics_src *s,
+			    const char *name, const char *type, const char *help,
+			    enum consumer_value what)
+{
+	static const char *const cons_l[] = { "consumer", "id" };
+
+	metrics_text__family(m, name, type, help);
+	for (unsigned i = 0; i < s->n_listed; i++) {
+		const struct fanout_consumer_stats *c = &s->consumers[i];
+		char id[16];
+		const char *v[] = { c->name, id };
+
+		snprintf(id, sizeof(id), "%u", c->id);
+		if (what == CONSUMER_FILL)
+			metrics_text__sample(m, name, cons_l, v, 2, c->fill);
+		else
+			metrics_text__sample_u64(m, name, cons_l, v, 2,
+						 what == CONSUMER_LOST ? c->lost : c->delivered);
+	}
+}
+
 void agent_metrics_render(struct metrics_text *m, const struct agent_metrics_src *s)
 {
 	static const char *const type_l[] = { "type" };
-	static const char *const cons_l[] = { "consumer", "id" };
-	unsigned t, i;
+	unsigned t;
 
 	metrics_text__family(m, "kmon_events_read_total", "counter",
 			     "Events read from the BPF ring buffer, by type");
@@ -33,15 +56,20 @@ void agent_metrics_render(struct metrics_text *m, const struct agent_metrics_src
 					 s->drain->events[t]);
 	}
 	if (s->kernel) {
+		/* One family's samples at a time: the text format wants them
+		 * together under their HELP/TYPE (promtool rejects interleaving). */
 		metrics_text__family(m, "kmon_kernel_dropped_total", "counter",
 				     "Events the kernel could not reserve in the BPF ring buffer "
 				     "(ring full), by type");
-		metrics_text__family(m, "kmon_kernel_attempted_total", "counter",
-				     "Events the BPF programs tried to emit, by type");
 		for (t = 1; t <= KMON_EV_TYPE_MAX; t++) {
 			const char *v[] = { kmon_event_type_name(t) };
 			metrics_text__sample_u64(m, "kmon_kernel_dropped_total", type_l, v, 1,
 						 s->kernel->c[KMON_CTR_DROP_BASE + t]);
+		}
+		metrics_text__family(m, "kmon_kernel_attempted_total", "counter",
+				     "Events the BPF programs tried to emit, by type");
+		for (t = 1; t <= KMON_EV_TYPE_MAX; t++) {
+			const char *v[] = { kmon_event_type_name(t) };
 			metrics_text__sample_u64(m, "kmon_kernel_attempted_total", type_l, v, 1,
 						 s->kernel->c[KMON_CTR_ATTEMPT_BASE + t]);
 		}
@@ -67,22 +95,12 @@ void agent_metrics_render(struct metrics_text *m, const struct agent_metrics_src
 	      "Longest time from a batch's first record to its publication",
 	      (double)s->drain->max_batch_ns / 1e9);
 	gauge(m, "kmon_consumers", "Consumers attached", s->n_consumers);
-	metrics_text__family(m, "kmon_consumer_delivered_total", "counter",
-			     "Records written into a consumer's ring");
-	metrics_text__family(m, "kmon_consumer_dropped_total", "counter",
-			     "Records a consumer lost because its ring was full");
-	metrics_text__family(m, "kmon_consumer_ring_fill_ratio", "gauge",
-			     "How full a consumer's ring was at the last publish (0-1)");
-	for (i = 0; i < s->n_listed; i++) {
-		const struct fanout_consumer_stats *c = &s->consumers[i];
-		char id[16];
-		const char *v[] = { c->name, id };
-		snprintf(id, sizeof(id), "%u", c->id);
-		metrics_text__sample_u64(m, "kmon_consumer_delivered_total", cons_l, v, 2,
-					 c->delivered);
-		metrics_text__sample_u64(m, "kmon_consumer_dropped_total", cons_l, v, 2, c->lost);
-		metrics_text__sample(m, "kmon_consumer_ring_fill_ratio", cons_l, v, 2, c->fill);
-	}
+	consumer_family(m, s, "kmon_consumer_delivered_total", "counter",
+			"Records written into a consumer's ring", CONSUMER_DELIVERED);
+	consumer_family(m, s, "kmon_consumer_dropped_total", "counter",
+			"Records a consumer lost because its ring was full", CONSUMER_LOST);
+	consumer_family(m, s, "kmon_consumer_ring_fill_ratio", "gauge",
+			"How full a consumer's ring was at the last publish (0-1)", CONSUMER_FILL);
 	if (s->control) {
 		static const char *const why_l[] = { "reason" };
 		const char *pend[] = { "pending" }, *uid[] = { "uid_limit" },

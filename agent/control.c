@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,9 +51,12 @@ struct control {
 	uv_async_t bad_async;
 	struct peer *peers;
 	unsigned pending;
-	uint64_t refused_pending;
-	uint64_t refused_budget, refused_uid, refused_populate;
-	size_t shm_used;
+	/* Written on the loop thread, read by the HTTP thread's /metrics
+	 * (control__get_stats): atomics, relaxed on the read side, since each is
+	 * a count on its own and nothing is ordered by them. */
+	_Atomic uint64_t refused_pending;
+	_Atomic uint64_t refused_budget, refused_uid, refused_populate;
+	_Atomic size_t shm_used;
 	unsigned offers;
 	int open_handles;
 	bool closing;
@@ -243,11 +247,13 @@ static void on_hello(struct peer *p)
 	}
 	ring_bytes = h->ring_bytes ? h->ring_bytes : c->o.default_ring_bytes;
 	total = ring_prod__total_bytes(ring_bytes);
-	if (total > c->o.shm_budget - c->shm_used || c->shm_used > c->o.shm_budget) {
+	size_t used = c->shm_used; /* only this thread writes it */
+
+	if (total > c->o.shm_budget - used || used > c->o.shm_budget) {
 		c->refused_budget++;
 		snprintf(err, sizeof(err), "a ring of %zu bytes would exceed the shared-memory "
 			 "budget: %zu of %zu bytes in use (--shm-budget)", ring_bytes,
-			 c->shm_used, c->o.shm_budget);
+			 used, c->o.shm_budget);
 		refuse(p, KMON_STEP_OFFER, KMON_HELLO_NO_BUDGET, err);
 		return;
 	}
@@ -466,11 +472,11 @@ void control__get_stats(const struct control *c, struct control_stats *out)
 	memset(out, 0, sizeof(*out));
 	if (!c)
 		return;
-	out->refused_pending = c->refused_pending;
-	out->refused_uid = c->refused_uid;
-	out->refused_budget = c->refused_budget;
-	out->refused_populate = c->refused_populate;
-	out->shm_bytes = c->shm_used;
+	out->refused_pending = atomic_load_explicit(&c->refused_pending, memory_order_relaxed);
+	out->refused_uid = atomic_load_explicit(&c->refused_uid, memory_order_relaxed);
+	out->refused_budget = atomic_load_explicit(&c->refused_budget, memory_order_relaxed);
+	out->refused_populate = atomic_load_explicit(&c->refused_populate, memory_order_relaxed);
+	out->shm_bytes = atomic_load_explicit(&c->shm_used, memory_order_relaxed);
 	out->shm_budget = c->o.shm_budget;
 }
 

@@ -41,6 +41,7 @@ struct agent {
 	uv_loop_t loop;
 	uv_signal_t sigint;
 	uv_signal_t sigterm;
+	uv_signal_t sighup;
 	struct loader *loader;
 	struct drain *drain;
 	struct fanout *fanout;
@@ -242,10 +243,16 @@ static int start_signals(struct agent *a)
 
 	a->sigint.data = a;
 	a->sigterm.data = a;
+	a->sighup.data = a;
+	/* SIGHUP: the terminal of an agent run by hand went away. Without a
+	 * handler it would kill the agent before it detaches and reports its
+	 * totals; there is no configuration to reload, so it stops cleanly. */
 	if ((ret = uv_signal_init(&a->loop, &a->sigint)) ||
 	    (ret = uv_signal_init(&a->loop, &a->sigterm)) ||
+	    (ret = uv_signal_init(&a->loop, &a->sighup)) ||
 	    (ret = uv_signal_start(&a->sigint, on_signal, SIGINT)) ||
-	    (ret = uv_signal_start(&a->sigterm, on_signal, SIGTERM))) {
+	    (ret = uv_signal_start(&a->sigterm, on_signal, SIGTERM)) ||
+	    (ret = uv_signal_start(&a->sighup, on_signal, SIGHUP))) {
 		log_error("cannot install signal handlers: %s", uv_err_name(ret));
 		return ret;
 	}

@@ -15,8 +15,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
-sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from agentproc import Agent, Consumer  # noqa: E402
+from agentproc import Agent, Consumer
 
 B = os.environ.get("KMON_BUILD", os.path.join(REPO, "build"))
 AGENT = os.path.join(B, "agent", "kmon-agent")
@@ -25,7 +24,6 @@ FLOOD = os.path.join(B, "tests", "kmalloc_flood")
 
 PY = r"""
 import json, os, sys, time
-sys.path.insert(0, sys.argv[2])
 import kmon
 n = lost = 0
 with kmon.Client(sys.argv[1], name="py-bench", events=["memory_alloc"],

@@ -42,7 +42,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+# Run by hand as well as by ctest: find the harness without PYTHONPATH.
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 from agentproc import Agent, Consumer  # noqa: E402
 

@@ -31,21 +31,17 @@ import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import types
 import unittest
 import urllib.request
 import uuid
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "support"))
-sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from agentproc import Agent, Consumer  # noqa: E402
-from engines import Containerd, Dockerd, Podman, busybox_archive  # noqa: E402
-from fake_kubelet import FakeKubelet  # noqa: E402
-from kubenode import Node  # noqa: E402
-from waits import wait_for  # noqa: E402
+from agentproc import Agent, Consumer
+from engines import Containerd, Dockerd, Podman, busybox_archive
+from fake_kubelet import FakeKubelet
+from kubenode import Node
+from waits import wait_for
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 FORWARD = os.environ.get("KMON_FORWARD", "kmon-forward")

@@ -41,11 +41,10 @@ import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
-sys.path.insert(0, os.path.join(HERE, "..", "support"))
-from fake_kubelet import FakeKubelet  # noqa: E402
-from kubenode import Node, new_pod_uid  # noqa: E402
-from waits import wait_for  # noqa: E402
-from aptsrc import debian_mirror  # noqa: E402
+from fake_kubelet import FakeKubelet
+from kubenode import Node, new_pod_uid
+from waits import wait_for
+from aptsrc import debian_mirror
 
 HELM = os.environ.get("HELM", "helm")
 DOCKER = os.environ.get("KMON_DOCKER", "docker")

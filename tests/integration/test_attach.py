@@ -11,20 +11,16 @@ duplicate, no event missing between the replay and the live events.
 """
 import os
 import re
-import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from agentproc import Agent, Consumer  # noqa: E402
-from servers import free_port, http_get  # noqa: E402
+from agentproc import Consumer
+from kmoncase import KmonTestCase
+from servers import free_port, http_get, promtool_problems
 
-AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 FLOOD = os.environ.get("KMON_FLOOD", "kmalloc_flood")
 TC = os.environ.get("KMON_TESTCONSUMER", "testconsumer")
 REPLAY = 8 << 20
@@ -41,38 +37,8 @@ def read_dump(path):
     return out
 
 
-class AttachTest(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kmon-attach-")
-        os.chmod(self.tmp, 0o777)  # the consumers (user nobody) write their dumps here
-        self.agents, self.consumers, self.procs = [], [], []
-
-    def tearDown(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        for c in self.consumers:
-            if c.proc.poll() is None:
-                c.proc.kill()
-                c.proc.wait()
-            c.close()
-        for a in self.agents:
-            a.kill()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def agent(self, *args):
-        a = Agent(AGENT, ["--scope", "all", "--rescan-interval", "0"] + list(args))
-        self.agents.append(a)
-        a.wait_attached()
-        return a
-
-    def consumer(self, a, name, *args):
-        c = Consumer([TC, "--socket", a.socket, "--name", name] + list(args))
-        self.consumers.append(c)
-        c.wait_for_log("attached to")
-        a.wait_for_log("'%s' attached" % name)
-        return c
+class AttachTest(KmonTestCase):
+    TMP_MODE = 0o777  # the consumers (user nobody) write their dumps here
 
     @staticmethod
     def walk(stream, pos, items):
@@ -196,10 +162,7 @@ class AttachTest(unittest.TestCase):
             time.sleep(0.5)
         body = http_get("http://127.0.0.1:%d/metrics" % port)
         self.assertIn("\nkmon_consumers 70\n", body)
-        check = subprocess.run(["promtool", "check", "metrics"], input=body, text=True,
-                               capture_output=True)
-        # 1: not parseable, 3: lint problems (names, help, suffixes).
-        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        self.assertEqual(promtool_problems(body), "")
         ids = set()
         for fam in ("kmon_consumer_delivered_total", "kmon_consumer_dropped_total",
                     "kmon_consumer_ring_fill_ratio"):

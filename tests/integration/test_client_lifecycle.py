@@ -16,15 +16,11 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "support"))
-sys.path.insert(0, HERE)
-from agentproc import Agent, Consumer  # noqa: E402
+from agentproc import Consumer
+from kmoncase import KmonTestCase
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 TC = os.environ.get("KMON_TESTCONSUMER_VG", "testconsumer_vg")
@@ -32,39 +28,22 @@ VALGRIND = os.environ.get("KMON_VALGRIND") or shutil.which("valgrind") or ""
 VG_ERR = 99
 
 
-class ClientLifecycleTest(unittest.TestCase):
+class ClientLifecycleTest(KmonTestCase):
     def setUp(self):
         if not VALGRIND or "NOTFOUND" in VALGRIND:
             self.fail("valgrind is needed for this test (.ci/deps --tests installs it)")
-        self.tmp = tempfile.mkdtemp(prefix="kmon-life-")
-        os.chmod(self.tmp, 0o755)
-        self.procs = []
+        super().setUp()
         # A process that keeps allocating in the kernel, tracked by --pid, so
         # the consumer has real events to read whatever else runs here.
         self.busy = subprocess.Popen(
             ["/bin/sh", "-c", "while :; do cat /proc/self/status >/dev/null; sleep 0.05; done"])
-
-    def tearDown(self):
-        for p in self.procs:
-            if isinstance(p, Consumer):
-                if p.proc.poll() is None:
-                    p.proc.kill()
-                    p.proc.wait()
-                p.close()
-            else:
-                p.kill()
-        self.busy.kill()
-        self.busy.wait()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.procs.append(self.busy)
 
     def agent(self, socket=None):
         args = ["--rescan-interval", "0", "--pid", str(self.busy.pid)]
         if socket:
             args += ["--socket", socket, "--socket-group", "nogroup"]
-        a = Agent(AGENT, args)
-        self.procs.append(a)
-        a.wait_attached()
-        return a
+        return super().agent(*args, base=[])
 
     def consumer(self, sock, *extra):
         c = Consumer([VALGRIND, "--error-exitcode=%d" % VG_ERR, "--track-origins=no",

@@ -11,11 +11,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from agentproc import Agent  # noqa: E402
+from agentproc import Agent
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 FLOOD = os.environ.get("KMON_FLOOD", "kmalloc_flood")

@@ -9,19 +9,15 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "support"))
-sys.path.insert(0, HERE)
-from agentproc import Agent, Consumer  # noqa: E402
-from fake_kubelet import FakeKubelet  # noqa: E402
-from kubenode import Node, new_pod_uid  # noqa: E402
-from servers import ClickHouse, Prometheus, free_port, http_get  # noqa: E402
-from waits import wait_for  # noqa: E402
+from agentproc import Agent, Consumer
+from fake_kubelet import FakeKubelet
+from kubenode import Node, new_pod_uid
+from servers import ClickHouse, Prometheus, free_port, http_get, promtool_problems
+from waits import wait_for
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 FORWARD = os.environ.get("KMON_FORWARD", "kmon-forward")
@@ -235,6 +231,10 @@ class ConsumersTest(unittest.TestCase):
         # The agent's probes.
         self.assertEqual(http_get("http://127.0.0.1:%d/healthz" % agent_port), "ok\n")
         self.assertEqual(http_get("http://127.0.0.1:%d/readyz" % agent_port), "ready\n")
+        # Both expositions are valid text format, whatever Prometheus tolerates.
+        for port in (agent_port, agg_port):
+            body = http_get("http://127.0.0.1:%d/metrics" % port)
+            self.assertEqual(promtool_problems(body), "", body[-3000:])
 
     def test_forward_http_headers_gzip_and_4xx(self):
         """What a collector behind kmon-forward receives: gzip'd NDJSON with

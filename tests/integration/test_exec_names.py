@@ -15,9 +15,7 @@ import sys
 import tempfile
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from agentproc import Agent  # noqa: E402
+from agentproc import Agent
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 FILENAME_KEPT = 63  # KMON_FILENAME_LEN - 1: the NUL takes the last byte

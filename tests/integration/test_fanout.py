@@ -5,17 +5,14 @@ accounting, consumers dying and misbehaving.
 """
 import json
 import os
-import shutil
 import signal
 import struct
 import subprocess
-import sys
-import tempfile
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from agentproc import Agent, Consumer  # noqa: E402
+from agentproc import Agent, Consumer
+from kmoncase import KmonTestCase
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 FLOOD = os.environ.get("KMON_FLOOD", "kmalloc_flood")
@@ -41,35 +38,7 @@ def flood(n, threads=1):
     return int(out.split("=")[1])
 
 
-class FanoutTest(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kmon-fo-")
-        os.chmod(self.tmp, 0o755)
-        self.agents, self.consumers = [], []
-
-    def tearDown(self):
-        for c in self.consumers:
-            if c.proc.poll() is None:
-                c.proc.kill()
-                c.proc.wait()
-            c.close()
-        for a in self.agents:
-            a.kill()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def agent(self, *args):
-        a = Agent(AGENT, ["--scope", "all", "--rescan-interval", "0"] + list(args))
-        self.agents.append(a)
-        a.wait_attached()
-        return a
-
-    def consumer(self, a, name, *args):
-        c = Consumer([TC, "--socket", a.socket, "--name", name] + list(args))
-        self.consumers.append(c)
-        c.wait_for_log("attached to")
-        a.wait_for_log("'%s' attached" % name)
-        return c
-
+class FanoutTest(KmonTestCase):
     def stop_all(self, a, *consumers):
         """Agent first: its last LOST reports reach the consumers, which read
         their rings to the end before they are stopped."""
@@ -91,6 +60,18 @@ class FanoutTest(unittest.TestCase):
                          % (name, r["lost"], d["lost"]))
         self.assertEqual(r["seq_errors"], 0, r)
         return r, d
+
+    def test_sighup_stops_the_agent_cleanly(self):
+        """An agent run by hand whose terminal goes away detaches and reports
+        its totals, as on SIGTERM, instead of dying mid-batch."""
+        a = self.agent()
+        c = self.consumer(a, "hup")
+        a.proc.send_signal(signal.SIGHUP)
+        self.assertEqual(a.proc.wait(timeout=10), 0, a.log()[-2000:])
+        self.assertIn("received Hangup, detaching", a.log())
+        self.assertIn('{"totals"', a.log())
+        # The consumer saw the agent go, as on any clean stop.
+        c.wait_for_log("agent closed the connection")
 
     def test_slow_consumer_gets_lost_records_and_exact_counts(self):
         a = self.agent()

@@ -11,18 +11,13 @@ import gzip
 import http.server
 import json
 import os
-import shutil
 import subprocess
-import sys
-import tempfile
 import threading
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "support"))
-sys.path.insert(0, HERE)
-from agentproc import Agent, Consumer  # noqa: E402
-from waits import wait_for  # noqa: E402
+from agentproc import Consumer
+from kmoncase import KmonTestCase
+from waits import wait_for
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 FORWARD = os.environ.get("KMON_FORWARD", "kmon-forward")
@@ -33,26 +28,7 @@ ERR_BODY = (b"Code: 60. DB::Exception: Table default.nope does not exist\n"
             b"\x1b[31mFORGED kmon-forward: all good\n" + b"ERRBODY-" * 20000)
 
 
-class ForwardSinkTest(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kmon-fs-")
-        os.chmod(self.tmp, 0o755)
-        self.procs = []
-
-    def tearDown(self):
-        for p in self.procs:
-            if isinstance(p, Consumer):
-                if p.proc.poll() is None:
-                    p.proc.kill()
-                    p.proc.wait()
-                p.close()
-            elif isinstance(p, Agent):
-                p.kill()
-            else:
-                p.kill()
-                p.wait()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
+class ForwardSinkTest(KmonTestCase):
     def sink(self):
         """An HTTP sink answering (status, body) from self.answer; records
         what it received and how many body bytes it answered per status."""
@@ -87,8 +63,7 @@ class ForwardSinkTest(unittest.TestCase):
         # Our own tracked process execs the marker a few times a second.
         loop = subprocess.Popen(["/bin/sh", "-c", 'while :; do "$0"; sleep 0.2; done', marker])
         self.procs.append(loop)
-        a = Agent(AGENT, ["--rescan-interval", "0", "--pid", str(loop.pid)])
-        self.procs.append(a)
+        a = self.agent("--rescan-interval", "0", "--pid", str(loop.pid), base=[])
         a.wait_attached()
         fwd = Consumer([FORWARD, "--socket", a.socket, "--events", "process_exec",
                         "--output", url, "--flush-interval", "0.2"])

@@ -10,16 +10,12 @@ import shutil
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "support"))
-from agentproc import Agent, Consumer  # noqa: E402
-from kubenode import Node, new_pod_uid  # noqa: E402
+from agentproc import Agent, Consumer
+from kubenode import Node, new_pod_uid
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 FORWARD = os.environ.get("KMON_FORWARD", "kmon-forward")

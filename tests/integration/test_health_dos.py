@@ -19,14 +19,11 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from agentproc import Agent  # noqa: E402
+from agentproc import Agent
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 

@@ -3,18 +3,14 @@
 gets one clear log line saying what is wrong and what fixes it, and the agent
 keeps running; the explicit insecure opt-in works and is warned about.
 """
-import json
 import os
 import shutil
-import sys
 import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "support"))
-from agentproc import Agent  # noqa: E402
-from fake_kubelet import FakeKubelet  # noqa: E402
+from agentproc import Agent
+from fake_kubelet import FakeKubelet
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 FIXTURE = os.path.join(HERE, "..", "fixtures", "kubelet-pods.json")

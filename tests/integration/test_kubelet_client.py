@@ -12,13 +12,11 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "support"))
-from fake_kubelet import FakeKubelet  # noqa: E402
+from fake_kubelet import FakeKubelet
 
 DRIVER = os.environ.get("KMON_KUBELET_GET", "kubelet_get")
 FIXTURE = os.path.join(HERE, "..", "fixtures", "kubelet-pods.json")

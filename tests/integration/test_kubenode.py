@@ -12,10 +12,8 @@ import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "support"))
-import kubenode  # noqa: E402
-from kubenode import Node, new_pod_uid, parse_cgroup_text  # noqa: E402
+import kubenode
+from kubenode import Node, new_pod_uid, parse_cgroup_text
 
 # v1 controllers runc's cgroupfs driver always joins when they are mounted.
 CORE_V1 = {"memory", "pids", "cpu", "cpuacct", "cpuset", "devices",

@@ -18,11 +18,9 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
-sys.path.insert(0, os.path.join(HERE, "..", "support"))
-sys.path.insert(0, HERE)
-from agentproc import Agent, NOBODY, check_sanitizers  # noqa: E402
-from test_consumers import Cluster  # noqa: E402
-from waits import wait_for  # noqa: E402
+from agentproc import Agent, NOBODY, check_sanitizers
+from test_consumers import Cluster
+from waits import wait_for
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 BUILD = os.environ.get("KMON_BUILD_DIR", os.path.join(REPO, "build"))

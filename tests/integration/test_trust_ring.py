@@ -15,7 +15,6 @@ import fcntl
 import json
 import mmap
 import os
-import shutil
 import signal
 import socket
 import stat
@@ -27,10 +26,9 @@ import time
 import unittest
 import urllib.request
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from agentproc import Agent, Consumer, NOBODY  # noqa: E402
+from agentproc import Consumer, NOBODY
+from kmoncase import KmonTestCase
 
-AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 FLOOD = os.environ.get("KMON_FLOOD", "kmalloc_flood")
 TC = os.environ.get("KMON_TESTCONSUMER", "testconsumer")
 PY = sys.executable
@@ -374,43 +372,10 @@ class MemCgroup:
                 time.sleep(0.1)
 
 
-class TrustRingTest(unittest.TestCase):
-    def setUp(self):
-        self.agents, self.consumers, self.hostiles, self.cgroups = [], [], [], []
-        self.tmp = tempfile.mkdtemp(prefix="kmon-trust-")
-        os.chmod(self.tmp, 0o755)
-
-    def tearDown(self):
-        for h in self.hostiles:
-            h.kill()
-        for c in self.consumers:
-            if c.proc.poll() is None:
-                c.proc.kill()
-                c.proc.wait()
-            c.close()
-        for a in self.agents:
-            a.kill()
-        for g in self.cgroups:
-            g.remove()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def agent(self, *args):
-        a = Agent(AGENT, ["--scope", "all", "--rescan-interval", "0"] + list(args))
-        self.agents.append(a)
-        a.wait_attached()
-        return a
-
-    def consumer(self, a, name, *args, user=None):
-        argv = [TC, "--socket", a.socket, "--name", name] + list(args)
-        c = Consumer(user + argv, as_nobody=False) if user else Consumer(argv)
-        self.consumers.append(c)
-        c.wait_for_log("attached to")
-        a.wait_for_log("'%s' attached" % name)
-        return c
-
+class TrustRingTest(KmonTestCase):
     def hostile(self, *args, user=NOBODY, cgroup=None):
         h = Hostile(list(args), user=user, cgroup=cgroup)
-        self.hostiles.append(h)
+        self.procs.append(h)
         return h
 
     def stop_agent(self, a):

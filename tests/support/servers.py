@@ -2,6 +2,7 @@
 stopped after: ClickHouse (HTTP interface) and Prometheus."""
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,6 +23,31 @@ def free_port():
 def http_get(url, timeout=10):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.read().decode()
+
+
+def promtool_problems(body):
+    """What is wrong with a /metrics body: '' when `promtool check metrics`
+    parses and lints it (names, help, suffixes) and every family's samples
+    stand together right under its own TYPE line, which the text format
+    requires and promtool 2.42 does not check."""
+    r = subprocess.run(["promtool", "check", "metrics"], input=body, text=True,
+                       capture_output=True)
+    if r.returncode != 0:
+        return "promtool exit %d: %s%s" % (r.returncode, r.stdout, r.stderr)
+    typed, current = set(), None
+    for n, line in enumerate(body.splitlines(), 1):
+        if line.startswith("# TYPE "):
+            current = line.split()[2]
+            if current in typed:
+                return "line %d: second TYPE for %s" % (n, current)
+            typed.add(current)
+        elif line and not line.startswith("#"):
+            name = re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line).group(0)
+            family = re.sub(r"_(bucket|sum|count)$", "", name)
+            if current not in (name, family):
+                return "line %d: sample of %s under the family %s: %r" % (n, name, current,
+                                                                             line)
+    return ""
 
 
 class ClickHouse:

@@ -11,19 +11,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
-import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "support"))
-sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from agentproc import Agent  # noqa: E402
-from fake_kubelet import FakeKubelet  # noqa: E402
-from kubenode import Node, new_pod_uid  # noqa: E402
-from servers import free_port  # noqa: E402
-from waits import wait_for  # noqa: E402
+from agentproc import Agent
+from fake_kubelet import FakeKubelet
+from kubenode import Node, new_pod_uid
+from servers import free_port
+from waits import wait_for
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 TOP = os.environ.get("KMON_TOP", "kmon-top")
