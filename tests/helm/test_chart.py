@@ -424,6 +424,38 @@ class ChartTest(unittest.TestCase):
         self.assertEqual(opts.get("namespace"), ["default", "kube-system"], "namespaces not one flag each")
         self.assertEqual(opts.get("output"), ["https://collector:8443/in?x=1"], "output URL not verbatim")
 
+    def test_file_output_rotates_on_a_node_directory(self):
+        res = helm("template", "kmon", CHART, "--set", "forward.output=/var/log/kmon/events.jsonl",
+                   "--set", "forward.file.rotateSize=100M", "--set", "forward.file.rotateKeep=3",
+                   "--set", "forward.file.rotateGzip=true",
+                   "--set", "forward.file.hostPath=/var/lib/kmon-events")
+        self.assertEqual(res.returncode, 0, f"template failed: {res.stderr}")
+        r = Rendered(yaml.safe_load_all(res.stdout))
+        c = self.containers(r)["kmon-forward"]
+        opts = parse_args(c["args"])
+        self.assertEqual(opts.get("rotate-size"), ["100M"])
+        self.assertEqual(opts.get("rotate-keep"), ["3"])
+        self.assertEqual(opts.get("rotate-gzip"), [True])
+        mount = [m for m in c["volumeMounts"] if m["name"] == "forward-files"]
+        self.assertEqual([m["mountPath"] for m in mount], ["/var/log/kmon"])
+        self.assertTrue(one(opts, "output", "forward").startswith(mount[0]["mountPath"] + "/"))
+        vol = [v for v in self.pod(r)["volumes"] if v["name"] == "forward-files"]
+        self.assertEqual(vol, [{"name": "forward-files",
+                                "hostPath": {"path": "/var/lib/kmon-events",
+                                             "type": "DirectoryOrCreate"}}])
+        # The defaults: no rotation flag, no node directory.
+        d = self.containers(self.rendered["defaults"][1])["kmon-forward"]
+        self.assertFalse({"rotate-size", "rotate-keep", "rotate-gzip"} & set(parse_args(d["args"])))
+        self.assertNotIn("forward-files", [v["name"] for v in
+                                           self.pod(self.rendered["defaults"][1])["volumes"]])
+        for bad, key in (("forward.file.rotateSize=10 megs", "rotateSize"),
+                         ("forward.file.rotateKeep=0", "rotateKeep"),
+                         ("forward.file.hostPath=relative/dir", "hostPath")):
+            with self.subTest(set=bad):
+                res = helm("template", "kmon", CHART, "--set", bad)
+                self.assertNotEqual(res.returncode, 0, f"--set {bad} was accepted")
+                self.assertIn(key, res.stderr)
+
     def test_readme_documents_every_value(self):
         with open(os.path.join(CHART, "README.md"), encoding="utf-8") as f:
             readme = f.read()
