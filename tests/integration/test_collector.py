@@ -141,9 +141,19 @@ class CollectorTest(unittest.TestCase):
         a = self.start_agent("--scope", "all", "--events", "process_exec")
         # Exec events only: no memory or irq-depth program is loaded at all
         # (one that returned at once would still cost a call per kmalloc).
+        # This agent's programs only (another agent may run on the machine):
+        # the ids its program and link descriptors hold.
+        mine = set()
+        fdinfo = "/proc/%d/fdinfo" % a.proc.pid
+        for fd in os.listdir(fdinfo):
+            try:
+                with open(os.path.join(fdinfo, fd)) as f:
+                    mine |= {int(l.split()[1]) for l in f if l.startswith("prog_id:")}
+            except FileNotFoundError:
+                pass
         progs = json.loads(subprocess.run(["bpftool", "-j", "prog", "show"], check=True,
                                           capture_output=True, text=True).stdout)
-        names = {p.get("name") for p in progs if p.get("name", "").startswith("kmon_")}
+        names = {p.get("name") for p in progs if p["id"] in mine}
         self.assertIn("kmon_exec", names)
         self.assertFalse(names & {"kmon_kmalloc", "kmon_kfree", "kmon_irq_enter",
                                   "kmon_softirq_enter", "kmon_timer_enter"}, names)
