@@ -67,8 +67,8 @@ void agent_metrics_render(struct metrics_text *m, const struct agent_metrics_src
 			"(--live-map-size); their frees will be unknown",
 			s->kernel->c[KMON_CTR_LIVE_FULL]);
 		counter(m, "kmon_live_map_stale_total",
-			"Live-map entries overwritten because their address was allocated again: "
-			"the free happened on a path without a tracepoint",
+			"Live-map entries found when their address was allocated again: the free "
+			"happened on a path without a tracepoint; reported as inferred frees",
 			s->kernel->c[KMON_CTR_LIVE_STALE]);
 		counter(m, "kmon_live_map_insert_failed_total",
 			"Container allocations not recorded for another map error",

@@ -67,8 +67,8 @@ volatile __u32 cgroup_keys_used = 0;
  * allocation whose free the ledger will never see. Here a full map refuses
  * the insert, which is counted (KMON_CTR_LIVE_FULL); an entry still present
  * when its address is allocated again had its free done on a path without a
- * tracepoint (bulk frees), and is counted when overwritten
- * (KMON_CTR_LIVE_STALE). Preallocated: a hook on kmalloc must not allocate.
+ * tracepoint (bulk frees): it is removed, counted (KMON_CTR_LIVE_STALE) and
+ * reported as an inferred free charged to its owner (see reap_stale). Preallocated: a hook on kmalloc must not allocate.
  * Sized by the agent's --live-map-size.
  */
 struct kmon_live_alloc {
@@ -293,6 +293,60 @@ static __always_inline void cache_name(char *dst, __u64 cache)
 		dst[0] = '\0';
 }
 
+/* A free of a container's object, charged to its owner whatever context
+ * runs: pid/tid/comm/cgroup_id are the freeing context's, the rest the
+ * owner's allocation. call_site 0 with FREE_INFERRED: no free was seen. */
+static __always_inline void emit_owner_free(__u64 p, const struct kmon_live_alloc *live,
+					    __u64 call_site, __u64 cache, __u16 extra_flags)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 type = live->free_type;
+	struct kmon_event *e;
+	bool elsewhere;
+
+	elsewhere = (pid_tgid >> 32) != live->tgid || in_irq_context() || extra_flags;
+	count(KMON_CTR_FREE_MATCHED);
+	if (elsewhere)
+		count(KMON_CTR_FREE_ELSEWHERE);
+	e = reserve(type);
+	if (!e)
+		return;
+	fill_common(e, type, pid_tgid, live->container_key);
+	e->flags = KMON_EVF_SIZE_KNOWN | KMON_EVF_OWNER_CHARGED |
+		   (elsewhere ? KMON_EVF_FREED_ELSEWHERE : 0) | extra_flags;
+	e->size = live->size;
+	e->data.free.ptr = p;
+	e->data.free.call_site = call_site;
+	e->data.free.alloc_call_site = live->call_site;
+	e->data.free.alloc_timestamp = live->timestamp;
+	e->data.free.owner_pid = live->tgid;
+	e->data.free.pad = 0;
+	cache_name(e->data.free.cache, cache ? cache : live->cache);
+	submit(e);
+}
+
+/*
+ * An allocation at an address the live map still holds: the object there
+ * was freed on a path that fires no tracepoint (kmem_cache_free_bulk,
+ * kfree_bulk from kfree_rcu batches, slab sheaves). Its owner gets the free
+ * now, marked inferred. Runs for every allocation on the node while the
+ * ledger is on, or such objects would stay charged for ever.
+ */
+static __always_inline void reap_stale(__u64 p)
+{
+	struct kmon_live_alloc *v, live;
+
+	v = bpf_map_lookup_elem(&live_allocs, &p);
+	if (!v)
+		return;
+	live = *v;
+	if (bpf_map_delete_elem(&live_allocs, &p))
+		return;
+	count(KMON_CTR_LIVE_STALE);
+	if (!live.silent)
+		emit_owner_free(p, &live, 0, 0, KMON_EVF_FREE_INFERRED);
+}
+
 /*
  * kmalloc (type memory_alloc) and kmem_cache_alloc (slab_alloc). On 6.18
  * kmalloc() goes through slab_alloc_node() but fires only the kmalloc
@@ -310,6 +364,8 @@ static __always_inline int on_alloc(__u32 type, __u64 call_site, __u64 p, __u64 
 
 	if (!(event_mask & KMON_EV_MASK(type)) && !(event_mask & KMON_EV_MASK(free_type)))
 		return 0;
+	if (p && (event_mask & (KMON_EV_MASK(KMON_EV_MEMORY_FREE) | KMON_EV_MASK(KMON_EV_SLAB_FREE))))
+		reap_stale(p);
 	pid_tgid = bpf_get_current_pid_tgid();
 	key = tracked_key(pid_tgid >> 32);
 	if (key < 0)
@@ -332,20 +388,18 @@ static __always_inline int on_alloc(__u32 type, __u64 call_site, __u64 p, __u64 
 	 * dropped, not asked for): its free is then recognised and dropped
 	 * too, instead of being reported as a free of unknown memory. Only a
 	 * tracked container's allocations: the map is the ledger of pods. */
+	if (e)
+		fill_common(e, type, pid_tgid, key);
 	if (key > 0 && p && (event_mask & KMON_EV_MASK(free_type))) {
 		live.call_site = call_site;
-		live.timestamp = bpf_ktime_get_boot_ns();
+		/* The alloc event's own timestamp: a consumer pairs the two by it. */
+		live.timestamp = e ? e->timestamp : bpf_ktime_get_boot_ns();
 		live.cache = cache;
 		live.size = (__u32)bytes_alloc;
 		live.container_key = (__u32)key;
 		live.tgid = pid_tgid >> 32;
 		live.free_type = (__u16)free_type;
-		err = bpf_map_update_elem(&live_allocs, &p, &live, BPF_NOEXIST);
-		if (err == -17 /* EEXIST */) {
-			/* Its previous object was freed where no tracepoint fires. */
-			count(KMON_CTR_LIVE_STALE);
-			err = bpf_map_update_elem(&live_allocs, &p, &live, BPF_ANY);
-		}
+		err = bpf_map_update_elem(&live_allocs, &p, &live, BPF_ANY);
 		if (err == 0)
 			count(KMON_CTR_LIVE_RECORDED);
 		else if (err == -7 /* E2BIG */)
@@ -355,7 +409,6 @@ static __always_inline int on_alloc(__u32 type, __u64 call_site, __u64 p, __u64 
 	}
 	if (!e)
 		return 0;
-	fill_common(e, type, pid_tgid, key);
 	e->size = bytes_alloc;
 	e->data.mem.ptr = p;
 	e->data.mem.call_site = call_site;
@@ -381,7 +434,6 @@ static __always_inline int on_free(__u32 type, __u64 call_site, __u64 p, __u64 c
 	struct kmon_live_alloc *v, live;
 	struct kmon_event *e;
 	__u64 pid_tgid;
-	bool elsewhere;
 	long key;
 
 	if (!p)
@@ -393,31 +445,10 @@ static __always_inline int on_free(__u32 type, __u64 call_site, __u64 p, __u64 c
 		 * (a double free) finds nothing to charge. */
 		if (bpf_map_delete_elem(&live_allocs, &p))
 			return 0;
-		if (live.silent) {
+		if (live.silent)
 			count(KMON_CTR_SAMPLED_OUT);
-			return 0;
-		}
-		pid_tgid = bpf_get_current_pid_tgid();
-		elsewhere = (pid_tgid >> 32) != live.tgid || in_irq_context();
-		count(KMON_CTR_FREE_MATCHED);
-		if (elsewhere)
-			count(KMON_CTR_FREE_ELSEWHERE);
-		type = live.free_type;
-		e = reserve(type);
-		if (!e)
-			return 0;
-		fill_common(e, type, pid_tgid, live.container_key);
-		e->flags = KMON_EVF_SIZE_KNOWN | KMON_EVF_OWNER_CHARGED |
-			   (elsewhere ? KMON_EVF_FREED_ELSEWHERE : 0);
-		e->size = live.size;
-		e->data.free.ptr = p;
-		e->data.free.call_site = call_site;
-		e->data.free.alloc_call_site = live.call_site;
-		e->data.free.alloc_timestamp = live.timestamp;
-		e->data.free.owner_pid = live.tgid;
-		e->data.free.pad = 0;
-		cache_name(e->data.free.cache, cache ? cache : live.cache);
-		submit(e);
+		else
+			emit_owner_free(p, &live, call_site, cache, 0);
 		return 0;
 	}
 	if (!(event_mask & KMON_EV_MASK(type)))

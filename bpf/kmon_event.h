@@ -81,6 +81,11 @@ enum kmon_event_flags {
 	 * site is a symbol reference: (symbol id << 32) | offset into the symbol,
 	 * symbol id indexing the table handed over at attach, 0 = not resolved */
 	KMON_EVF_ADDR_OPAQUE = 1u << 4,
+	/* with OWNER_CHARGED (v2, set by the kernel side): no free was seen; the
+	 * address was allocated again, so the object was freed on a path that
+	 * fires no tracepoint (kmem_cache_free_bulk, kfree_rcu batches, slab
+	 * sheaves). call_site is 0; pid/tid/comm are the new allocator's. */
+	KMON_EVF_FREE_INFERRED = 1u << 5,
 };
 
 struct kmon_mem_payload {
@@ -185,8 +190,8 @@ enum kmon_counter {
 	KMON_CTR_FREE_ELSEWHERE = 25, /* of those, freed outside the owner's process (or in irq) */
 	KMON_CTR_FREE_UNKNOWN = 26,  /* a tracked container's free of memory not in the map */
 	KMON_CTR_LIVE_FULL = 27,     /* allocation not recorded: live map full (its free will be unknown) */
-	KMON_CTR_LIVE_STALE = 28,    /* entry overwritten: its address was allocated again, so its
-				      * free happened where no tracepoint fires (bulk frees) */
+	KMON_CTR_LIVE_STALE = 28,    /* entry found at an allocation: its free happened where no
+				      * tracepoint fires (bulk frees); reported as an inferred free */
 	KMON_CTR_MAX = 32,
 };
 

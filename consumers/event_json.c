@@ -210,6 +210,8 @@ static void put_mem_extra(struct out *o, const struct kmon_event *ev)
 		put_hex(o, ev->data.free.alloc_call_site);
 		PUTS(o, ",\"alloc_timestamp\":");
 		put_u64(o, ev->data.free.alloc_timestamp);
+		if (ev->flags & KMON_EVF_FREE_INFERRED)
+			PUTS(o, ",\"free_inferred\":true");
 	}
 }
 
