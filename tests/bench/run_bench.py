@@ -672,6 +672,11 @@ class LedgerTool(Tool):
     def __init__(self, label, tmp, binary=None, events=None, bpftrace=False):
         super().__init__("kmon-containers" if binary else label, tmp)
         self.label, self.binary, self.events, self.bpftrace = label, binary, events, bpftrace
+        # A port of its own: another run on the machine may hold Tool's.
+        import socket
+        with socket.socket() as so:
+            so.bind(("127.0.0.1", 0))
+            self.METRICS = "127.0.0.1:%d" % so.getsockname()[1]
 
     def start(self):
         if self.bpftrace:
@@ -735,8 +740,11 @@ def bench_ledger(n_kmalloc, n_slab, tmp):
                                       if k not in before and v[1] > 0)
                         ns, runs = kmon_prog_ns(before, after, names)
                         row["bpftrace_ns_per_run"] = round(ns, 1) if ns else None
+                    # Only this tool's programs (loaded after `before`): other
+                    # agents on a shared machine run programs of the same names.
+                    ours = {k: v for k, v in after.items() if k not in before}
                     for prog in LEDGER_PROGS:
-                        ns, runs = kmon_prog_ns(before, after, (prog,))
+                        ns, runs = kmon_prog_ns({}, ours, (prog,))
                         row[prog + "_ns"] = round(ns, 1) if ns and label != "bpftrace-count" \
                             else None
                         row[prog + "_runs"] = runs if label != "bpftrace-count" else None

@@ -220,8 +220,10 @@ class LedgerKernel(unittest.TestCase):
         print("frees by the host process charged to the pod: %d, paired with their "
               "allocation: %d (e.g. %s)" % (len(mine), len(paired),
                                            paired[0][1] if paired else None))
-        # Every pipe (pipe_inode_info and its buffer array) was freed here.
-        self.assertGreaterEqual(len(paired), 2 * len(taken))
+        # Every pipe (pipe_inode_info and its buffer array) was freed here,
+        # by a free the kernel traced (not one inferred from a reallocation).
+        real = [f for _, f in paired if not f.get("free_inferred")]
+        self.assertGreaterEqual(len(real), 2 * len(taken))
         self.assertTrue(pipe_ino)
 
     def test_rcu_freed_dentries_are_matched(self):
