@@ -85,14 +85,15 @@ class LedgerKernel(unittest.TestCase):
                           "--kubelet-ca-file", self.fk.ca, "--kubelet-refresh", "1",
                           "--node-name", "kmon-node", "--run-as", "65534:65534"] + list(extra))
         self.procs.append(a)
-        a.wait_attached()
+        # Loading and verifying the programs takes seconds on a loaded machine.
+        a.wait_for_log("attached:", timeout=120)
         out = os.path.join(self.tmp, "out-%d.jsonl" % len(self.procs))
         outdir = os.path.dirname(out)
         os.chmod(outdir, 0o1777)
         f = Consumer([FORWARD, "--socket", a.socket, "--output", out, "--ring-size", "64M",
                       "--name", "ledger"])
         self.procs.append(f)
-        f.wait_for_log("attached to")
+        f.wait_for_log("attached to", timeout=60)
         self.agent, self.fwd, self.out = a, f, out
         return a
 
