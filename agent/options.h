@@ -23,6 +23,7 @@ struct agent_options {
 	uint32_t event_mask;
 	uint32_t sample_every;
 	uint32_t pid_map_size;
+	uint32_t live_map_size; /* --live-map-size */
 	uint32_t pids[AGENT_MAX_PIDS];
 	unsigned n_pids;
 	bool print;
@@ -65,8 +66,5 @@ struct agent_options {
 int agent_options_parse(int argc, char **argv, struct agent_options *o, char *err,
 			size_t errlen);
 void agent_options_usage(FILE *out);
-
-/* "4M", "65536", "1G" -> bytes. Returns 0 or -EINVAL / -ERANGE. */
-int parse_size(const char *s, size_t *out);
 
 #endif
