@@ -12,6 +12,7 @@
 #include "bpf/event_util.h"
 #include "bpf/kmon_event.h"
 #include "shm/meta.h"
+#include "shm/symtab.h"
 
 /* A cursor that stops writing (and remembers it) when the buffer is full,
  * so the encoder needs one check at the end instead of one per field. */
@@ -179,8 +180,37 @@ static void put_time(struct out *o, uint64_t ns)
 	put(o, b, 11);
 }
 
+/* A call site: with ADDR_OPAQUE a symbol reference, written as its name
+ * ("kmalloc_reserve+0x7e [mod]"), or null when the agent could not resolve
+ * it; else the raw address in hex. */
+static void put_site(struct out *o, const struct kmon_event *ev, uint64_t site,
+		     const struct kmon_symtab *st)
+{
+	char name[KMON_EVENT_JSON_SYM_MAX];
+	int n;
+
+	if (!(ev->flags & KMON_EVF_ADDR_OPAQUE)) {
+		put_hex(o, site);
+		return;
+	}
+	n = kmon_symtab__symbolize(st, site, name, sizeof(name));
+	if (n == -ENOSPC)
+		n = (int)strlen(name);
+	if (n < 0)
+		PUTS(o, "null");
+	else
+		put_str(o, name, (size_t)n);
+}
+
 int event_json__write(char *buf, size_t cap, const struct kmon_event *ev,
 		      const struct kmon_meta *meta, const char *node, uint64_t boot_offset_ns)
+{
+	return event_json__write_sym(buf, cap, ev, meta, node, boot_offset_ns, NULL);
+}
+
+int event_json__write_sym(char *buf, size_t cap, const struct kmon_event *ev,
+			  const struct kmon_meta *meta, const char *node, uint64_t boot_offset_ns,
+			  const struct kmon_symtab *st)
 {
 	struct out o = { buf, buf + cap, false };
 	const char *type = kmon_event_type_name(ev->event_type);
@@ -215,7 +245,12 @@ int event_json__write(char *buf, size_t cap, const struct kmon_event *ev,
 		PUTS(&o, ",\"ptr\":");
 		put_hex(&o, ev->data.mem.ptr);
 		PUTS(&o, ",\"call_site\":");
-		put_hex(&o, ev->data.mem.call_site);
+		put_site(&o, ev, ev->data.mem.call_site, st);
+		if ((ev->event_type == KMON_EV_MEMORY_FREE || ev->event_type == KMON_EV_SLAB_FREE) &&
+		    (ev->flags & KMON_EVF_OWNER_CHARGED)) {
+			PUTS(&o, ",\"alloc_call_site\":");
+			put_site(&o, ev, ev->data.free.alloc_call_site, st);
+		}
 	}
 	PUTS(&o, ",\"cgroup_id\":");
 	put_u64(&o, ev->cgroup_id);

@@ -5,6 +5,7 @@
 include(GNUInstallDirs)
 set(KMON_SDK_SOURCES ${CMAKE_CURRENT_LIST_DIR}/client.c ${CMAKE_CURRENT_LIST_DIR}/reader.c
     ${PROJECT_SOURCE_DIR}/shm/ring.c ${PROJECT_SOURCE_DIR}/shm/proto.c
+    ${PROJECT_SOURCE_DIR}/shm/symtab.c
     ${PROJECT_SOURCE_DIR}/bpf/event_util.c)
 
 add_library(kmon SHARED ${KMON_SDK_SOURCES})
