@@ -16,9 +16,11 @@
 #include "agent/log.h"
 #include "ksyms_iter.skel.h"
 
-/* Distinct call sites on a node are a few thousand: a direct-mapped cache
- * this size answers nearly every event without the binary search. */
-#define KSYMS_CACHE 4096
+/* Distinct call sites on a node are a few thousand: a two-way cache of
+ * 2 x 8192 entries (256 KiB) answers nearly every event without the binary
+ * search over ~120k symbols (a direct-mapped 4096 made half the sites
+ * collide: bench_addrmask). */
+#define KSYMS_SETS 8192
 
 struct ksym {
 	uint64_t addr;
@@ -34,9 +36,9 @@ struct ksyms {
 	int memfd;
 	size_t memfd_bytes;
 	struct {
-		uint64_t addr;
-		uint64_t ref;
-	} cache[KSYMS_CACHE];
+		uint64_t addr[2];
+		uint64_t ref[2];
+	} cache[KSYMS_SETS];
 };
 
 /* What one read collects: symbols and a pool of their strings. */
@@ -460,14 +462,20 @@ static uint64_t lookup(const struct ksyms *k, uint64_t addr)
 
 uint64_t ksyms__ref(struct ksyms *k, uint64_t addr)
 {
-	size_t slot;
+	typeof(k->cache[0]) *c;
 
 	if (!addr || !k->n)
 		return 0;
-	slot = (size_t)((addr ^ (addr >> 12) ^ (addr >> 24)) & (KSYMS_CACHE - 1));
-	if (k->cache[slot].addr != addr) {
-		k->cache[slot].addr = addr;
-		k->cache[slot].ref = lookup(k, addr);
-	}
-	return k->cache[slot].ref;
+	/* Fibonacci hashing: call sites differ in their low bits. */
+	c = &k->cache[(addr * 0x9e3779b97f4a7c15ull) >> (64 - 13)];
+	if (c->addr[0] == addr)
+		return c->ref[0];
+	if (c->addr[1] == addr)
+		return c->ref[1];
+	/* Most recent in way 0, the one before in way 1. */
+	c->addr[1] = c->addr[0];
+	c->ref[1] = c->ref[0];
+	c->addr[0] = addr;
+	c->ref[0] = lookup(k, addr);
+	return c->ref[0];
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,21 +176,45 @@ int kmon_symtab__lookup(const struct kmon_symtab *st, uint32_t id, const char **
 	return 0;
 }
 
+/* Appends s to buf[*at..len) as far as it fits; false when cut. */
+static bool append(char *buf, size_t len, size_t *at, const char *s, size_t n)
+{
+	size_t room = len - 1 - *at; /* len >= 1: the NUL always fits */
+
+	if (n > room) {
+		memcpy(buf + *at, s, room);
+		*at += room;
+		return false;
+	}
+	memcpy(buf + *at, s, n);
+	*at += n;
+	return true;
+}
+
+/* By hand, not snprintf: consumers run this for every event they print. */
 int kmon_symtab__symbolize(const struct kmon_symtab *st, uint64_t call_site, char *buf,
 			   size_t len)
 {
+	static const char hx[] = "0123456789abcdef";
 	const char *name, *mod;
-	int n;
+	char off[12];
+	uint32_t v = (uint32_t)call_site;
+	size_t at = 0, o = sizeof(off);
+	bool ok;
 
-	if (len)
-		buf[0] = '\0';
+	if (!len)
+		return -ENOSPC;
+	buf[0] = '\0';
 	if (kmon_symtab__lookup(st, (uint32_t)(call_site >> 32), &name, &mod))
 		return -ENOENT;
-	if (mod)
-		n = snprintf(buf, len, "%s+0x%x [%s]", name, (unsigned)call_site, mod);
-	else
-		n = snprintf(buf, len, "%s+0x%x", name, (unsigned)call_site);
-	if (n < 0)
-		return -EINVAL;
-	return (size_t)n >= len ? -ENOSPC : n;
+	do {
+		off[--o] = hx[v & 15];
+		v >>= 4;
+	} while (v);
+	ok = append(buf, len, &at, name, strlen(name)) && append(buf, len, &at, "+0x", 3) &&
+	     append(buf, len, &at, off + o, sizeof(off) - o) &&
+	     (!mod || (append(buf, len, &at, " [", 2) && append(buf, len, &at, mod, strlen(mod)) &&
+		       append(buf, len, &at, "]", 1)));
+	buf[at] = '\0';
+	return ok ? (int)at : -ENOSPC;
 }
