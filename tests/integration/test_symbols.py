@@ -36,6 +36,30 @@ from agentproc import Agent, Consumer  # noqa: E402
 from waits import wait_for  # noqa: E402
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
+BUILD = os.environ.get("KMON_BUILD_DIR", "")
+PRELOAD = os.environ.get("KMON_SANITIZER_RUNTIME", "")
+NOBODY = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
+          "--no-new-privs"]
+
+# The Python bindings as a consumer (as nobody): every memory event of one
+# pid, with the name the bindings resolved, until told to stop.
+PY_CONSUMER = r"""
+import json, os, sys, time
+import kmon
+sock, pid, done = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+out = []
+with kmon.Client(sock, name="py-sym", events=["memory_alloc", "memory_free"]) as c:
+    while "attached" not in c.why:
+        c.read(0.1)
+    print("attached", flush=True)
+    while True:
+        recs = c.read(0.5)
+        out += [[r.type, r.ptr, r.symbol] for r in recs
+                if isinstance(r, kmon.Event) and r.pid == pid]
+        if not recs and os.path.exists(done):
+            break
+print(json.dumps(out), flush=True)
+"""
 FORWARD = os.environ.get("KMON_FORWARD", "kmon-forward")
 KERNEL_HALF = 0xffff800000000000
 MAX_OFFSET = 1 << 20  # KMON_SYMTAB_MAX_OFFSET
@@ -193,6 +217,34 @@ class SymbolsTest(unittest.TestCase):
         fwd.wait_for_log("attached to")
         return fwd
 
+    def python_consumer(self, a, pid):
+        """The Python bindings over this build's libkmon, as nobody (None
+        without a build directory to take libkmon from)."""
+        if not BUILD:
+            return None
+        self.done = os.path.join(self.tmp, "py-done")
+        env = dict(os.environ, KMON_LIBRARY=os.path.join(BUILD, "consumers", "libkmon.so.0"),
+                   PYTHONPATH=os.path.join(HERE, "..", "..", "consumers", "python"))
+        if PRELOAD:
+            env["LD_PRELOAD"] = PRELOAD
+            env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1"
+        p = subprocess.Popen(NOBODY + [sys.executable, "-c", PY_CONSUMER, a.socket, str(pid),
+                                       self.done], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
+        line = p.stdout.readline()
+        self.assertEqual(line.strip(), "attached", p.stderr.read() if not line else line)
+        return p
+
+    def python_result(self, p):
+        if p is None:
+            return None
+        open(self.done, "w").close()
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        import json
+        return json.loads(out.strip().splitlines()[-1])
+
     def assert_no_address(self, evs, ks, who):
         for e in evs:
             ptr = int(e["ptr"], 16)
@@ -217,6 +269,7 @@ class SymbolsTest(unittest.TestCase):
         self.assertIn("from kallsyms", masked.log())
         self.assertIn("--raw-kernel-addresses: consumers see kernel pointers", raw.log())
         fwd = self.forward(masked)
+        py = self.python_consumer(masked, g.pid)
         g.go()
         # Both agents saw the same events; wait until their drains caught up.
         # The consumer writes stdout in blocks: it has everything once it
@@ -229,13 +282,14 @@ class SymbolsTest(unittest.TestCase):
                                count(fwd.out_path, g.pid)))
         time.sleep(0.5)
         fwd.stop()
+        py_evs = self.python_result(py)
         self.assertEqual(masked.stop(), 0)
         self.assertEqual(raw.stop(), 0)
         m_evs = mine(lines_of(masked.out_path), g.pid)
         r_evs = mine(lines_of(raw.out_path), g.pid)
         f_evs = mine(lines_of(fwd.out_path), g.pid)
-        print("events of the workload: %d (masked) %d (raw) %d (consumer)"
-              % (len(m_evs), len(r_evs), len(f_evs)))
+        print("events of the workload: %d (masked) %d (raw) %d (kmon-forward) %s (python)"
+              % (len(m_evs), len(r_evs), len(f_evs), len(py_evs) if py_evs is not None else "-"))
         self.assertGreater(len(m_evs), 500)
         self.assertEqual(len(m_evs), len(r_evs))
 
@@ -245,6 +299,11 @@ class SymbolsTest(unittest.TestCase):
         # The consumer resolved locally exactly what the agent printed.
         strip = lambda e: {k: e[k] for k in ("type", "timestamp", "tid", "ptr", "call_site")}
         self.assertEqual([strip(e) for e in f_evs[:len(m_evs)]], [strip(e) for e in m_evs])
+
+        # The Python bindings name the same call sites and see the same ids.
+        if py_evs is not None:
+            self.assertEqual(py_evs, [[e["type"], int(e["ptr"], 16), e["call_site"]]
+                                      for e in f_evs])
 
         # Event by event: the name is the test's own resolution of the raw
         # address the other agent saw; raw values are real kernel addresses.
