@@ -478,12 +478,18 @@ static void draw(struct top *t, const struct top_row *rows, size_t n)
 		snprintf(b, sizeof(b), "%.2f", rows[i].alloc_bytes_s / (1024.0 * 1024));
 		fmt_bytes(h, sizeof(h), (double)rows[i].held_bytes);
 		fmt_site(t, site, sizeof(site), rows[i].top_call_site);
-		/* A narrow column keeps the tail of an address: the head is the
-		 * same for every kernel text address. */
+		/* A narrow column keeps the tail of an address (the head is the
+		 * same for every kernel text address) but the head of a name,
+		 * '~' marking the cut. */
 		cs = site;
 		if ((int)strlen(site) > ws && ws > 1) {
-			cs = site + strlen(site) - ws + 1;
-			*--cs = '~';
+			if (strncmp(site, "0x", 2) == 0) {
+				cs = site + strlen(site) - ws + 1;
+				*--cs = '~';
+			} else {
+				site[ws - 1] = '~';
+				site[ws] = '\0';
+			}
 		}
 		snprintf(line, sizeof(line), "%-*.*s %-*.*s %-*.*s %6s %7s %6s %7s %-*.*s", wn, wn,
 			 or_dash(rows[i].ns), wp, wp, rows[i].key ? or_dash(rows[i].pod) : "(host)",
