@@ -13,7 +13,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "agent/log.h"
+#include "shm/common/log.h"
 #include "ksyms_iter.skel.h"
 
 /* Distinct call sites on a node are a few thousand: a two-way cache of

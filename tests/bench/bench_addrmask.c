@@ -21,7 +21,7 @@
 
 #include "agent/addrmask.h"
 #include "agent/ksyms.h"
-#include "consumers/event_json.h"
+#include "shm/common/event_json.h"
 #include "shm/symtab.h"
 
 #define N 1000000

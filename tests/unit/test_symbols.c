@@ -19,7 +19,7 @@
 
 #include "agent/addrmask.h"
 #include "agent/ksyms.h"
-#include "consumers/event_json.h"
+#include "shm/common/event_json.h"
 #include "shm/symtab.h"
 
 #ifndef KMON_FIXTURES
