@@ -290,8 +290,14 @@ static void fmt_rate(char *out, size_t n, double v)
 		snprintf(out, n, "%.1f", v);
 }
 
-static void fmt_site(char *out, size_t n, uint64_t a)
+/* A call site by name when the agent hid addresses (its default); names
+ * longer than the column are cut. Else the address, as the agent sent it. */
+static void fmt_site(const struct top *t, char *out, size_t n, uint64_t a)
 {
+	int r = a ? kmon_client__symbolize(t->client, a, out, n) : -ENOENT;
+
+	if (r >= 0 || r == -ENOSPC)
+		return;
 	if (a)
 		snprintf(out, n, "0x%" PRIx64, a);
 	else
@@ -330,7 +336,7 @@ static void print_json(struct top *t, const struct top_row *rows, size_t n)
 {
 	struct kmon_client_stats cs;
 	cJSON *o = cJSON_CreateObject(), *arr, *r, *h;
-	char site[32], *s;
+	char site[256], *s;
 	size_t i;
 
 	if (!o)
@@ -364,7 +370,7 @@ static void print_json(struct top *t, const struct top_row *rows, size_t n)
 		cJSON_AddNumberToObject(r, "alloc_bytes_per_s", rows[i].alloc_bytes_s);
 		cJSON_AddNumberToObject(r, "held_bytes", (double)rows[i].held_bytes);
 		cJSON_AddNumberToObject(r, "exec_total", (double)rows[i].exec);
-		fmt_site(site, sizeof(site), rows[i].top_call_site);
+		fmt_site(t, site, sizeof(site), rows[i].top_call_site);
 		cJSON_AddStringToObject(r, "top_call_site", site);
 		cJSON_AddItemToArray(arr, r);
 	}
@@ -398,7 +404,7 @@ static void print_text(struct top *t, const struct top_row *rows, size_t n)
 		fmt_rate(a, sizeof(a), rows[i].alloc_s);
 		snprintf(b, sizeof(b), "%.2f", rows[i].alloc_bytes_s / (1024.0 * 1024));
 		fmt_bytes(h, sizeof(h), (double)rows[i].held_bytes);
-		fmt_site(site, sizeof(site), rows[i].top_call_site);
+		fmt_site(t, site, sizeof(site), rows[i].top_call_site);
 		printf("%-20s %-36s %-20s %7s %8s %7s %8s %s\n", or_dash(rows[i].ns),
 		       rows[i].key ? or_dash(rows[i].pod) : "(host)",
 		       or_dash(rows[i].container), e, a, b, h, site);
@@ -452,13 +458,19 @@ static void draw(struct top *t, const struct top_row *rows, size_t n)
 		fmt_rate(a, sizeof(a), rows[i].alloc_s);
 		snprintf(b, sizeof(b), "%.2f", rows[i].alloc_bytes_s / (1024.0 * 1024));
 		fmt_bytes(h, sizeof(h), (double)rows[i].held_bytes);
-		fmt_site(site, sizeof(site), rows[i].top_call_site);
-		/* A narrow column keeps the tail of an address: the head is the
-		 * same for every kernel text address. */
+		fmt_site(t, site, sizeof(site), rows[i].top_call_site);
+		/* A narrow column keeps the tail of an address (the head is the
+		 * same for every kernel text address) but the head of a name,
+		 * '~' marking the cut. */
 		cs = site;
 		if ((int)strlen(site) > ws && ws > 1) {
-			cs = site + strlen(site) - ws + 1;
-			*--cs = '~';
+			if (strncmp(site, "0x", 2) == 0) {
+				cs = site + strlen(site) - ws + 1;
+				*--cs = '~';
+			} else {
+				site[ws - 1] = '~';
+				site[ws] = '\0';
+			}
 		}
 		snprintf(line, sizeof(line), "%-*.*s %-*.*s %-*.*s %6s %7s %6s %7s %-*.*s", wn, wn,
 			 or_dash(rows[i].ns), wp, wp, rows[i].key ? or_dash(rows[i].pod) : "(host)",

@@ -36,3 +36,8 @@ add_executable(bench_pidmap ${CMAKE_CURRENT_LIST_DIR}/bench_pidmap.c)
 target_link_libraries(bench_pidmap PRIVATE PkgConfig::LIBBPF)
 # The memory ledger's slab-heavy workload (file create/unlink in a tmpfs).
 add_executable(bench_slab_flood ${CMAKE_CURRENT_LIST_DIR}/bench_slab_flood.c)
+
+# Hiding kernel addresses (issue 15 item 4): the drain's per-event cost of
+# addrmask__apply vs the record copy alone, and JSON with names vs hex.
+add_executable(bench_addrmask ${CMAKE_CURRENT_LIST_DIR}/bench_addrmask.c)
+target_link_libraries(bench_addrmask PRIVATE kmon_agent_core kmon_event_json)

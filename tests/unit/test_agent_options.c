@@ -45,6 +45,8 @@ static void defaults(void **state)
 	assert_int_equal(o.max_pending_per_uid, 4);
 	assert_int_equal(o.max_consumers_per_uid, 8);
 	assert_null(o.kubelet_url);
+	assert_false(o.raw_kernel_addresses); /* consumers never see addresses by default */
+	assert_int_equal(o.kernel_symbols, 0);  /* auto */
 }
 
 static void good_values(void **state)
@@ -54,7 +56,10 @@ static void good_values(void **state)
 	(void)state;
 	assert_int_equal(PARSE(&o, "--scope", "all", "--ringbuf-size", "64K", "--events",
 			       "process_exec", "--sample", "7", "--pid", "12", "--pid", "13",
-			       "--pid-map-size", "1024"), 0);
+			       "--pid-map-size", "1024", "--raw-kernel-addresses", "--kernel-symbols",
+			       "ksym-iter"), 0);
+	assert_true(o.raw_kernel_addresses);
+	assert_int_equal(o.kernel_symbols, 2);
 	assert_true(o.scope_all);
 	assert_int_equal(o.ringbuf_size, 65536);
 	assert_int_equal(o.event_mask, KMON_EV_MASK(KMON_EV_PROCESS_EXEC));
@@ -98,6 +103,7 @@ static void bad_values(void **state)
 {
 	static const char *const cases[][3] = {
 		{ "--scope", "pods", "--scope" },
+		{ "--kernel-symbols", "proc", "not one of auto, kallsyms, ksym-iter, off" },
 		{ "--attach", "kprobe", "--attach" },
 		{ "--ringbuf-size", "3000", "power of two" },
 		{ "--ringbuf-size", "1024", "page size" },

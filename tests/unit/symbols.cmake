@@ -1,0 +1,7 @@
+# Names, not addresses: the agent's symbol table, the consumers' parser, the
+# address masking and the encoder's names (issue 15 items 3-4).
+add_executable(test_symbols ${CMAKE_CURRENT_LIST_DIR}/test_symbols.c)
+target_compile_definitions(test_symbols PRIVATE KMON_FIXTURES="${KMON_FIXTURES}")
+target_link_libraries(test_symbols PRIVATE kmon_agent_core kmon_event_json PkgConfig::CMOCKA)
+add_test(NAME unit_symbols COMMAND test_symbols)
+set_tests_properties(unit_symbols PROPERTIES LABELS unit)
