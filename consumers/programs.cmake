@@ -16,6 +16,6 @@ install(TARGETS kmon-aggregate RUNTIME DESTINATION bin)
 # kmon-top: the live terminal view (ncursesw).
 pkg_check_modules(NCURSESW REQUIRED IMPORTED_TARGET ncursesw)
 add_executable(kmon-top ${CMAKE_CURRENT_LIST_DIR}/top.c ${CMAKE_CURRENT_LIST_DIR}/toptable.c)
-target_link_libraries(kmon-top PRIVATE kmon_client kmon_event PkgConfig::NCURSESW
+target_link_libraries(kmon-top PRIVATE kmon_client kmon_consumer_fmt kmon_event PkgConfig::NCURSESW
                       PkgConfig::LIBCURL PkgConfig::CJSON PkgConfig::LIBUV)
 install(TARGETS kmon-top RUNTIME DESTINATION bin)

@@ -27,6 +27,7 @@
 #include <linux/types.h>
 #include "bpf/kmon_event.h"
 #include "consumers/client.h"
+#include "consumers/ledger.h"
 #include "consumers/toptable.h"
 #include "shm/meta.h"
 #include "shm/proto.h"
@@ -309,12 +310,9 @@ static void fmt_rate(char *out, size_t n, double v)
 		snprintf(out, n, "%.1f", v);
 }
 
-static void fmt_site(char *out, size_t n, uint64_t a)
+static void fmt_site(char *out, size_t n, const struct top_row *r)
 {
-	if (a)
-		snprintf(out, n, "0x%" PRIx64, a);
-	else
-		snprintf(out, n, "-");
+	ledger__site_name(r->top_call_site, r->top_call_site_opaque, NULL, NULL, out, n);
 }
 
 static void health_line(const struct top *t, char *out, size_t n)
@@ -383,7 +381,8 @@ static void print_json(struct top *t, const struct top_row *rows, size_t n)
 		cJSON_AddNumberToObject(r, "alloc_bytes_per_s", rows[i].alloc_bytes_s);
 		cJSON_AddNumberToObject(r, "held_bytes", (double)rows[i].held_bytes);
 		cJSON_AddNumberToObject(r, "exec_total", (double)rows[i].exec);
-		fmt_site(site, sizeof(site), rows[i].top_call_site);
+		cJSON_AddNumberToObject(r, "oom_kills", (double)rows[i].oom_kills);
+		fmt_site(site, sizeof(site), &rows[i]);
 		cJSON_AddStringToObject(r, "top_call_site", site);
 		cJSON_AddItemToArray(arr, r);
 	}
@@ -403,24 +402,24 @@ static const char *or_dash(const char *s)
 
 static void print_text(struct top *t, const struct top_row *rows, size_t n)
 {
-	char line[256], e[16], a[16], b[16], h[16], site[32];
+	char line[256], e[16], a[16], b[16], h[16], site[LEDGER_LABEL_MAX];
 	size_t i;
 
 	health_line(t, line, sizeof(line));
 	printf("kmon-top  node %s  sort %s  namespace %s\n%s\n",
 	       or_dash(kmon_client__node(t->client)), top_sort_name(t->sort),
 	       *t->ns_filter ? t->ns_filter : "all", line);
-	printf("%-20s %-36s %-20s %7s %8s %7s %8s %s\n", "NAMESPACE", "POD", "CONTAINER", "EXEC/s",
-	       "ALLOC/s", "MiB/s", "HELD", "CALL SITE");
+	printf("%-20s %-36s %-20s %7s %8s %7s %8s %4s %s\n", "NAMESPACE", "POD", "CONTAINER",
+	       "EXEC/s", "ALLOC/s", "MiB/s", "HELD", "OOM", "CALL SITE");
 	for (i = 0; i < n; i++) {
 		fmt_rate(e, sizeof(e), rows[i].exec_s);
 		fmt_rate(a, sizeof(a), rows[i].alloc_s);
 		snprintf(b, sizeof(b), "%.2f", rows[i].alloc_bytes_s / (1024.0 * 1024));
 		fmt_bytes(h, sizeof(h), (double)rows[i].held_bytes);
-		fmt_site(site, sizeof(site), rows[i].top_call_site);
-		printf("%-20s %-36s %-20s %7s %8s %7s %8s %s\n", or_dash(rows[i].ns),
+		fmt_site(site, sizeof(site), &rows[i]);
+		printf("%-20s %-36s %-20s %7s %8s %7s %8s %4" PRIu64 " %s\n", or_dash(rows[i].ns),
 		       rows[i].key ? or_dash(rows[i].pod) : "(host)",
-		       or_dash(rows[i].container), e, a, b, h, site);
+		       or_dash(rows[i].container), e, a, b, h, rows[i].oom_kills, site);
 	}
 	fflush(stdout);
 }
@@ -429,8 +428,8 @@ static void print_text(struct top *t, const struct top_row *rows, size_t n)
  * share what is left (a narrow terminal cuts names, never numbers). */
 static void draw(struct top *t, const struct top_row *rows, size_t n)
 {
-	int cols = COLS, lines = LINES, wn, wp, wc, ws, fixed = 6 + 7 + 6 + 7 + 8, y;
-	char line[512], e[16], a[16], b[16], h[16], site[32], *cs;
+	int cols = COLS, lines = LINES, wn, wp, wc, ws, fixed = 6 + 7 + 6 + 7 + 8 + 4, y;
+	char line[512], e[16], a[16], b[16], h[16], site[LEDGER_LABEL_MAX], *cs;
 	time_t now = time(NULL);
 	struct tm tm;
 	size_t i;
@@ -461,9 +460,9 @@ static void draw(struct top *t, const struct top_row *rows, size_t n)
 		return;
 	}
 	attron(A_REVERSE);
-	snprintf(line, sizeof(line), "%-*.*s %-*.*s %-*.*s %6s %7s %6s %7s %-*s", wn, wn,
+	snprintf(line, sizeof(line), "%-*.*s %-*.*s %-*.*s %6s %7s %6s %7s %3s %-*s", wn, wn,
 		 "NAMESPACE", wp, wp, "POD", wc, wc, "CONTAINER", "EXEC/s", "ALLOC/s", "MiB/s",
-		 "HELD", ws, ws ? "CALL SITE" : "");
+		 "HELD", "OOM", ws, ws ? "CALL SITE" : "");
 	mvaddnstr(3, 0, line, cols);
 	attroff(A_REVERSE);
 	for (i = 0, y = 4; i < n && y < lines; i++, y++) {
@@ -471,7 +470,7 @@ static void draw(struct top *t, const struct top_row *rows, size_t n)
 		fmt_rate(a, sizeof(a), rows[i].alloc_s);
 		snprintf(b, sizeof(b), "%.2f", rows[i].alloc_bytes_s / (1024.0 * 1024));
 		fmt_bytes(h, sizeof(h), (double)rows[i].held_bytes);
-		fmt_site(site, sizeof(site), rows[i].top_call_site);
+		fmt_site(site, sizeof(site), &rows[i]);
 		/* A narrow column keeps the tail of an address: the head is the
 		 * same for every kernel text address. */
 		cs = site;
@@ -479,9 +478,11 @@ static void draw(struct top *t, const struct top_row *rows, size_t n)
 			cs = site + strlen(site) - ws + 1;
 			*--cs = '~';
 		}
-		snprintf(line, sizeof(line), "%-*.*s %-*.*s %-*.*s %6s %7s %6s %7s %-*.*s", wn, wn,
-			 or_dash(rows[i].ns), wp, wp, rows[i].key ? or_dash(rows[i].pod) : "(host)",
-			 wc, wc, or_dash(rows[i].container), e, a, b, h, ws, ws, cs);
+		snprintf(line, sizeof(line), "%-*.*s %-*.*s %-*.*s %6s %7s %6s %7s %3" PRIu64 " %-*.*s",
+			 wn, wn, or_dash(rows[i].ns), wp, wp,
+			 rows[i].key ? or_dash(rows[i].pod) : "(host)", wc, wc,
+			 or_dash(rows[i].container), e, a, b, h,
+			 rows[i].oom_kills > 999 ? 999 : rows[i].oom_kills, ws, ws, cs);
 		mvaddnstr(y, 0, line, cols);
 	}
 	refresh();

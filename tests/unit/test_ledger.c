@@ -29,6 +29,7 @@
 #include "consumers/ledger.h"
 #include "consumers/memcg.h"
 #include "consumers/metrics_text.h"
+#include "consumers/toptable.h"
 #include "shm/meta.h"
 #include "slurp.h"
 
@@ -470,6 +471,39 @@ static void test_memcg_live(void **state)
 	memcg__free(mc);
 }
 
+/* kmon-top's columns: HELD from the ledger (a free from elsewhere charged
+ * back), the site holding most, OOM kills (a row even without activity). */
+static void test_toptable(void **state)
+{
+	struct toptable *t = toptable__new();
+	struct kmon_meta a = meta(1, "shop", "web-0", "app"), b = meta(2, "shop", "web-1", "app");
+	struct kmon_event big = alloc_ev(KMON_EV_SLAB_ALLOC, 1, 0xffffffff81000100ull, 5000, "dentry");
+	struct kmon_event small = alloc_ev(KMON_EV_MEMORY_ALLOC, 1, 0xffffffff81000200ull, 10, NULL);
+	struct kmon_event e;
+	const struct top_row *rows;
+	size_t n;
+
+	(void)state;
+	assert_non_null(t);
+	toptable__add(t, &big, &a);
+	for (n = 0; n < 5; n++)
+		toptable__add(t, &small, &a); /* allocates most often, holds least */
+	e = charged_free(&big, KMON_EVF_FREED_ELSEWHERE);
+	e.size = 1000; /* one of five pretend objects */
+	toptable__add(t, &e, &a);
+	e = alloc_ev(KMON_EV_OOM_KILL, 2, 0, 0, NULL);
+	toptable__add(t, &e, &b);
+	n = toptable__snapshot(t, 1, TOP_SORT_HELD, NULL, &rows);
+	assert_int_equal(n, 2);
+	assert_string_equal(rows[0].pod, "web-0");
+	assert_int_equal(rows[0].held_bytes, 4050);
+	assert_int_equal(rows[0].top_call_site, 0xffffffff81000100ull);
+	assert_string_equal(rows[1].pod, "web-1");
+	assert_int_equal(rows[1].oom_kills, 1);
+	assert_int_equal(rows[1].held_bytes, 0);
+	toptable__free(t);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -480,6 +514,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_memcg_parsers),
 		cmocka_unit_test(test_memcg_reader),
 		cmocka_unit_test(test_memcg_live),
+		cmocka_unit_test(test_toptable),
 	};
 
 	if (argc > 1)
