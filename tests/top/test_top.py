@@ -118,7 +118,7 @@ class TopTest(unittest.TestCase):
         self.wait_screen(lambda s: "agent: ready, 1 consumers, kernel drops 0" in s[1],
                          "the health line")
         for col in ("NAMESPACE", "POD", "CONTAINER", "EXEC/s", "ALLOC/s", "MiB/s", "HELD",
-                    "CALL SITE"):
+                    "OOM", "CALL SITE"):
             self.assertIn(col, "\n".join(s))
         # Default sort, exec/s: the pod that execs comes before the one that does not.
         self.wait_screen(lambda s: before(s, shop, batch), "shop before batch by exec/s")
@@ -159,6 +159,9 @@ class TopTest(unittest.TestCase):
         self.assertGreater(by_pod["checkout-1"]["exec_per_s"], 5, snap)
         self.assertEqual(by_pod["cruncher-0"]["exec_per_s"], 0, snap)
         self.assertGreater(by_pod["cruncher-0"]["alloc_per_s"], 10, snap)
+        # Nothing was OOM-killed; the ledger column is there for each row.
+        self.assertEqual(by_pod["cruncher-0"]["oom_kills"], 0, snap)
+        self.assertGreaterEqual(by_pod["cruncher-0"]["held_bytes"], 0, snap)
         self.assertEqual(snap["lost"], 0)
         # Plain text, one snapshot, namespace filter from the command line.
         r = subprocess.run([TOP, "--socket", self.agent.socket, "--once", "--namespace",
