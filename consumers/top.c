@@ -449,8 +449,9 @@ static void draw(struct top *t, const struct top_row *rows, size_t n)
 	else
 		snprintf(line, sizeof(line), "keys: e a b m n sort, s next, / namespace, q quit");
 	mvaddnstr(2, 0, line, cols);
-	/* At 80 columns: 9 + 15 + 9 for the names, 12 for the call site. */
-	ws = cols >= 100 ? 18 : cols >= 72 ? 12 : 0;
+	/* At 80 columns: 9 + 15 + 10 for the names, 8 for the call site (its
+	 * tail), 3 for OOM kills. */
+	ws = cols >= 100 ? 18 : cols >= 72 ? 8 : 0;
 	wn = (cols - fixed - ws) * 27 / 100;
 	wp = (cols - fixed - ws) * 46 / 100;
 	wc = cols - fixed - ws - wn - wp;
