@@ -2,8 +2,9 @@
 # the /metrics text it writes must pass promtool.
 add_executable(test_ledger ${CMAKE_CURRENT_LIST_DIR}/test_ledger.c)
 target_compile_definitions(test_ledger PRIVATE KMON_FIXTURES="${KMON_FIXTURES}")
-target_sources(test_ledger PRIVATE ${CMAKE_SOURCE_DIR}/consumers/toptable.c)
-target_link_libraries(test_ledger PRIVATE kmon_consumer_fmt PkgConfig::CMOCKA)
+target_sources(test_ledger PRIVATE ${CMAKE_SOURCE_DIR}/consumers/top/toptable.c)
+target_include_directories(test_ledger PRIVATE ${PROJECT_SOURCE_DIR})
+target_link_libraries(test_ledger PRIVATE kmon_aggtable kmon_ledger PkgConfig::CMOCKA)
 add_test(NAME unit_ledger COMMAND test_ledger ${CMAKE_CURRENT_BINARY_DIR}/ledger-metrics.txt)
 set_tests_properties(unit_ledger PROPERTIES LABELS unit FIXTURES_SETUP ledger_metrics)
 find_program(KMON_PROMTOOL promtool)

@@ -25,11 +25,11 @@
 
 #include <linux/types.h>
 #include "bpf/kmon_event.h"
-#include "consumers/aggtable.h"
-#include "consumers/ledger.h"
-#include "consumers/memcg.h"
-#include "consumers/metrics_text.h"
-#include "consumers/toptable.h"
+#include "consumers/aggregate/aggtable.h"
+#include "consumers/ledger/ledger.h"
+#include "consumers/aggregate/memcg.h"
+#include "shm/common/metrics_text.h"
+#include "consumers/top/toptable.h"
 #include "shm/meta.h"
 #include "slurp.h"
 

@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "consumers/ledger.h"
+#include "consumers/ledger/ledger.h"
 
 struct kmon_event;
 struct kmon_meta;

@@ -26,9 +26,9 @@
 
 #include <linux/types.h>
 #include "bpf/kmon_event.h"
-#include "consumers/client.h"
-#include "consumers/ledger.h"
-#include "consumers/toptable.h"
+#include "consumers/ledger/ledger.h"
+#include "consumers/lib/client.h"
+#include "consumers/top/toptable.h"
 #include "shm/meta.h"
 #include "shm/proto.h"
 

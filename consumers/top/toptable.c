@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-#include "consumers/toptable.h"
+#include "consumers/top/toptable.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -7,7 +7,7 @@
 
 #include <linux/types.h>
 #include "bpf/kmon_event.h"
-#include "consumers/ledger.h"
+#include "consumers/ledger/ledger.h"
 #include "shm/meta.h"
 
 #define MAX_KEYS 65536u
