@@ -175,11 +175,18 @@ enum kmon_counter {
 	KMON_CTR_IRQ_SKIPPED = 16,  /* memory event in irq/softirq/nmi: not attributed */
 	KMON_CTR_SAMPLED_OUT = 17,  /* memory event skipped by 1-in-N sampling */
 	KMON_CTR_PIDMAP_FULL = 18,  /* fork: child could not be added to the PID map */
-	KMON_CTR_SIZEMAP_FAIL = 19, /* alloc size could not be remembered for kfree */
+	KMON_CTR_SIZEMAP_FAIL = 19, /* live map insert failed for a reason other than full */
 	KMON_CTR_FORK_TRACKED = 20, /* children tracked in the kernel at fork */
 	KMON_CTR_EXIT_UNTRACKED = 21, /* tracked processes whose last thread exited */
 	KMON_CTR_CGROUP_TRACKED = 22, /* tasks tracked in the kernel by their container cgroup */
 	/* 23..31: the memory ledger's own health (live-allocation map) */
+	KMON_CTR_LIVE_RECORDED = 23, /* allocations recorded in the live map */
+	KMON_CTR_FREE_MATCHED = 24,  /* frees found in it: charged to the owner */
+	KMON_CTR_FREE_ELSEWHERE = 25, /* of those, freed outside the owner's process (or in irq) */
+	KMON_CTR_FREE_UNKNOWN = 26,  /* a tracked container's free of memory not in the map */
+	KMON_CTR_LIVE_FULL = 27,     /* allocation not recorded: live map full (its free will be unknown) */
+	KMON_CTR_LIVE_STALE = 28,    /* entry overwritten: its address was allocated again, so its
+				      * free happened where no tracepoint fires (bulk frees) */
 	KMON_CTR_MAX = 32,
 };
 
