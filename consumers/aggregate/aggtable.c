@@ -117,8 +117,9 @@ void aggtable__free(struct aggtable *t)
 	free(t);
 }
 
+/* create false: NULL when absent (errno ENOENT), without counting overflow. */
 static struct series *lookup(struct aggtable *t, const char *ns, const char *pod,
-			     const char *ctr, uint32_t *slot)
+			     const char *ctr, uint32_t *slot, bool create)
 {
 	uint64_t h = hash3(ns, pod, ctr);
 	unsigned i = (unsigned)h & (t->cap - 1);
@@ -135,7 +136,8 @@ static struct series *lookup(struct aggtable *t, const char *ns, const char *pod
 		}
 		i = (i + 1) & (t->cap - 1);
 	}
-	if (t->n >= t->max_series)
+	errno = create ? ENOSPC : ENOENT;
+	if (!create || t->n >= t->max_series)
 		return NULL;
 	s->ns = strdup(ns);
 	s->pod = strdup(pod);
@@ -225,8 +227,16 @@ void aggtable__add(struct aggtable *t, const struct kmon_event *ev, const struct
 	if (key && key < MAX_KEYS && t->by_key[key] && t->s[t->by_key[key] - 1].used) {
 		s = &t->s[t->by_key[key] - 1];
 	} else {
+		/* A free made elsewhere of memory of a container whose series
+		 * is gone (expired) or never was: nothing to subtract it from,
+		 * and no reason to bring the series back. Counted. */
+		bool elsewhere = ev->flags & KMON_EVF_FREED_ELSEWHERE;
 		s = lookup(t, meta ? meta->namespace : "", meta ? meta->pod : "",
-			   meta ? meta->container : "", &slot);
+			   meta ? meta->container : "", &slot, !elsewhere);
+		if (!s && elsewhere) {
+			t->frees_unseen++;
+			return;
+		}
 		if (!s) {
 			t->overflow++;
 			return;
@@ -234,7 +244,11 @@ void aggtable__add(struct aggtable *t, const struct kmon_event *ev, const struct
 		if (key && key < MAX_KEYS)
 			t->by_key[key] = slot + 1;
 	}
-	s->last_seen = now;
+	/* Seen: an event of the container's own tasks. A free made elsewhere
+	 * (RCU, kworkers, another process) of memory it left behind does not
+	 * keep an exited container's series alive past --expire. */
+	if (!(ev->flags & KMON_EVF_FREED_ELSEWHERE))
+		s->last_seen = now;
 	/* A pid of the container to find its memory cgroup from: not from a
 	 * free made elsewhere (pid is then another task's). */
 	if (key && !s->memcg && !(ev->flags & KMON_EVF_FREED_ELSEWHERE) && ev->pid &&

@@ -12,9 +12,10 @@
  * outstanding bytes and objects by call site and by cache, top K + other)
  * and its OOM kills, and, once a pid of the container has been seen, what its
  * memory cgroup says about kernel memory (memcg.h), so the two sit side by
- * side. A series that only outstanding memory keeps (its container exited)
- * stays until it has been unseen for the expiry time: owner-charged frees
- * of its memory keep it alive.
+ * side. The memory of a container that exited stays charged to its series
+ * until freed (frees made elsewhere are charged back) or until its own tasks
+ * have been unseen for the expiry time; frees made elsewhere do not count
+ * as the container being seen.
  */
 #ifndef KMON_CONSUMERS_AGGTABLE_H
 #define KMON_CONSUMERS_AGGTABLE_H

@@ -9,8 +9,8 @@ annotated through the stand-in kubelet, and kmon-aggregate as nobody:
   caches that hold it (dentry, shmem_inode_cache) and the call sites;
 - the pod exits: its outstanding memory stays charged to it; the host
   removes the files (another process; the kernel frees dentries and inodes
-  from RCU callbacks): the frees are charged back to the pod; then, unseen
-  for --expire, the series goes;
+  from RCU callbacks): the frees are charged back to the pod; then, its own
+  tasks unseen for --expire, the series goes;
 - a process of a memory-limited pod is OOM-killed: kmon_oom_kills_total of
   that pod reads 1.
 Every /metrics body passes `promtool check metrics`.
@@ -42,7 +42,7 @@ AGGREGATE = os.environ.get("KMON_AGGREGATE", "kmon-aggregate")
 PROMTOOL = shutil.which("promtool")
 NS = "ledger"
 N_FILES = 3000
-EXPIRE = 20
+EXPIRE = 30
 LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
@@ -90,16 +90,17 @@ class LedgerTest(unittest.TestCase):
                 "limit": 48 << 20, "swap": 48 << 20}
 
         # holder: generates some allocations while idle (reads /proc), then
-        # on /data/go makes N files with 64-character names (an external
-        # name, a dentry, an inode each), then idles until /data/exit.
+        # on /data/go makes N files with 58- to 61-character names (past
+        # the dentry's inline 40: an external name, a dentry, an inode each;
+        # no fork per file), then idles until /data/exit.
         cls.holder = cls.node.start_container(
             flavor="cgroupfs-containerd", pod_uid=new_pod_uid(), name="app", customize=volume,
             cmd=["/bin/sh", "-c",
                  "while [ ! -e /data/go ]; do read x < /proc/self/stat; usleep 50000; done; "
-                 "i=0; while [ $i -lt %d ]; do "
-                 ": > /data/f$(printf %%060d $i); i=$((i+1)); done; : > /data/done; "
+                 "p=%s; i=0; while [ $i -lt %d ]; do "
+                 ": > /data/f$p$i; i=$((i+1)); done; : > /data/done; "
                  "while [ ! -e /data/exit ]; do read x < /proc/self/stat; usleep 50000; done"
-                 % N_FILES])
+                 % ("n" * 56, N_FILES)])
         # victim: on /tmp/go (gated by an exec), grows an awk string past
         # its 48 MiB limit.
         cls.victim = cls.node.start_container(
