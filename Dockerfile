@@ -11,7 +11,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       cmake make pkg-config gcc clang llvm libbpf-dev bpftool libelf-dev \
       zlib1g-dev libuv1-dev libcurl4-openssl-dev libcjson-dev libmicrohttpd-dev \
-      libncurses-dev \
+      libncurses-dev libsodium-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -26,7 +26,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DKMON_TESTS=OFF \
 FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libbpf1 libelf1 zlib1g libuv1 libcurl4 libcjson1 libmicrohttpd12 libncursesw6 \
+      libbpf1 libelf1 zlib1g libuv1 libcurl4 libcjson1 libmicrohttpd12 libncursesw6 libsodium23 \
       ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  # The control socket's group (the chart's socket.gid) and the agent's user

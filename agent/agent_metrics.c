@@ -6,6 +6,7 @@
 
 #include "bpf/event_util.h"
 #include "shm/common/metrics_text.h"
+#include "shm/symtab.h"
 
 static void counter(struct metrics_text *m, const char *name, const char *help, uint64_t v)
 {
@@ -181,6 +182,21 @@ void agent_metrics_render(struct metrics_text *m, const struct agent_metrics_src
 			}
 		}
 	}
+	gauge(m, "kmon_kernel_symbols",
+	      "Kernel text symbols consumers resolve call sites with; 0: no source worked and "
+	      "every call site is unresolved (the agent's log says why)",
+	      (double)s->kernel_symbols);
+	{
+		static const char *const src_l[] = { "source" };
+		const char *v[] = { kmon_symtab__source_name(s->symbols_source) };
+
+		metrics_text__family(m, "kmon_kernel_symbols_source", "gauge",
+				     "Where the symbol table came from (kallsyms, ksym-iter or none)");
+		metrics_text__sample(m, "kmon_kernel_symbols_source", src_l, v, 1, 1);
+	}
+	gauge(m, "kmon_raw_kernel_addresses",
+	      "1 when consumers get raw kernel addresses (--raw-kernel-addresses)",
+	      s->raw_kernel_addresses ? 1 : 0);
 	gauge(m, "kmon_ready", "1 when attached, draining and the first scan is done",
 	      s->ready ? 1 : 0);
 }

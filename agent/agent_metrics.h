@@ -23,6 +23,9 @@ struct agent_metrics_src {
 	const struct tracker_stats *tracker; /* NULL when not scanning */
 	const struct control_stats *control; /* NULL before the socket exists */
 	bool ready;
+	uint32_t kernel_symbols;   /* symbols in the table handed to consumers */
+	unsigned symbols_source;   /* enum kmon_symtab_source */
+	bool raw_kernel_addresses; /* --raw-kernel-addresses */
 };
 
 void agent_metrics_render(struct metrics_text *m, const struct agent_metrics_src *s);

@@ -213,7 +213,7 @@ static void on_hello(struct peer *p)
 	char err[KMON_PROTO_ERR_MAX], rname[96];
 	size_t ring_bytes, total;
 	ssize_t n;
-	int fds[3];
+	int fds[KMON_PROTO_FDS];
 
 	n = recv_step(p, h, sizeof(*h), "closed before hello");
 	if (n <= 0)
@@ -265,6 +265,9 @@ static void on_hello(struct peer *p)
 	c->pending--;
 	p->state = PEER_OFFERED;
 	(void)ring_prod__consumer_fds(p->ring, &fds[0], &fds[1], &fds[2]);
+	/* One table for all: sealed, so a consumer can neither change it for
+	 * others nor make it bigger; its pages count toward no consumer. */
+	fds[3] = c->o.symtab_fd;
 	if (send_reply(p, KMON_STEP_OFFER, KMON_HELLO_OK, NULL, 0, ring_bytes, 0, fds) !=
 	    (long)sizeof(struct kmon_hello_reply)) {
 		peer_close(p, "cannot send the hello reply");

@@ -41,6 +41,7 @@ struct control_opts {
 	unsigned max_consumers; /* attached or attaching in all (the fan-out's limit); 0 = no check */
 	size_t shm_budget;    /* ring bytes (header+data+ctl) at once; default 256 MiB */
 	double hello_timeout; /* seconds for the hello, then for the ready; default 5 */
+	int symtab_fd; /* the sealed symbol table every offer carries (shared, not copied) */
 };
 
 /* What was refused and why: every refusal is counted (shown in /metrics). */

@@ -18,11 +18,13 @@
 #include <bpf/libbpf.h>
 #include <uv.h>
 
+#include "agent/addrmask.h"
 #include "agent/agent_metrics.h"
 #include "agent/control.h"
 #include "agent/endpoints.h"
 #include "agent/drain.h"
 #include "agent/fanout.h"
+#include "agent/ksyms.h"
 #include "agent/loader.h"
 #include "shm/common/log.h"
 #include "agent/options.h"
@@ -31,6 +33,7 @@
 #include "bpf/event_util.h"
 #include "shm/common/event_json.h"
 #include "k8s/cgroup.h"
+#include "shm/symtab.h"
 
 #ifndef KMON_VERSION
 #define KMON_VERSION "0.0.0"
@@ -47,6 +50,9 @@ struct agent {
 	struct control *control;
 	struct tracker *tracker;
 	struct endpoints *endpoints;
+	struct ksyms *ksyms;        /* the kernel's symbols, read while privileged */
+	struct addrmask *addrmask;  /* hides addresses before the fan-out */
+	struct kmon_symtab *symtab; /* --print's view of the consumers' table */
 	uv_timer_t heartbeat;
 	/* What the HTTP thread may read: a copy the loop thread refreshes. */
 	pthread_mutex_t snap_lock;
@@ -87,8 +93,8 @@ static void print_failed(struct agent *a)
 static void print_event(struct agent *a, const struct kmon_event *ev)
 {
 	char line[KMON_EVENT_JSON_MAX];
-	int n = event_json__write(line, sizeof(line), ev, NULL, a->opts.node_name,
-				  a->boot_offset_ns);
+	int n = event_json__write_sym(line, sizeof(line), ev, NULL, a->opts.node_name,
+				      a->boot_offset_ns, a->symtab);
 
 	if (n > 0 && fwrite(line, 1, (size_t)n, stdout) != (size_t)n)
 		print_failed(a);
@@ -97,10 +103,13 @@ static void print_event(struct agent *a, const struct kmon_event *ev)
 static void on_event(void *ctx, const struct kmon_event *ev)
 {
 	struct agent *a = ctx;
+	struct kmon_event masked = *ev;
 
-	fanout__publish(a->fanout, ev);
+	/* History included: what any consumer or --print sees is masked. */
+	addrmask__apply(a->addrmask, &masked);
+	fanout__publish(a->fanout, &masked);
 	if (a->opts.print)
-		print_event(a, ev);
+		print_event(a, &masked);
 }
 
 static void on_batch(void *ctx)
@@ -147,6 +156,7 @@ static int start_control(struct agent *a, char *err, size_t errlen)
 		.max_pending_per_uid = a->opts.max_pending_per_uid,
 		.max_consumers_per_uid = a->opts.max_consumers_per_uid,
 		.max_consumers = a->opts.max_consumers,
+		.symtab_fd = ksyms__memfd(a->ksyms),
 	};
 
 	if (fo.default_ring_bytes > fo.max_ring_bytes)
@@ -159,6 +169,42 @@ static int start_control(struct agent *a, char *err, size_t errlen)
 	co.fanout = a->fanout;
 	a->control = control__new(&co, err, errlen);
 	return a->control ? 0 : -1;
+}
+
+/* The symbol table is read as root, before the user switch: afterwards
+ * kallsyms shows zeros and the ksym iterator cannot be loaded. */
+static int start_symbols(struct agent *a)
+{
+	struct ksyms_opts ko = { .sz = sizeof(ko), .mode = (enum ksyms_mode)a->opts.kernel_symbols };
+	char err[256];
+
+	a->ksyms = ksyms__load(&ko);
+	if (!a->ksyms) {
+		log_error("cannot build the kernel symbol table: %s", strerror(errno));
+		return -1;
+	}
+	if (ksyms__source(a->ksyms) == KMON_SYMTAB_NONE)
+		log_warn("kernel call sites will not be resolved to names (kmon_kernel_symbols 0): %s",
+			 ksyms__why(a->ksyms));
+	else
+		log_info("kernel symbols: %u from %s (%zu bytes shared with consumers)",
+			 ksyms__count(a->ksyms), kmon_symtab__source_name(ksyms__source(a->ksyms)),
+			 ksyms__memfd_bytes(a->ksyms));
+	if (a->opts.raw_kernel_addresses)
+		log_warn("--raw-kernel-addresses: consumers see kernel pointers and code addresses, "
+			 "which defeats KASLR for every member of the socket's group");
+	a->addrmask = addrmask__new(a->ksyms, a->opts.raw_kernel_addresses);
+	if (!a->addrmask) {
+		log_error("cannot set up address masking: %s", strerror(errno));
+		return -1;
+	}
+	/* --print reads the table the way a consumer does. */
+	a->symtab = kmon_symtab__open(ksyms__memfd(a->ksyms), err, sizeof(err));
+	if (!a->symtab) {
+		log_error("%s", err);
+		return -1;
+	}
+	return 0;
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -334,6 +380,9 @@ static void render_metrics(void *ctx, struct metrics_text *m)
 		src.control = &cts;
 	}
 	src.ready = !not_ready(a);
+	src.kernel_symbols = a->ksyms ? ksyms__count(a->ksyms) : 0;
+	src.symbols_source = a->ksyms ? ksyms__source(a->ksyms) : KMON_SYMTAB_NONE;
+	src.raw_kernel_addresses = a->opts.raw_kernel_addresses;
 	agent_metrics_render(m, &src);
 	free(cs);
 }
@@ -501,6 +550,8 @@ static int run(struct agent *a)
 			return 1;
 		}
 	}
+	if (start_symbols(a))
+		return 1;
 	if (start_control(a, err, sizeof(err))) {
 		log_error("%s", err);
 		return 1;
@@ -612,5 +663,8 @@ int main(int argc, char **argv)
 	if (uv_loop_close(&a.loop))
 		log_warn("event loop closed with handles still open");
 	fanout__free(a.fanout);
+	addrmask__free(a.addrmask);
+	kmon_symtab__free(a.symtab);
+	ksyms__free(a.ksyms);
 	return a.exit_code;
 }

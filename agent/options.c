@@ -50,6 +50,8 @@ enum {
 	OPT_CLASSIFY,
 	OPT_VERSION,
 	OPT_HELP,
+	OPT_RAW_ADDRS,
+	OPT_KSYMS,
 };
 
 static const struct option long_opts[] = {
@@ -87,6 +89,8 @@ static const struct option long_opts[] = {
 	{ "classify-cgroup", required_argument, NULL, OPT_CLASSIFY },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, OPT_HELP },
+	{ "raw-kernel-addresses", no_argument, NULL, OPT_RAW_ADDRS },
+	{ "kernel-symbols", required_argument, NULL, OPT_KSYMS },
 	{ 0 },
 };
 
@@ -118,6 +122,13 @@ void agent_options_usage(FILE *out)
 	      "                             65532:65532; needs CAP_SETUID, CAP_SETGID, CAP_SETPCAP)\n"
 	      "  --print                    print events as JSON lines on stdout (debugging aid:\n"
 	      "                             a slow stdout slows the drain)\n"
+	      "  --kernel-symbols auto|kallsyms|ksym-iter|off  where call sites get their names\n"
+	      "                             (default auto: /proc/kallsyms, else the BPF ksym\n"
+	      "                             iterator when kptr_restrict hides addresses)\n"
+	      "  --raw-kernel-addresses     give consumers (and --print) raw kernel pointers and\n"
+	      "                             call-site addresses instead of opaque ids and symbol\n"
+	      "                             references: this defeats KASLR for anyone in the\n"
+	      "                             socket's group (default: off)\n"
 	      "Consumers:\n"
 	      "  --socket PATH              control socket (default /run/kmon/kmon.sock)\n"
 	      "  --socket-group GROUP       group owning the socket (default: the --run-as gid)\n"
@@ -342,6 +353,22 @@ static int parse_one(int c, const char *arg, struct agent_options *o, char *err,
 		return 0;
 	case OPT_PRINT:
 		o->print = true;
+		return 0;
+	case OPT_RAW_ADDRS:
+		o->raw_kernel_addresses = true;
+		return 0;
+	case OPT_KSYMS:
+		if (strcmp(arg, "auto") == 0)
+			o->kernel_symbols = 0;
+		else if (strcmp(arg, "kallsyms") == 0)
+			o->kernel_symbols = 1;
+		else if (strcmp(arg, "ksym-iter") == 0)
+			o->kernel_symbols = 2;
+		else if (strcmp(arg, "off") == 0)
+			o->kernel_symbols = 3;
+		else
+			return fail(err, errlen, "--kernel-symbols: '%s' is not one of auto, kallsyms, "
+				    "ksym-iter, off", arg);
 		return 0;
 	case OPT_LOGLEVEL:
 		if (log_level_parse(arg, &o->log_level))

@@ -27,6 +27,8 @@ struct agent_options {
 	uint32_t pids[AGENT_MAX_PIDS];
 	unsigned n_pids;
 	bool print;
+	bool raw_kernel_addresses; /* consumers see real kernel addresses */
+	int kernel_symbols;         /* enum ksyms_mode: auto, kallsyms, ksym-iter, off */
 	enum log_level log_level;
 
 	const char *socket_path;

@@ -5,9 +5,11 @@
  *
  *   consumer -> agent   struct kmon_hello (exactly this size)
  *   agent -> consumer   struct kmon_hello_reply, step KMON_STEP_OFFER; when
- *                       status is OK, with SCM_RIGHTS carrying three
+ *                       status is OK, with SCM_RIGHTS carrying four
  *                       descriptors in this order: ring data (read-only),
- *                       ring ctl (read-write), wake-up socket
+ *                       ring ctl (read-write), wake-up socket, and the
+ *                       kernel symbol table (a sealed memfd of names only,
+ *                       shm/symtab.h; the same one for every consumer)
  *   consumer -> agent   struct kmon_ready, after checking the descriptors and
  *                       mapping them with every page populated (it pays for
  *                       its ring: shm/ring.h)
@@ -24,6 +26,7 @@
  * and status fields keep their place in every version), and a consumer
  * refuses a reply of another version; upgrade consumers with the agent.
  * Version 2 added the ready step, the step field and statuses 6-8.
+ * Version 3 added the fourth descriptor, the symbol table.
  *
  * Fixed-size little-endian structs (both ends share a machine), validated
  * field by field by kmon_hello_check() before anything is used.
@@ -35,7 +38,7 @@
 #include <stdint.h>
 
 #define KMON_PROTO_MAGIC 0x4e4f4d4bu /* "KMON" */
-#define KMON_PROTO_VERSION 2
+#define KMON_PROTO_VERSION 3
 #define KMON_PROTO_NAME_MAX 64
 #define KMON_PROTO_NS_MAX 16     /* namespaces per subscription */
 #define KMON_PROTO_NS_LEN 64     /* DNS label (63) + NUL */
@@ -106,7 +109,7 @@ int kmon_hello_reply_check(const void *msg, size_t msg_len, char *err, size_t er
 int kmon_ready_check(const void *msg, size_t msg_len, char *err, size_t errlen);
 const char *kmon_hello_status_name(enum kmon_hello_status s);
 
-#define KMON_PROTO_FDS 3 /* ring data (read-only), ring ctl, wake-up socket */
+#define KMON_PROTO_FDS 4 /* ring data (read-only), ring ctl, wake-up socket, symbol table */
 
 /* One datagram with n_fds (0..KMON_PROTO_FDS) descriptors attached, never
  * blocking and never raising SIGPIPE. Returns bytes sent or -errno. */

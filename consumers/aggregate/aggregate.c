@@ -212,6 +212,20 @@ static void on_event(void *ctx, const struct kmon_event *ev, const struct kmon_m
 	aggtable__add(g->table, ev, meta, now_sec());
 }
 
+/* Call sites by name: the agent hides addresses by default and hands over its
+ * symbol table at attach; libkmon resolves locally. Raw addresses (agent run
+ * with --raw-kernel-addresses) stay hex (ledger__site_name). */
+static int name_site(void *ctx, uint64_t site, bool opaque, char *buf, size_t n)
+{
+	struct agg *g = ctx;
+	int r;
+
+	if (!opaque || !g->client)
+		return -1;
+	r = kmon_client__symbolize(g->client, site, buf, n);
+	return r >= 0 || r == -ENOSPC ? 0 : -1;
+}
+
 static void on_meta(void *ctx, const struct kmon_meta *meta)
 {
 	struct agg *g = ctx;
@@ -415,7 +429,7 @@ int main(int argc, char **argv)
 	if (uv_loop_init(&g.loop))
 		return 1;
 	g.table = aggtable__new(g.max_series, g.top_n);
-	if (g.table && aggtable__set_ledger(g.table, g.ledger_top, NULL, NULL))
+	if (g.table && aggtable__set_ledger(g.table, g.ledger_top, name_site, &g))
 		return fail("--ledger-top: cannot set"), 1;
 	g.m = metrics_text__new();
 	if (!g.table || !g.m || start_http(&g)) {

@@ -324,8 +324,8 @@ static void on_event(void *ctx, const struct kmon_event *ev, const struct kmon_m
 
 	(void)seq;
 	(void)replay;
-	n = event_json__write(line, sizeof(line), ev, meta, kmon_client__node(f->client),
-			      f->boot_offset);
+	n = event_json__write_sym(line, sizeof(line), ev, meta, kmon_client__node(f->client),
+				  f->boot_offset, kmon_client__symtab(f->client));
 	if (n < 0) {
 		f->encode_errors++;
 		return;

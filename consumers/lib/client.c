@@ -16,6 +16,7 @@
 #include "shm/meta.h"
 #include "shm/proto.h"
 #include "shm/ring.h"
+#include "shm/symtab.h"
 
 #define MAX_KEYS 65536u
 #define BATCH 1024           /* records per loop turn: others get the loop too */
@@ -34,7 +35,8 @@ struct kmon_client {
 	char node[KMON_PROTO_NODE_MAX];
 
 	int sock;
-	int fds[3]; /* data, ctl, wake-up socket from the agent */
+	int fds[KMON_PROTO_FDS]; /* data, ctl, wake-up socket, symbol table from the agent */
+	struct kmon_symtab *symtab; /* the agent's kernel symbol names (kept until the next offer) */
 	bool offered;   /* ring received and mapped, ready sent */
 	bool give_up;   /* the last failure will not go away by retrying */
 	struct ring_cons *ring;
@@ -82,7 +84,8 @@ struct kmon_client *kmon_client__new(uv_loop_t *loop, const struct kmon_client_o
 	c->cbs = *cbs;
 	c->ctx = ctx;
 	c->sock = -1;
-	c->fds[0] = c->fds[1] = c->fds[2] = -1;
+	for (i = 0; i < KMON_PROTO_FDS; i++)
+		c->fds[i] = -1;
 	snprintf(c->socket_path, sizeof(c->socket_path), "%s",
 		 opts->socket_path ? opts->socket_path : "/run/kmon/kmon.sock");
 	snprintf(c->name, sizeof(c->name), "%s", opts->name ? opts->name : "consumer");
@@ -115,6 +118,7 @@ static void free_client(struct kmon_client *c)
 		free(c->meta[i]);
 	free(c->meta);
 	free(c->ns);
+	kmon_symtab__free(c->symtab);
 	free(c);
 }
 
@@ -162,7 +166,7 @@ static void detach(struct kmon_client *c)
 	}
 	ring_cons__free(c->ring);
 	c->ring = NULL;
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < KMON_PROTO_FDS; i++) {
 		if (c->fds[i] >= 0)
 			close(c->fds[i]);
 		c->fds[i] = -1;
@@ -349,10 +353,24 @@ static void take_offer(struct kmon_client *c, const struct kmon_hello_reply *r, 
 	struct kmon_ready rd = { .magic = KMON_PROTO_MAGIC, .version = KMON_PROTO_VERSION };
 	char err[200];
 
-	if (nfds != 3) {
-		snprintf(why, whylen, "the agent's reply carried %u descriptors, not 3", nfds);
+	struct kmon_symtab *st;
+
+	if (nfds != KMON_PROTO_FDS) {
+		snprintf(why, whylen, "the agent's reply carried %u descriptors, not %u", nfds,
+			 KMON_PROTO_FDS);
 		return;
 	}
+	/* Hostile input like the ring: checked whole before any name is used. */
+	st = kmon_symtab__open(c->fds[3], err, sizeof(err));
+	if (!st) {
+		snprintf(why, whylen, "%s sent a bad symbol table: %s", c->socket_path, err);
+		return;
+	}
+	/* Mapped: the descriptor is not needed any more. */
+	close(c->fds[3]);
+	c->fds[3] = -1;
+	kmon_symtab__free(c->symtab);
+	c->symtab = st;
 	c->ring = ring_cons__map(c->fds[0], c->fds[1], c->fds[2], r->ring_bytes, err, sizeof(err));
 	if (!c->ring) {
 		snprintf(why, whylen, "%s sent descriptors that are not a kmon ring: %s",
@@ -540,6 +558,16 @@ void kmon_client__get_stats(const struct kmon_client *c, struct kmon_client_stat
 const char *kmon_client__node(const struct kmon_client *c)
 {
 	return c->node;
+}
+
+int kmon_client__symbolize(const struct kmon_client *c, uint64_t call_site, char *buf, size_t len)
+{
+	return kmon_symtab__symbolize(c ? c->symtab : NULL, call_site, buf, len);
+}
+
+const struct kmon_symtab *kmon_client__symtab(const struct kmon_client *c)
+{
+	return c ? c->symtab : NULL;
 }
 
 int kmon_client__sched_batch(void)

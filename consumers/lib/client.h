@@ -20,6 +20,7 @@
 struct kmon_event;
 struct kmon_meta;
 struct kmon_client;
+struct kmon_symtab;
 
 enum kmon_client_state {
 	KMON_CLIENT_CONNECTING = 0,
@@ -82,5 +83,20 @@ void kmon_client__get_stats(const struct kmon_client *c, struct kmon_client_stat
 int kmon_client__sched_batch(void);
 /* Node name the agent reported in its hello reply ("" until attached). */
 const char *kmon_client__node(const struct kmon_client *c);
+/* Names a call site of an event. With KMON_EVF_ADDR_OPAQUE (the agent's
+ * default) call sites are symbol references, resolved here through the
+ * sealed table the agent handed over at attach, locally and at no cost to
+ * the agent: buf gets "function+0xoff" or "function+0xoff [module]",
+ * NUL-terminated. Returns its length, -ENOENT when the agent could not
+ * resolve the site (or no table yet: buf gets ""), -ENOSPC when cut to len.
+ * Events carry no address without --raw-kernel-addresses on the agent; then
+ * the flag is clear and call sites are plain addresses (nothing to resolve).
+ * A reconnect replaces the table: resolve an event before the next loop
+ * turn. */
+int kmon_client__symbolize(const struct kmon_client *c, uint64_t call_site, char *buf,
+			   size_t len);
+/* The table itself (for encoders such as event_json__write_sym); NULL
+ * before the first attach. Valid until the next reconnect or close. */
+const struct kmon_symtab *kmon_client__symtab(const struct kmon_client *c);
 
 #endif

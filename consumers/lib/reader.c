@@ -222,6 +222,12 @@ const char *kmon_reader__node(const struct kmon_reader *r)
 	return r->client ? kmon_client__node(r->client) : "";
 }
 
+int kmon_reader__symbolize(const struct kmon_reader *r, uint64_t call_site, char *buf,
+			   size_t len)
+{
+	return kmon_client__symbolize(r ? r->client : NULL, call_site, buf, len);
+}
+
 void kmon_reader__get_stats(const struct kmon_reader *r, struct kmon_client_stats *out)
 {
 	if (r->client)

@@ -52,6 +52,10 @@ enum kmon_client_state kmon_reader__state(const struct kmon_reader *r);
 /* Grows whenever some container's metadata was added or changed. */
 uint64_t kmon_reader__meta_gen(const struct kmon_reader *r);
 const char *kmon_reader__node(const struct kmon_reader *r);
+/* kmon_client__symbolize for records read here: valid for records returned
+ * since the last (re)attach. */
+int kmon_reader__symbolize(const struct kmon_reader *r, uint64_t call_site, char *buf,
+			   size_t len);
 void kmon_reader__get_stats(const struct kmon_reader *r, struct kmon_client_stats *out);
 /* Detaches, delivering nothing more, and frees everything. NULL is fine. */
 void kmon_reader__free(struct kmon_reader *r);

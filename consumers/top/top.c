@@ -310,9 +310,23 @@ static void fmt_rate(char *out, size_t n, double v)
 		snprintf(out, n, "%.1f", v);
 }
 
-static void fmt_site(char *out, size_t n, const struct top_row *r)
+/* A call site by name when the agent hid addresses (its default), through
+ * its table, locally; names longer than the column are cut. Else the
+ * address, as the agent sent it (ledger__site_name). */
+static int name_site(void *ctx, uint64_t site, bool opaque, char *buf, size_t n)
 {
-	ledger__site_name(r->top_call_site, r->top_call_site_opaque, NULL, NULL, out, n);
+	const struct top *t = ctx;
+	int r;
+
+	if (!opaque)
+		return -1;
+	r = kmon_client__symbolize(t->client, site, buf, n);
+	return r >= 0 || r == -ENOSPC ? 0 : -1;
+}
+
+static void fmt_site(const struct top *t, char *out, size_t n, const struct top_row *r)
+{
+	ledger__site_name(r->top_call_site, r->top_call_site_opaque, name_site, (void *)t, out, n);
 }
 
 static void health_line(const struct top *t, char *out, size_t n)
@@ -347,7 +361,7 @@ static void print_json(struct top *t, const struct top_row *rows, size_t n)
 {
 	struct kmon_client_stats cs;
 	cJSON *o = cJSON_CreateObject(), *arr, *r, *h;
-	char site[32], *s;
+	char site[256], *s;
 	size_t i;
 
 	if (!o)
@@ -382,7 +396,7 @@ static void print_json(struct top *t, const struct top_row *rows, size_t n)
 		cJSON_AddNumberToObject(r, "held_bytes", (double)rows[i].held_bytes);
 		cJSON_AddNumberToObject(r, "exec_total", (double)rows[i].exec);
 		cJSON_AddNumberToObject(r, "oom_kills", (double)rows[i].oom_kills);
-		fmt_site(site, sizeof(site), &rows[i]);
+		fmt_site(t, site, sizeof(site), &rows[i]);
 		cJSON_AddStringToObject(r, "top_call_site", site);
 		cJSON_AddItemToArray(arr, r);
 	}
@@ -416,7 +430,7 @@ static void print_text(struct top *t, const struct top_row *rows, size_t n)
 		fmt_rate(a, sizeof(a), rows[i].alloc_s);
 		snprintf(b, sizeof(b), "%.2f", rows[i].alloc_bytes_s / (1024.0 * 1024));
 		fmt_bytes(h, sizeof(h), (double)rows[i].held_bytes);
-		fmt_site(site, sizeof(site), &rows[i]);
+		fmt_site(t, site, sizeof(site), &rows[i]);
 		printf("%-20s %-36s %-20s %7s %8s %7s %8s %4" PRIu64 " %s\n", or_dash(rows[i].ns),
 		       rows[i].key ? or_dash(rows[i].pod) : "(host)",
 		       or_dash(rows[i].container), e, a, b, h, rows[i].oom_kills, site);
@@ -471,7 +485,7 @@ static void draw(struct top *t, const struct top_row *rows, size_t n)
 		fmt_rate(a, sizeof(a), rows[i].alloc_s);
 		snprintf(b, sizeof(b), "%.2f", rows[i].alloc_bytes_s / (1024.0 * 1024));
 		fmt_bytes(h, sizeof(h), (double)rows[i].held_bytes);
-		fmt_site(site, sizeof(site), &rows[i]);
+		fmt_site(t, site, sizeof(site), &rows[i]);
 		/* A narrow column keeps the tail of an address: the head is the
 		 * same for every kernel text address. */
 		cs = site;

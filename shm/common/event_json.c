@@ -12,6 +12,7 @@
 #include "bpf/event_util.h"
 #include "bpf/kmon_event.h"
 #include "shm/meta.h"
+#include "shm/symtab.h"
 
 /* A cursor that stops writing (and remembers it) when the buffer is full,
  * so the encoder needs one check at the end instead of one per field. */
@@ -179,6 +180,28 @@ static void put_time(struct out *o, uint64_t ns)
 	put(o, b, 11);
 }
 
+/* A call site: with ADDR_OPAQUE a symbol reference, written as its name
+ * ("kmalloc_reserve+0x7e [mod]"), or null when the agent could not resolve
+ * it; else the raw address in hex. */
+static void put_site(struct out *o, const struct kmon_event *ev, uint64_t site,
+		     const struct kmon_symtab *st)
+{
+	char name[KMON_EVENT_JSON_SYM_MAX];
+	int n;
+
+	if (!(ev->flags & KMON_EVF_ADDR_OPAQUE)) {
+		put_hex(o, site);
+		return;
+	}
+	n = kmon_symtab__symbolize(st, site, name, sizeof(name));
+	if (n == -ENOSPC)
+		n = (int)strlen(name);
+	if (n < 0)
+		PUTS(o, "null");
+	else
+		put_str(o, name, (size_t)n);
+}
+
 /* What each memory event type adds after ptr and call_site (v2): slab
  * events name their cache; a free charged to its owner says so, and where
  * and by whom the memory was allocated. Frees not charged add nothing, so
@@ -190,7 +213,8 @@ static const unsigned char mem_extra[KMON_EV_TYPE_MAX + 1] = {
 	[KMON_EV_SLAB_FREE] = X_CACHE | X_OWNER,
 };
 
-static void put_mem_extra(struct out *o, const struct kmon_event *ev)
+static void put_mem_extra(struct out *o, const struct kmon_event *ev,
+			  const struct kmon_symtab *st)
 {
 	unsigned x = ev->event_type <= KMON_EV_TYPE_MAX ? mem_extra[ev->event_type] : 0;
 
@@ -207,7 +231,7 @@ static void put_mem_extra(struct out *o, const struct kmon_event *ev)
 		PUTS(o, ",\"owner_pid\":");
 		put_u64(o, ev->data.free.owner_pid);
 		PUTS(o, ",\"alloc_call_site\":");
-		put_hex(o, ev->data.free.alloc_call_site);
+		put_site(o, ev, ev->data.free.alloc_call_site, st);
 		PUTS(o, ",\"alloc_timestamp\":");
 		put_u64(o, ev->data.free.alloc_timestamp);
 	}
@@ -227,6 +251,13 @@ static void put_oom(struct out *o, const struct kmon_oom_payload *p)
 
 int event_json__write(char *buf, size_t cap, const struct kmon_event *ev,
 		      const struct kmon_meta *meta, const char *node, uint64_t boot_offset_ns)
+{
+	return event_json__write_sym(buf, cap, ev, meta, node, boot_offset_ns, NULL);
+}
+
+int event_json__write_sym(char *buf, size_t cap, const struct kmon_event *ev,
+			  const struct kmon_meta *meta, const char *node, uint64_t boot_offset_ns,
+			  const struct kmon_symtab *st)
 {
 	struct out o = { buf, buf + cap, false };
 	const char *type = kmon_event_type_name(ev->event_type);
@@ -263,8 +294,8 @@ int event_json__write(char *buf, size_t cap, const struct kmon_event *ev,
 		PUTS(&o, ",\"ptr\":");
 		put_hex(&o, ev->data.mem.ptr);
 		PUTS(&o, ",\"call_site\":");
-		put_hex(&o, ev->data.mem.call_site);
-		put_mem_extra(&o, ev);
+		put_site(&o, ev, ev->data.mem.call_site, st);
+		put_mem_extra(&o, ev, st);
 	}
 	PUTS(&o, ",\"cgroup_id\":");
 	put_u64(&o, ev->cgroup_id);

@@ -3,7 +3,8 @@
  * The event JSON line every kmon output shares (forward to stdout, files,
  * HTTP). Field order and names are the contract:
  *   type, timestamp, time, pid, tid, comm, size, filename and
- *   filename_truncated (exec) or ptr and call_site (memory, hex strings),
+ *   filename_truncated (exec) or ptr and call_site (memory: hex strings, or call_site the symbol's
+ *   name, see event_json__write_sym; alloc_call_site for charged frees),
  *   cgroup_id, container_id, pod_uid, pod, namespace, container, node
  * comm and filename are kernel bytes: quotes, backslashes and control
  * characters are escaped and invalid UTF-8 becomes U+FFFD, so every line is
@@ -17,6 +18,7 @@
 
 struct kmon_event;
 struct kmon_meta;
+struct kmon_symtab;
 
 /* Bytes that always hold one line, whatever the record and metadata hold
  * (every string byte escaped as \u00XX, a 253-byte node name). */
@@ -26,6 +28,16 @@ struct kmon_meta;
  * cap is too small (nothing usable is left in buf then). meta may be NULL. */
 int event_json__write(char *buf, size_t cap, const struct kmon_event *ev,
 		      const struct kmon_meta *meta, const char *node, uint64_t boot_offset_ns);
+/* The same, resolving call sites through the agent's symbol table (st may
+ * be NULL). With KMON_EVF_ADDR_OPAQUE, call_site and (charged frees)
+ * alloc_call_site are symbol names, "function+0xoff [module]", or null when
+ * unresolved, and ptr is the agent's opaque id in hex; without it both are
+ * raw hex addresses (--raw-kernel-addresses). Names are cut at
+ * KMON_EVENT_JSON_SYM_MAX - 1 bytes. */
+int event_json__write_sym(char *buf, size_t cap, const struct kmon_event *ev,
+			  const struct kmon_meta *meta, const char *node, uint64_t boot_offset_ns,
+			  const struct kmon_symtab *st);
+#define KMON_EVENT_JSON_SYM_MAX 256
 /* CLOCK_REALTIME - CLOCK_BOOTTIME now: add to a kernel timestamp (boot ns)
  * for wall-clock time. */
 uint64_t event_json__boot_offset_ns(void);

@@ -34,3 +34,11 @@ set_tests_properties(bench_python PROPERTIES LABELS bench TIMEOUT 600 RUN_SERIAL
 # A scan's re-assertion of the PID map: batched against one syscall each.
 add_executable(bench_pidmap ${CMAKE_CURRENT_LIST_DIR}/bench_pidmap.c)
 target_link_libraries(bench_pidmap PRIVATE PkgConfig::LIBBPF)
+
+# Hiding kernel addresses (issue 15 item 4): the drain's per-event cost of
+# addrmask__apply vs the record copy alone, and JSON with names vs hex.
+add_executable(bench_addrmask ${CMAKE_CURRENT_LIST_DIR}/bench_addrmask.c
+               ${CMAKE_SOURCE_DIR}/agent/ksyms.c ${CMAKE_SOURCE_DIR}/agent/addrmask.c)
+target_include_directories(bench_addrmask PRIVATE ${PROJECT_SOURCE_DIR})
+target_link_libraries(bench_addrmask PRIVATE ksyms_iter_skel kmon_shm kmon_event_json kmon_log
+                      PkgConfig::SODIUM PkgConfig::LIBBPF)

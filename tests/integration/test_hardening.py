@@ -30,7 +30,7 @@ HELLO = struct.Struct("<IHHIIQQ64s1024s")
 
 
 def hello(**kw):
-    f = dict(magic=0x4e4f4d4b, version=2, n_ns=0, mask=0, flags=0, ring=0, replay=0,
+    f = dict(magic=0x4e4f4d4b, version=3, n_ns=0, mask=0, flags=0, ring=0, replay=0,
              name=b"h", ns=b"")
     f.update(kw)
     return HELLO.pack(f["magic"], f["version"], f["n_ns"], f["mask"], f["flags"], f["ring"],

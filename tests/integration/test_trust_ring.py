@@ -6,8 +6,8 @@ events, hostile consumers running as unprivileged users.
 Run as a test: python3 test_trust_ring.py (root). The same file is the hostile
 consumer (python3 test_trust_ring.py --hostile MODE ...), run as nobody, so the
 attacks speak the raw protocol without any help from the client library.
-Against an agent of protocol version 1 the hostile side falls back to it (no
-ready step), so the tests can be run against an old build to see them fail:
+Against an agent of an older protocol the hostile side falls back to it
+(protocol 2: no symbol table; protocol 1: no ready step), so the tests can be run against an old build to see them fail:
 KMON_AGENT=.../old/kmon-agent KMON_TESTCONSUMER=.../old/testconsumer.
 """
 import errno
@@ -41,6 +41,9 @@ HELLO = struct.Struct("<IHHIIQQ64s1024s")
 REPLY = struct.Struct("<IHHIIQQ254s200s")
 REPLY_SIZE = 488  # sizeof(struct kmon_hello_reply), padded to 8
 READY = struct.Struct("<IHH")
+SYMTAB_HDR = struct.Struct("<IHHIIQQ")  # shm/symtab.h
+SYMTAB_MAGIC = 0x5453594b
+F_SEAL_SEAL, F_SEAL_WRITE = 0x0001, 0x0008
 HDR_PAGE = 4096
 HEAD_OFF = 64       # producer position in the ring header page
 TAIL_OFF, WAIT_OFF = 0, 64  # in the ctl page
@@ -54,17 +57,17 @@ OUTSIDER = ["setpriv", "--reuid", "daemon", "--regid", "daemon", "--clear-groups
 class Attached:
     """One raw attachment; keeps everything it received."""
 
-    def __init__(self, path, name, ring=0, populate=True, version=2):
+    def __init__(self, path, name, ring=0, populate=True, version=3):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock.settimeout(10)
         self.sock.connect(path)
         self.version = version
         self.sock.send(HELLO.pack(MAGIC, version, 0, 0, 0, ring, 0, name.encode(), b""))
         self.status, self.error, self.fds, r = self.recv()
-        if self.status == 2 and version == 2:  # an agent of protocol 1
+        if self.status == 2 and version >= 2:  # an agent of an older protocol
             self.sock.close()
-            # whose client library never populated its mapping
-            self.__init__(path, name, ring, False, 1)
+            # protocol 1's client library never populated its mapping
+            self.__init__(path, name, ring, version > 2, version - 1)
             return
         self.ring_bytes = r[5] if r else 0
         self.data = self.ctl = None
@@ -223,7 +226,8 @@ def hostile_fs(sockpath):
 def impostor(path, kind):
     """Defect 6: binds a fake control socket and answers every hello with
     descriptors of the wrong kind; with 'shrink' it truncates its memfd after
-    sending it (SIGBUS for a client that mapped it)."""
+    sending it (SIGBUS for a client that mapped it); with 'symtab-*' the
+    symbol table (protocol 3) is unsealed or garbage."""
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     srv.bind(path)
     os.chmod(path, 0o777)
@@ -253,9 +257,18 @@ def impostor(path, kind):
             data = os.open("/proc/self/exe", os.O_RDONLY)
         elif kind == "shrink":
             pass  # unsealed: it will shrink them once sent
-        fds = [data, ctl, wake]
-        reply = REPLY.pack(MAGIC, 2, 0, 1, 1, ring, 0, b"impostor", b"").ljust(REPLY_SIZE, b"\0")
-        c.sendmsg([reply], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("3i", *fds))])
+        # The symbol table (protocol 3): valid and empty, unless it is the
+        # attack.
+        table = SYMTAB_HDR.pack(SYMTAB_MAGIC, 1, 0, 0, 0, SYMTAB_HDR.size, 0)
+        if kind == "symtab-garbage":
+            table = b"\xff" * 64
+        symtab = os.memfd_create("fakesym", os.MFD_ALLOW_SEALING)
+        os.write(symtab, table)
+        if kind != "symtab-unsealed":
+            fcntl.fcntl(symtab, fcntl.F_ADD_SEALS, seal | F_SEAL_WRITE | F_SEAL_SEAL)
+        fds = [data, ctl, wake, symtab]
+        reply = REPLY.pack(MAGIC, 3, 0, 1, 1, ring, 0, b"impostor", b"").ljust(REPLY_SIZE, b"\0")
+        c.sendmsg([reply], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("4i", *fds))])
         if kind == "shrink":
             time.sleep(0.2)
             os.ftruncate(data, 0)
@@ -492,7 +505,10 @@ class TrustRingTest(unittest.TestCase):
         sys.stderr.write("\n  agent cgroup grew %d bytes; rings kept %d bytes; consumer cgroup "
                          "%d bytes\n" % (grown, total, hoard_cg.bytes()))
         self.assertGreater(min(out["heads"]), ring // 2, "the rings were not filled: %s" % out)
-        self.assertEqual(out["kept_fds"], 3 * count)
+        # Ring data, ctl and wake-up socket each, and the symbol table (one
+        # memfd the agent shares with every consumer: kept, it costs nothing
+        # more). Protocol 3.
+        self.assertEqual(out["kept_fds"], 4 * count)
         self.assertLess(grown, total // 4,
                         "the agent's memory cgroup grew by %d bytes for %d bytes of rings whose "
                         "descriptors a detached consumer kept" % (grown, total))
@@ -579,8 +595,11 @@ class TrustRingTest(unittest.TestCase):
         self.stop_agent(a)
 
     def test_impostor_descriptors_are_refused_without_crashing(self):
-        for kind, why in (("wrong-size", "bytes, expected"), ("not-memfd", "not a sealable memfd"),
-                          ("shrink", "has seals")):
+        for kind, wait, why in (("wrong-size", "not a kmon ring", "bytes, expected"),
+                                ("not-memfd", "not a kmon ring", "not a sealable memfd"),
+                                ("shrink", "not a kmon ring", "has seals"),
+                                ("symtab-unsealed", "bad symbol table", "not a sealed memfd"),
+                                ("symtab-garbage", "bad symbol table", "bad magic")):
             d = tempfile.mkdtemp(dir=self.tmp)
             os.chmod(d, 0o777)
             path = os.path.join(d, "kmon.sock")
@@ -588,7 +607,7 @@ class TrustRingTest(unittest.TestCase):
             imp.wait_line("listening")
             c = Consumer([TC, "--socket", path, "--name", "victim"])
             self.consumers.append(c)
-            c.wait_for_log("not a kmon ring", timeout=20)
+            c.wait_for_log(wait, timeout=20)
             self.assertIn(why, c.log())
             time.sleep(0.5)  # the 'shrink' impostor truncates now; retries go on
             self.assertIsNone(c.proc.poll(), "the consumer died:\n" + c.log())

@@ -291,24 +291,24 @@ static int connect_sock(const char *path)
 	return fd;
 }
 
-static int recv_reply(int fd, struct kmon_hello_reply *r, int fds[3])
+static int recv_reply(int fd, struct kmon_hello_reply *r, int fds[KMON_PROTO_FDS])
 {
 	unsigned n_fds;
 	long n;
 
-	fds[0] = fds[1] = fds[2] = -1;
+	fds[0] = fds[1] = fds[2] = fds[3] = -1;
 	n = kmon_proto_recv(fd, r, sizeof(*r), fds, &n_fds, 0);
 	return (int)n;
 }
 
 /* The raw attach: hello, offer, populate, ready, attached. Returns the
  * socket, fds[] the ring's descriptors; exits on failure. */
-static int raw_attach(const char *path, const char *name, int fds[3])
+static int raw_attach(const char *path, const char *name, int fds[KMON_PROTO_FDS])
 {
 	struct kmon_hello h;
 	struct kmon_ready rd = { .magic = KMON_PROTO_MAGIC, .version = KMON_PROTO_VERSION };
 	struct kmon_hello_reply r;
-	int fd, more[3];
+	int fd, more[KMON_PROTO_FDS];
 
 	memset(&h, 0, sizeof(h));
 	h.magic = KMON_PROTO_MAGIC;
@@ -343,7 +343,7 @@ static int run_hostile(int argc, char **argv)
 	const char *what = argc > 3 ? argv[3] : "huge";
 	_Atomic uint64_t *ctl;
 	const _Atomic uint64_t *hdr;
-	int fd, fds[3], i;
+	int fd, fds[KMON_PROTO_FDS], i;
 	char buf[8];
 
 	fd = raw_attach(path, "hostile", fds);
@@ -391,7 +391,7 @@ static int run_raw_hello(int argc, char **argv)
 	const char *path = argv[2];
 	char msg[65536];
 	struct kmon_hello_reply r;
-	int fd, fds[3], n;
+	int fd, fds[KMON_PROTO_FDS], n;
 	FILE *f = fopen(argv[3], "rb");
 	size_t len;
 

@@ -6,6 +6,7 @@ stream and is cached per container.
 """
 import ctypes
 import ctypes.util
+import errno
 import os
 import struct
 
@@ -15,6 +16,7 @@ EVENT_TYPES = {1: "memory_alloc", 2: "memory_free", 3: "process_exec"}
 _TYPE_BITS = {v: 1 << k for k, v in EVENT_TYPES.items()}
 _READ_EVENT, _READ_LOST = 1, 2
 _READF_REPLAY = 1
+_EVF_ADDR_OPAQUE = 1 << 4  # call sites are symbol references (kmon_event.h)
 _STATE_REFUSED = 3
 # struct kmon_event, version 1 (bpf/kmon_event.h): 128 bytes, little-endian.
 _EVENT = struct.Struct("<QIIIHHQQ16s64sII")
@@ -79,6 +81,9 @@ def _load():
     lib.kmon_reader__node.argtypes = [ctypes.c_void_p]
     lib.kmon_reader__get_stats.restype = None
     lib.kmon_reader__get_stats.argtypes = [ctypes.c_void_p, ctypes.POINTER(_Stats)]
+    lib.kmon_reader__symbolize.restype = ctypes.c_int
+    lib.kmon_reader__symbolize.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_char_p,
+                                           ctypes.c_size_t]
     lib.kmon_reader__free.restype = None
     lib.kmon_reader__free.argtypes = [ctypes.c_void_p]
     return lib
@@ -94,7 +99,7 @@ def _s(b):
 class Event:
     """One kernel event with its container's metadata ("" when not known)."""
     __slots__ = ("type", "timestamp", "pid", "tid", "flags", "size", "cgroup_id", "comm",
-                 "filename", "ptr", "call_site", "container_key", "seq", "replay",
+                 "filename", "ptr", "call_site", "symbol", "container_key", "seq", "replay",
                  "namespace", "pod", "container", "pod_uid", "container_id", "runtime")
 
     def __repr__(self):
@@ -147,6 +152,8 @@ class Client:
         self._recs = (_Rec * batch)()
         self._meta = {}
         self._gen = 0
+        self._syms = {}  # call site -> name, for the current attachment's table
+        self._attaches = 0
 
     def close(self):
         if self._r:
@@ -179,6 +186,27 @@ class Client:
         _lib.kmon_reader__get_stats(self._r, ctypes.byref(s))
         return {n: getattr(s, n) for n, _ in _Stats._fields_}
 
+    def symbolize(self, call_site):
+        """The kernel function of a call site, "function+0xoff [module]", resolved
+        locally through the agent's symbol table; None when the agent could not
+        resolve it, or when call_site is a raw address (--raw-kernel-addresses)."""
+        buf = ctypes.create_string_buffer(256)
+        n = _lib.kmon_reader__symbolize(self._r, call_site, buf, len(buf))
+        if n < 0 and n != -errno.ENOSPC:
+            return None
+        return buf.value.decode("utf-8", "backslashreplace")
+
+    def _symbol(self, flags, call_site):
+        if not flags & _EVF_ADDR_OPAQUE or not call_site:
+            return None
+        name = self._syms.get(call_site, self)
+        if name is self:
+            # A few thousand distinct call sites: one C call each, then a dict.
+            if len(self._syms) > 65536:
+                self._syms.clear()
+            name = self._syms[call_site] = self.symbolize(call_site)
+        return name
+
     def _meta_of(self, ptr):
         m = self._meta.get(ptr)
         if m is None:
@@ -201,6 +229,13 @@ class Client:
         if gen != self._gen:
             self._meta.clear()  # some container's metadata changed
             self._gen = gen
+        if n and self._syms:
+            # A reconnect brings a new symbol table (ids may differ).
+            st = _Stats()
+            _lib.kmon_reader__get_stats(self._r, ctypes.byref(st))
+            if st.reconnects != self._attaches:
+                self._syms.clear()
+                self._attaches = st.reconnects
         out = []
         unpack = _EVENT.unpack_from
         for i in range(n):
@@ -218,10 +253,11 @@ class Client:
             e.comm = _s(comm)
             e.container_key, e.seq, e.replay = key, r.seq, bool(r.flags & _READF_REPLAY)
             if etype == 3:
-                e.filename, e.ptr, e.call_site = _s(data), 0, 0
+                e.filename, e.ptr, e.call_site, e.symbol = _s(data), 0, 0, None
             else:
                 e.filename = ""
                 e.ptr, e.call_site = _MEM.unpack_from(data)[:2]
+                e.symbol = self._symbol(flags, e.call_site)
             (e.namespace, e.pod, e.container, e.pod_uid, e.container_id,
              e.runtime) = self._meta_of(r.meta) if r.meta else _NO_META
             out.append(e)
