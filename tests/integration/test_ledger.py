@@ -200,12 +200,13 @@ class LedgerTest(unittest.TestCase):
         # By name: the caches that hold the files, one object per file each.
         self.assertGreaterEqual(caches.get("dentry", 0), N_FILES * 0.9, caches)
         self.assertGreaterEqual(caches.get("shmem_inode_cache", 0), N_FILES * 0.9, caches)
-        # The call sites holding them: top sites carry at least the files' share.
-        top = max(sites.items(), key=lambda x: x[1])
-        self.assertGreater(top[1], N_FILES * 150, sites)
-        if not re.match(r"^(0x[0-9a-f]+|sym\d+\+0x[0-9a-f]+|unresolved\+.*)$", top[0]):
-            named = " ".join(sites)
-            self.assertRegex(named, r"(d_alloc|shmem_alloc_inode|alloc_inode)", sites)
+        # The kernel functions holding them, by name (the agent hides
+        # addresses by default; kmon-aggregate resolves through its table):
+        # the inode and dentry allocators, each with the files' share.
+        def held_by(fn):
+            return sum(v for k, v in sites.items() if re.match(r"^_*%s\+0x[0-9a-f]+" % fn, k))
+        self.assertGreater(held_by("shmem_alloc_inode"), N_FILES * 300, sites)
+        self.assertGreater(held_by("d_alloc"), N_FILES * 100, sites)
 
         # The pod exits (its files stay in the emptyDir): still charged.
         with open(os.path.join(self.emptydir, "exit"), "w"):
