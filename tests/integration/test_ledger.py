@@ -250,6 +250,12 @@ class LedgerTest(unittest.TestCase):
         self.assertEqual(self.value(m, "kmon_oom_kills_total", pod), 1)
         self.assertEqual(self.value(m, "kmon_oom_kills_total", "holder-0") or 0, 0)
 
+    def test_3_clean_exit(self):
+        """kmon-aggregate and the agent stop cleanly (sanitizer builds: no
+        report, no leak)."""
+        self.assertEqual(self.agg.stop(), 0, self.agg.log()[-2000:])
+        self.assertEqual(self.agent.stop(), 0, self.agent.log()[-2000:])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
