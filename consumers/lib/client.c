@@ -17,7 +17,6 @@
 #include "shm/proto.h"
 #include "shm/ring.h"
 
-#define MAX_KEYS 65536u
 #define BATCH 1024           /* records per loop turn: others get the loop too */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -28,7 +27,7 @@ struct kmon_client {
 	struct kmon_client_opts o;
 	struct kmon_client_cbs cbs;
 	void *ctx;
-	char socket_path[108];
+	char socket_path[KMON_PROTO_PATH_MAX];
 	char name[KMON_PROTO_NAME_MAX];
 	char (*ns)[KMON_PROTO_NS_LEN];
 	char node[KMON_PROTO_NODE_MAX];
@@ -86,7 +85,7 @@ struct kmon_client *kmon_client__new(uv_loop_t *loop, const struct kmon_client_o
 	snprintf(c->socket_path, sizeof(c->socket_path), "%s",
 		 opts->socket_path ? opts->socket_path : "/run/kmon/kmon.sock");
 	snprintf(c->name, sizeof(c->name), "%s", opts->name ? opts->name : "consumer");
-	c->meta = calloc(MAX_KEYS, sizeof(*c->meta));
+	c->meta = calloc(KMON_CONTAINER_KEYS, sizeof(*c->meta));
 	if (opts->n_namespaces)
 		c->ns = calloc(opts->n_namespaces, sizeof(*c->ns));
 	if (!c->meta || (opts->n_namespaces && !c->ns)) {
@@ -111,7 +110,7 @@ static void free_client(struct kmon_client *c)
 {
 	if (c->on_closed)
 		c->on_closed(c->ctx);
-	for (unsigned i = 0; i < MAX_KEYS; i++)
+	for (unsigned i = 0; i < KMON_CONTAINER_KEYS; i++)
 		free(c->meta[i]);
 	free(c->meta);
 	free(c->ns);
@@ -222,7 +221,7 @@ static void handle_record(struct kmon_client *c, const struct kmon_rec_hdr *h)
 			c->st.seq_errors++;
 		c->next_seq = h->seq + 1;
 		c->seq_known = true;
-		if (ev->container_key && ev->container_key < MAX_KEYS)
+		if (ev->container_key && ev->container_key < KMON_CONTAINER_KEYS)
 			m = c->meta[ev->container_key];
 		c->st.received++;
 		if (h->flags & KMON_RECF_REPLAY)
@@ -240,7 +239,7 @@ static void handle_record(struct kmon_client *c, const struct kmon_rec_hdr *h)
 			c->st.seq_errors++;
 		c->next_seq = h->seq + 1;
 		c->seq_known = true;
-		if (!m.key || m.key >= MAX_KEYS)
+		if (!m.key || m.key >= KMON_CONTAINER_KEYS)
 			break;
 		/* Strings from the agent are fixed fields: terminate them anyway. */
 		m.runtime[sizeof(m.runtime) - 1] = m.container_id[sizeof(m.container_id) - 1] = '\0';
