@@ -327,7 +327,9 @@ static void on_state(void *ctx, enum kmon_client_state s, const char *why)
 		break;
 	case KMON_CLIENT_REFUSED:
 		fprintf(stderr, "kmon-forward: %s\n", why);
-		stop(f, f->once && !strstr(why, "refused") && !strstr(why, "cannot") ? 0 : 1);
+		/* With --once the agent going away is the normal end; anything
+		 * else (refused, unreachable, protocol, no answer) is a failure. */
+		stop(f, f->once && kmon_client__reason(f->client) == KMON_REASON_AGENT_GONE ? 0 : 1);
 		break;
 	}
 }

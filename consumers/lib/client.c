@@ -54,6 +54,8 @@ struct kmon_client {
 	uint64_t next_seq;
 	bool seq_known;
 	struct kmon_client_stats st;
+	enum kmon_client_reason reason;
+	unsigned hello_status;
 };
 
 static void set_state(struct kmon_client *c, enum kmon_client_state s, const char *why)
@@ -185,6 +187,7 @@ static void on_timer(uv_timer_t *t)
 	if (c->closing)
 		return;
 	if (c->sock >= 0 && !c->attached) {
+		c->reason = KMON_REASON_TIMEOUT;
 		retry_later(c, "the agent did not answer the hello in time");
 		return;
 	}
@@ -291,6 +294,7 @@ static bool read_batch(struct kmon_client *c)
 		ring_cons__release(c->ring);
 	if (bad) {
 		c->st.bad_records++;
+		c->reason = KMON_REASON_PROTOCOL;
 		retry_later(c, "the agent's ring holds a malformed record");
 		return false;
 	}
@@ -359,6 +363,7 @@ static void take_offer(struct kmon_client *c, const struct kmon_hello_reply *r, 
 		return;
 	}
 	if (send(c->sock, &rd, sizeof(rd), MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(rd)) {
+		c->reason = KMON_REASON_CONNECT_FAILED;
 		snprintf(why, whylen, "cannot send the ready: %s", strerror(errno));
 		return;
 	}
@@ -388,7 +393,10 @@ static bool recv_reply(struct kmon_client *c, char *why, size_t whylen)
 		else
 			close(fds[i]);
 	}
+	/* Protocol trouble unless a branch below says otherwise. */
+	c->reason = KMON_REASON_PROTOCOL;
 	if (n <= 0) {
+		c->reason = KMON_REASON_AGENT_GONE;
 		snprintf(why, whylen, "the agent closed the connection during the hello");
 		return true;
 	}
@@ -398,6 +406,8 @@ static bool recv_reply(struct kmon_client *c, char *why, size_t whylen)
 		snprintf(why, whylen, "the agent refused the hello (%s): %s",
 			 kmon_hello_status_name(r.status), r.error);
 		c->give_up = !kmon_hello_status_retryable(r.status);
+		c->reason = KMON_REASON_REFUSED;
+		c->hello_status = r.status;
 		return true;
 	}
 	if (r.step != step) {
@@ -440,6 +450,8 @@ static void on_sock(uv_poll_t *p, int status, int events)
 			return;
 		}
 		c->attached = true;
+		c->reason = KMON_REASON_NONE;
+		c->hello_status = 0;
 		if (c->ever_attached)
 			c->st.reconnects++;
 		c->ever_attached = true;
@@ -461,6 +473,7 @@ static void on_sock(uv_poll_t *p, int status, int events)
 		/* The agent is gone: what it wrote before going is still ours. */
 		while (c->ring && read_batch(c))
 			;
+		c->reason = KMON_REASON_AGENT_GONE;
 		retry_later(c, "the agent closed the connection");
 	}
 }
@@ -472,6 +485,8 @@ static void connect_now(struct kmon_client *c)
 	char why[300];
 	unsigned i;
 
+	c->reason = KMON_REASON_CONNECT_FAILED; /* until the hello is answered */
+	c->hello_status = 0;
 	c->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (c->sock < 0) {
 		snprintf(why, sizeof(why), "socket: %s", strerror(errno));
@@ -546,4 +561,14 @@ int kmon_client__sched_batch(void)
 	struct sched_param sp = { .sched_priority = 0 };
 
 	return sched_setscheduler(0, SCHED_BATCH, &sp) ? -errno : 0;
+}
+
+enum kmon_client_reason kmon_client__reason(const struct kmon_client *c)
+{
+	return c->reason;
+}
+
+unsigned kmon_client__hello_status(const struct kmon_client *c)
+{
+	return c->hello_status;
 }
