@@ -22,6 +22,7 @@
 #include "k8s/cgroup_v2.h"
 #include "k8s/kubelet.h"
 #include "k8s/podlist.h"
+#include "shm/common/clock.h"
 #include "shm/meta.h"
 
 #define CGROUP_FILE_MAX (64 * 1024)
@@ -68,9 +69,10 @@ struct scan_work {
 /* One pod container from the PodList, flattened. */
 struct pod_entry {
 	double last_seen; /* monotonic seconds */
-	char id[72];
-	char pod[254], ns[254], container[254], uid[40];
-	char runtime[16]; /* from the containerID scheme */
+	char id[KMON_META_ID_MAX];
+	char pod[KMON_META_NAME_MAX], ns[KMON_META_NAME_MAX], container[KMON_META_NAME_MAX];
+	char uid[KMON_META_UID_MAX];
+	char runtime[KMON_META_RUNTIME_MAX]; /* from the containerID scheme */
 };
 
 struct pods_work {
@@ -115,14 +117,6 @@ struct tracker {
 	uint64_t applied_start;  /* the request whose PodList is in use */
 	struct tracker_stats st;
 };
-
-static double mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---------------- scanning (thread pool) ---------------- */
 
@@ -370,10 +364,10 @@ static uint32_t add_container(struct tracker *t, const struct cgroup_info *info,
 	*is_new = false;
 	if (k)
 		return k;
-	for (k = 1; k < FANOUT_MAX_KEYS; k++)
+	for (k = 1; k < KMON_CONTAINER_KEYS; k++)
 		if (!t->c[k].used)
 			break;
-	if (k == FANOUT_MAX_KEYS)
+	if (k == KMON_CONTAINER_KEYS)
 		return 0;
 	if (k >= t->hi)
 		t->hi = k + 1;
@@ -582,8 +576,8 @@ static void scan_done(uv_work_t *req, int status)
 			 "(%.1f ms)", w->proc_root, (unsigned long long)w->seen, w->n_hits,
 			 t->n_containers, w->ms);
 	}
-	if (unknown && t->kubelet && mono() - t->last_unknown_refresh >= UNKNOWN_REFRESH_MIN) {
-		t->last_unknown_refresh = mono();
+	if (unknown && t->kubelet && kmon_clock__sec() - t->last_unknown_refresh >= UNKNOWN_REFRESH_MIN) {
+		t->last_unknown_refresh = kmon_clock__sec();
 		start_kubelet(t);
 	}
 	if (t->o.on_update)
@@ -648,7 +642,7 @@ static int flatten(struct tracker *t, const struct podlist *pl)
 {
 	size_t n = 0, i, j;
 	struct pod_entry *e;
-	double now = mono();
+	double now = kmon_clock__sec();
 
 	for (i = 0; i < pl->n_pods; i++)
 		n += pl->pods[i].n_containers + 1; /* +1: pod-level entry (no id) */
@@ -743,7 +737,7 @@ static void pods_done(uv_work_t *req, int status)
 		t->st.kubelet_ok++;
 		t->applied_start = w->start_no;
 		t->st.pods = w->pl->n_pods;
-		t->pods_time = mono();
+		t->pods_time = kmon_clock__sec();
 		t->backoff = 0;
 		if (t->kubelet_state != 1)
 			log_info("kubelet %s: %u pods; annotating events with pod names",
@@ -804,7 +798,7 @@ struct tracker *tracker__new(const struct tracker_opts *opts)
 	if (!t)
 		return NULL;
 	t->o = *opts;
-	t->c = calloc(FANOUT_MAX_KEYS, sizeof(*t->c));
+	t->c = calloc(KMON_CONTAINER_KEYS, sizeof(*t->c));
 	t->tracked = pidset__new(opts->pid_map_size);
 	t->next = pidset__new(opts->pid_map_size);
 	if (!t->c || !t->tracked || !t->next)
@@ -866,7 +860,7 @@ int tracker__start(struct tracker *t)
 void tracker__get_stats(struct tracker *t, struct tracker_stats *out)
 {
 	*out = t->st;
-	out->seconds_since_kubelet_ok = t->pods_time > 0 ? mono() - t->pods_time : -1;
+	out->seconds_since_kubelet_ok = t->pods_time > 0 ? kmon_clock__sec() - t->pods_time : -1;
 }
 
 /* open_handles counts the two timers and work queued in the thread pool:
