@@ -123,7 +123,9 @@ class LedgerTest(unittest.TestCase):
                                   "slab_alloc,slab_free,oom_kill",
                                   "--kubelet-url", cls.fk.url(), "--kubelet-token-file", token,
                                   "--kubelet-ca-file", cls.fk.ca, "--kubelet-refresh", "1"])
-        cls.agent.wait_attached()
+        # Loading the programs and reading 100k+ kernel symbols takes a while
+        # on a loaded 2-core machine: a liveness bound, not a timing.
+        cls.agent.wait_for_log("attached:", timeout=90)
         wait_for(lambda: "annotating events with pod names" in cls.agent.log(), 30,
                  "kubelet answer", cls.agent.log)
         cls.port = free_port()
