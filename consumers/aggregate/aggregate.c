@@ -22,6 +22,7 @@
 #include <linux/types.h>
 #include "bpf/kmon_event.h"
 #include "consumers/aggregate/aggtable.h"
+#include "consumers/aggregate/memcg.h"
 #include "consumers/lib/client.h"
 #include "shm/common/metrics_text.h"
 #include "shm/meta.h"
@@ -37,7 +38,11 @@ struct agg {
 	struct metrics_text *m;
 	struct MHD_Daemon *httpd;
 	uv_poll_t http_poll;
-	uv_timer_t http_timer, expire_timer, summary_timer;
+	uv_timer_t http_timer, expire_timer, summary_timer, memcg_timer;
+	struct memcg *memcg;
+	const char *cgroup_root;
+	double memcg_interval;
+	unsigned ledger_top;
 	uv_signal_t sig[3];
 	const char *socket_path, *listen, *name;
 	double expire, summary_interval;
@@ -45,6 +50,7 @@ struct agg {
 	bool sched_normal;
 	uint64_t lost, received;
 	bool attached;
+	int exit_code; /* 1 once the agent refused for good */
 };
 
 static void usage(void)
@@ -57,6 +63,12 @@ static void usage(void)
 	       "  --summary-interval SEC   print a JSON summary line every SEC (default off)\n"
 	       "  --max-series N           series limit (default 10000)\n"
 	       "  --top N                  filenames kept per series (default 5)\n"
+	       "  --ledger-top K           call sites and caches reported per container in the\n"
+	       "                           kernel memory ledger, the rest as \"other\" (default 10)\n"
+	       "  --memcg-interval SEC     read containers' memory cgroups this often; 0 = never\n"
+	       "                           (default 10)\n"
+	       "  --cgroup-root PATH       where the cgroup hierarchies are mounted\n"
+	       "                           (default /sys/fs/cgroup)\n"
 	       "  --name NAME              name in the agent's logs (default kmon-aggregate)\n"
 	       "  --sched batch|normal     CPU policy: batch (default) never preempts the workload\n");
 }
@@ -81,6 +93,9 @@ static int parse_args(struct agg *g, int argc, char **argv)
 		{ "summary-interval", required_argument, NULL, 'i' },
 		{ "max-series", required_argument, NULL, 'm' },
 		{ "top", required_argument, NULL, 't' },
+		{ "ledger-top", required_argument, NULL, 'K' },
+		{ "memcg-interval", required_argument, NULL, 'M' },
+		{ "cgroup-root", required_argument, NULL, 'C' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "sched", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
@@ -95,12 +110,16 @@ static int parse_args(struct agg *g, int argc, char **argv)
 	g->expire = 300;
 	g->max_series = 10000;
 	g->top_n = 5;
+	g->ledger_top = 10;
+	g->memcg_interval = 10;
+	g->cgroup_root = "/sys/fs/cgroup";
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			if (!*optarg || strlen(optarg) > 107)
-				return log_fail("--socket: path must be 1 to 107 bytes long");
+			if (!*optarg || strlen(optarg) >= KMON_PROTO_PATH_MAX)
+				return log_fail("--socket: path must be 1 to %d bytes long",
+						KMON_PROTO_PATH_MAX - 1);
 			g->socket_path = optarg;
 			break;
 		case 'l': {
@@ -129,6 +148,23 @@ static int parse_args(struct agg *g, int argc, char **argv)
 			if (num("--top", optarg, 1, 100, &v))
 				return -1;
 			g->top_n = (unsigned)v;
+			break;
+		case 'K':
+			if (num("--ledger-top", optarg, 1, LEDGER_TOP_MAX, &v))
+				return -1;
+			g->ledger_top = (unsigned)v;
+			break;
+		case 'M':
+			if (strcmp(optarg, "0") &&
+			    num("--memcg-interval", optarg, 0.1, 3600, &g->memcg_interval))
+				return -1;
+			if (!strcmp(optarg, "0"))
+				g->memcg_interval = 0;
+			break;
+		case 'C':
+			if (!*optarg || strlen(optarg) >= 4096)
+				return log_fail("--cgroup-root: path must be 1 to 4095 bytes long");
+			g->cgroup_root = optarg;
 			break;
 		case 'n':
 			if (!*optarg || strlen(optarg) >= KMON_PROTO_NAME_MAX || strpbrk(optarg, " \t"))
@@ -164,6 +200,20 @@ static void on_event(void *ctx, const struct kmon_event *ev, const struct kmon_m
 	aggtable__add(g->table, ev, meta, kmon_clock__sec());
 }
 
+/* Call sites by name: the agent hides addresses by default and hands over its
+ * symbol table at attach; libkmon resolves locally. Raw addresses (agent run
+ * with --raw-kernel-addresses) stay hex (ledger__site_name). */
+static int name_site(void *ctx, uint64_t site, bool opaque, char *buf, size_t n)
+{
+	struct agg *g = ctx;
+	int r;
+
+	if (!opaque || !g->client)
+		return -1;
+	r = kmon_client__symbolize(g->client, site, buf, n);
+	return r >= 0 || r == -ENOSPC ? 0 : -1;
+}
+
 static void on_meta(void *ctx, const struct kmon_meta *meta)
 {
 	struct agg *g = ctx;
@@ -189,8 +239,10 @@ static void on_state(void *ctx, enum kmon_client_state s, const char *why)
 	fprintf(stderr, "kmon-aggregate: %s%s\n", why,
 		s == KMON_CLIENT_DISCONNECTED ? "; reconnecting" : "");
 	g->attached = s == KMON_CLIENT_ATTACHED;
-	if (s == KMON_CLIENT_REFUSED)
+	if (s == KMON_CLIENT_REFUSED) {
+		g->exit_code = 1;
 		uv_stop(&g->loop);
+	}
 }
 
 static void render(struct agg *g)
@@ -303,6 +355,17 @@ static void on_expire(uv_timer_t *t)
 	aggtable__expire(g->table, kmon_clock__sec(), g->expire);
 }
 
+/* Bounded work per tick: at most this many /proc lookups (one per new
+ * container), then one read per container whose memory cgroup is known. */
+#define MEMCG_LOCATE_PER_TICK 256
+
+static void on_memcg(uv_timer_t *t)
+{
+	struct agg *g = t->data;
+
+	aggtable__memcg_refresh(g->table, g->memcg, MEMCG_LOCATE_PER_TICK);
+}
+
 static void on_summary(uv_timer_t *t)
 {
 	struct agg *g = t->data;
@@ -349,6 +412,8 @@ int main(int argc, char **argv)
 	if (uv_loop_init(&g.loop))
 		return 1;
 	g.table = aggtable__new(g.max_series, g.top_n);
+	if (g.table && aggtable__set_ledger(g.table, g.ledger_top, name_site, &g))
+		return log_fail("--ledger-top: cannot set"), 1;
 	g.m = metrics_text__new();
 	if (!g.table || !g.m || start_http(&g)) {
 		if (!g.table || !g.m)
@@ -374,6 +439,19 @@ int main(int argc, char **argv)
 	g.expire_timer.data = &g;
 	ms = g.expire * 1000 / 10;
 	uv_timer_start(&g.expire_timer, on_expire, (uint64_t)ms, (uint64_t)ms);
+	uv_timer_init(&g.loop, &g.memcg_timer);
+	g.memcg_timer.data = &g;
+	if (g.memcg_interval > 0) {
+		g.memcg = memcg__new("/proc", g.cgroup_root);
+		if (!g.memcg)
+			fprintf(stderr,
+				"kmon-aggregate: no memory cgroup under %s (%s): kmon_memcg_* not "
+				"exported (see --cgroup-root)\n",
+				g.cgroup_root, strerror(errno));
+		else
+			uv_timer_start(&g.memcg_timer, on_memcg, (uint64_t)(g.memcg_interval * 1000),
+				       (uint64_t)(g.memcg_interval * 1000));
+	}
 	uv_timer_init(&g.loop, &g.summary_timer);
 	g.summary_timer.data = &g;
 	if (g.summary_interval > 0)
@@ -399,7 +477,8 @@ int main(int argc, char **argv)
 		cs.reconnects);
 	MHD_stop_daemon(g.httpd);
 	aggtable__free(g.table);
+	memcg__free(g.memcg);
 	metrics_text__free(g.m);
 	uv_loop_close(&g.loop);
-	return 0;
+	return g.exit_code;
 }

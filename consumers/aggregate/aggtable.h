@@ -7,6 +7,15 @@
  * overflow, not stored), top_n filenames per series (a space-saving sketch),
  * and series unseen for the expiry time are dropped.
  * Events without a container go to the series with empty labels.
+ *
+ * Each series also keeps the kernel memory ledger of its container (ledger.h:
+ * outstanding bytes and objects by call site and by cache, top K + other)
+ * and its OOM kills, and, once a pid of the container has been seen, what its
+ * memory cgroup says about kernel memory (memcg.h), so the two sit side by
+ * side. The memory of a container that exited stays charged to its series
+ * until freed (frees made elsewhere are charged back) or until its own tasks
+ * have been unseen for the expiry time; frees made elsewhere do not count
+ * as the container being seen.
  */
 #ifndef KMON_CONSUMERS_AGGTABLE_H
 #define KMON_CONSUMERS_AGGTABLE_H
@@ -15,13 +24,19 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "consumers/ledger/ledger.h"
+
 struct kmon_event;
 struct kmon_meta;
 struct metrics_text;
 struct aggtable;
+struct memcg;
 
 struct aggtable *aggtable__new(unsigned max_series, unsigned top_n);
 void aggtable__free(struct aggtable *t);
+/* Ledger entries reported per breakdown (1..LEDGER_TOP_MAX, default 10) and
+ * how call sites are named (NULL: hex). Before the first event; -EINVAL. */
+int aggtable__set_ledger(struct aggtable *t, unsigned top_k, ledger_site_namer namer, void *ctx);
 /* meta may be NULL. now: seconds (any monotonic clock). */
 void aggtable__add(struct aggtable *t, const struct kmon_event *ev, const struct kmon_meta *meta,
 		   double now);
@@ -30,6 +45,9 @@ void aggtable__meta_changed(struct aggtable *t, uint32_t key);
 /* Drops series not seen for expire seconds; returns how many. */
 unsigned aggtable__expire(struct aggtable *t, double now, double expire);
 unsigned aggtable__series(const struct aggtable *t);
+/* Finds the memory cgroup of series that have none yet (at most max_locate
+ * /proc lookups per call) and reads the kernel memory figures of all. */
+void aggtable__memcg_refresh(struct aggtable *t, struct memcg *mc, unsigned max_locate);
 uint64_t aggtable__overflow(const struct aggtable *t);
 int aggtable__write_metrics(const struct aggtable *t, struct metrics_text *m);
 /* One JSON line: {"series":[{namespace,pod,container,exec,...,top:[...]}],...} */

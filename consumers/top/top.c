@@ -26,6 +26,7 @@
 
 #include <linux/types.h>
 #include "bpf/kmon_event.h"
+#include "consumers/ledger/ledger.h"
 #include "consumers/lib/client.h"
 #include "consumers/top/toptable.h"
 #include "shm/meta.h"
@@ -103,8 +104,9 @@ static int parse_args(struct top *t, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
 		case O_SOCKET:
-			if (!*optarg || strlen(optarg) > 107)
-				return log_fail("--socket: path must be 1 to 107 bytes long");
+			if (!*optarg || strlen(optarg) >= KMON_PROTO_PATH_MAX)
+				return log_fail("--socket: path must be 1 to %d bytes long",
+						KMON_PROTO_PATH_MAX - 1);
 			t->socket_path = optarg;
 			break;
 		case O_INTERVAL:
@@ -290,18 +292,23 @@ static void fmt_rate(char *out, size_t n, double v)
 		snprintf(out, n, "%.1f", v);
 }
 
-/* A call site by name when the agent hid addresses (its default); names
- * longer than the column are cut. Else the address, as the agent sent it. */
-static void fmt_site(const struct top *t, char *out, size_t n, uint64_t a)
+/* A call site by name when the agent hid addresses (its default), through
+ * its table, locally; names longer than the column are cut. Else the
+ * address, as the agent sent it (ledger__site_name). */
+static int name_site(void *ctx, uint64_t site, bool opaque, char *buf, size_t n)
 {
-	int r = a ? kmon_client__symbolize(t->client, a, out, n) : -ENOENT;
+	const struct top *t = ctx;
+	int r;
 
-	if (r >= 0 || r == -ENOSPC)
-		return;
-	if (a)
-		snprintf(out, n, "0x%" PRIx64, a);
-	else
-		snprintf(out, n, "-");
+	if (!opaque)
+		return -1;
+	r = kmon_client__symbolize(t->client, site, buf, n);
+	return r >= 0 || r == -ENOSPC ? 0 : -1;
+}
+
+static void fmt_site(const struct top *t, char *out, size_t n, const struct top_row *r)
+{
+	ledger__site_name(r->top_call_site, r->top_call_site_opaque, name_site, (void *)t, out, n);
 }
 
 static void health_line(const struct top *t, char *out, size_t n)
@@ -370,7 +377,8 @@ static void print_json(struct top *t, const struct top_row *rows, size_t n)
 		cJSON_AddNumberToObject(r, "alloc_bytes_per_s", rows[i].alloc_bytes_s);
 		cJSON_AddNumberToObject(r, "held_bytes", (double)rows[i].held_bytes);
 		cJSON_AddNumberToObject(r, "exec_total", (double)rows[i].exec);
-		fmt_site(t, site, sizeof(site), rows[i].top_call_site);
+		cJSON_AddNumberToObject(r, "oom_kills", (double)rows[i].oom_kills);
+		fmt_site(t, site, sizeof(site), &rows[i]);
 		cJSON_AddStringToObject(r, "top_call_site", site);
 		cJSON_AddItemToArray(arr, r);
 	}
@@ -390,24 +398,24 @@ static const char *or_dash(const char *s)
 
 static void print_text(struct top *t, const struct top_row *rows, size_t n)
 {
-	char line[256], e[16], a[16], b[16], h[16], site[32];
+	char line[256], e[16], a[16], b[16], h[16], site[LEDGER_LABEL_MAX];
 	size_t i;
 
 	health_line(t, line, sizeof(line));
 	printf("kmon-top  node %s  sort %s  namespace %s\n%s\n",
 	       or_dash(kmon_client__node(t->client)), top_sort_name(t->sort),
 	       *t->ns_filter ? t->ns_filter : "all", line);
-	printf("%-20s %-36s %-20s %7s %8s %7s %8s %s\n", "NAMESPACE", "POD", "CONTAINER", "EXEC/s",
-	       "ALLOC/s", "MiB/s", "HELD", "CALL SITE");
+	printf("%-20s %-36s %-20s %7s %8s %7s %8s %4s %s\n", "NAMESPACE", "POD", "CONTAINER",
+	       "EXEC/s", "ALLOC/s", "MiB/s", "HELD", "OOM", "CALL SITE");
 	for (i = 0; i < n; i++) {
 		fmt_rate(e, sizeof(e), rows[i].exec_s);
 		fmt_rate(a, sizeof(a), rows[i].alloc_s);
 		snprintf(b, sizeof(b), "%.2f", rows[i].alloc_bytes_s / (1024.0 * 1024));
 		fmt_bytes(h, sizeof(h), (double)rows[i].held_bytes);
-		fmt_site(t, site, sizeof(site), rows[i].top_call_site);
-		printf("%-20s %-36s %-20s %7s %8s %7s %8s %s\n", or_dash(rows[i].ns),
+		fmt_site(t, site, sizeof(site), &rows[i]);
+		printf("%-20s %-36s %-20s %7s %8s %7s %8s %4" PRIu64 " %s\n", or_dash(rows[i].ns),
 		       rows[i].key ? or_dash(rows[i].pod) : "(host)",
-		       or_dash(rows[i].container), e, a, b, h, site);
+		       or_dash(rows[i].container), e, a, b, h, rows[i].oom_kills, site);
 	}
 	fflush(stdout);
 }
@@ -416,8 +424,8 @@ static void print_text(struct top *t, const struct top_row *rows, size_t n)
  * share what is left (a narrow terminal cuts names, never numbers). */
 static void draw(struct top *t, const struct top_row *rows, size_t n)
 {
-	int cols = COLS, lines = LINES, wn, wp, wc, ws, fixed = 6 + 7 + 6 + 7 + 8, y;
-	char line[512], e[16], a[16], b[16], h[16], site[32], *cs;
+	int cols = COLS, lines = LINES, wn, wp, wc, ws, fixed = 6 + 7 + 6 + 7 + 8 + 4, y;
+	char line[512], e[16], a[16], b[16], h[16], site[LEDGER_LABEL_MAX], *cs;
 	time_t now = time(NULL);
 	struct tm tm;
 	size_t i;
@@ -437,8 +445,9 @@ static void draw(struct top *t, const struct top_row *rows, size_t n)
 	else
 		snprintf(line, sizeof(line), "keys: e a b m n sort, s next, / namespace, q quit");
 	mvaddnstr(2, 0, line, cols);
-	/* At 80 columns: 9 + 15 + 9 for the names, 12 for the call site. */
-	ws = cols >= 100 ? 18 : cols >= 72 ? 12 : 0;
+	/* At 80 columns: 9 + 15 + 10 for the names, 8 for the call site (its
+	 * tail), 3 for OOM kills. */
+	ws = cols >= 100 ? 18 : cols >= 72 ? 8 : 0;
 	wn = (cols - fixed - ws) * 27 / 100;
 	wp = (cols - fixed - ws) * 46 / 100;
 	wc = cols - fixed - ws - wn - wp;
@@ -448,9 +457,9 @@ static void draw(struct top *t, const struct top_row *rows, size_t n)
 		return;
 	}
 	attron(A_REVERSE);
-	snprintf(line, sizeof(line), "%-*.*s %-*.*s %-*.*s %6s %7s %6s %7s %-*s", wn, wn,
+	snprintf(line, sizeof(line), "%-*.*s %-*.*s %-*.*s %6s %7s %6s %7s %3s %-*s", wn, wn,
 		 "NAMESPACE", wp, wp, "POD", wc, wc, "CONTAINER", "EXEC/s", "ALLOC/s", "MiB/s",
-		 "HELD", ws, ws ? "CALL SITE" : "");
+		 "HELD", "OOM", ws, ws ? "CALL SITE" : "");
 	mvaddnstr(3, 0, line, cols);
 	attroff(A_REVERSE);
 	for (i = 0, y = 4; i < n && y < lines; i++, y++) {
@@ -458,7 +467,7 @@ static void draw(struct top *t, const struct top_row *rows, size_t n)
 		fmt_rate(a, sizeof(a), rows[i].alloc_s);
 		snprintf(b, sizeof(b), "%.2f", rows[i].alloc_bytes_s / (1024.0 * 1024));
 		fmt_bytes(h, sizeof(h), (double)rows[i].held_bytes);
-		fmt_site(t, site, sizeof(site), rows[i].top_call_site);
+		fmt_site(t, site, sizeof(site), &rows[i]);
 		/* A narrow column keeps the tail of an address (the head is the
 		 * same for every kernel text address) but the head of a name,
 		 * '~' marking the cut. */
@@ -472,9 +481,11 @@ static void draw(struct top *t, const struct top_row *rows, size_t n)
 				site[ws] = '\0';
 			}
 		}
-		snprintf(line, sizeof(line), "%-*.*s %-*.*s %-*.*s %6s %7s %6s %7s %-*.*s", wn, wn,
-			 or_dash(rows[i].ns), wp, wp, rows[i].key ? or_dash(rows[i].pod) : "(host)",
-			 wc, wc, or_dash(rows[i].container), e, a, b, h, ws, ws, cs);
+		snprintf(line, sizeof(line), "%-*.*s %-*.*s %-*.*s %6s %7s %6s %7s %3" PRIu64 " %-*.*s",
+			 wn, wn, or_dash(rows[i].ns), wp, wp,
+			 rows[i].key ? or_dash(rows[i].pod) : "(host)", wc, wc,
+			 or_dash(rows[i].container), e, a, b, h,
+			 rows[i].oom_kills > 999 ? 999 : rows[i].oom_kills, ws, ws, cs);
 		mvaddnstr(y, 0, line, cols);
 	}
 	refresh();

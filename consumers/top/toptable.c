@@ -7,10 +7,11 @@
 
 #include <linux/types.h>
 #include "bpf/kmon_event.h"
+#include "consumers/ledger/ledger.h"
 #include "shm/meta.h"
 
-#define MAX_KEYS 65536u
 #define SITES 4 /* call sites tracked per container */
+#define LEDGER_K 1 /* kmon-top shows one site: 2 candidates are enough */
 
 struct site {
 	uint64_t addr, count;
@@ -20,7 +21,9 @@ struct entry {
 	const struct kmon_meta *meta; /* the client's; updated in place */
 	uint64_t exec, alloc, alloc_bytes;       /* this window */
 	uint64_t exec_total, alloc_total;
-	int64_t held;
+	uint64_t oom;
+	struct ledger *ledger; /* NULL if it could not be allocated: held reads 0 */
+	bool opaque;
 	struct site sites[SITES];
 };
 
@@ -39,8 +42,8 @@ struct toptable *toptable__new(void)
 
 	if (!t)
 		return NULL;
-	t->by_key = calloc(MAX_KEYS, sizeof(*t->by_key));
-	t->used = calloc(MAX_KEYS, sizeof(*t->used));
+	t->by_key = calloc(KMON_CONTAINER_KEYS, sizeof(*t->by_key));
+	t->used = calloc(KMON_CONTAINER_KEYS, sizeof(*t->used));
 	if (!t->by_key || !t->used) {
 		toptable__free(t);
 		errno = ENOMEM;
@@ -56,8 +59,10 @@ void toptable__free(struct toptable *t)
 	if (!t)
 		return;
 	if (t->by_key)
-		for (i = 0; i < t->n_used; i++)
+		for (i = 0; i < t->n_used; i++) {
+			ledger__free(t->by_key[t->used[i]]->ledger);
 			free(t->by_key[t->used[i]]);
+		}
 	free(t->by_key);
 	free(t->used);
 	free(t->rows);
@@ -84,13 +89,14 @@ static void count_site(struct entry *e, uint64_t addr)
 
 void toptable__add(struct toptable *t, const struct kmon_event *ev, const struct kmon_meta *meta)
 {
-	uint32_t key = ev->container_key < MAX_KEYS ? ev->container_key : 0;
+	uint32_t key = ev->container_key < KMON_CONTAINER_KEYS ? ev->container_key : 0;
 	struct entry *e = t->by_key[key];
 
 	if (!e) {
 		e = calloc(1, sizeof(*e));
 		if (!e)
 			return;
+		e->ledger = ledger__new(LEDGER_K);
 		t->by_key[key] = e;
 		t->used[t->n_used++] = key;
 	}
@@ -101,12 +107,17 @@ void toptable__add(struct toptable *t, const struct kmon_event *ev, const struct
 		e->alloc++;
 		e->alloc_total++;
 		e->alloc_bytes += ev->size;
-		e->held += (int64_t)ev->size;
+		e->opaque = ev->flags & KMON_EVF_ADDR_OPAQUE;
 		count_site(e, ev->data.mem.call_site);
-		break;
+		/* fall through */
+	case KMON_EV_SLAB_ALLOC:
 	case KMON_EV_MEMORY_FREE:
-		if (ev->flags & KMON_EVF_SIZE_KNOWN)
-			e->held -= (int64_t)ev->size;
+	case KMON_EV_SLAB_FREE:
+		if (e->ledger)
+			ledger__add(e->ledger, ev);
+		break;
+	case KMON_EV_OOM_KILL:
+		e->oom++;
 		break;
 	case KMON_EV_PROCESS_EXEC:
 		e->exec++;
@@ -171,9 +182,9 @@ size_t toptable__snapshot(struct toptable *t, double elapsed_s, enum top_sort so
 		struct entry *e = t->by_key[t->used[i]];
 		const struct kmon_meta *m = e->meta;
 		struct top_row *r = &t->rows[n];
-		uint64_t best = 0;
+		uint64_t best = 0, held = e->ledger ? ledger__bytes(e->ledger) : 0;
 
-		if (!e->exec && !e->alloc && !e->held)
+		if (!e->exec && !e->alloc && !held && !e->oom)
 			continue;
 		r->key = t->used[i];
 		r->ns = m ? m->namespace : "";
@@ -184,15 +195,19 @@ size_t toptable__snapshot(struct toptable *t, double elapsed_s, enum top_sort so
 		r->exec_s = (double)e->exec / elapsed_s;
 		r->alloc_s = (double)e->alloc / elapsed_s;
 		r->alloc_bytes_s = (double)e->alloc_bytes / elapsed_s;
-		r->held_bytes = e->held;
+		r->held_bytes = held > INT64_MAX ? INT64_MAX : (int64_t)held;
 		r->exec = e->exec_total;
 		r->alloc = e->alloc_total;
-		r->top_call_site = 0;
-		for (k = 0; k < SITES; k++)
-			if (e->sites[k].count > best) {
-				best = e->sites[k].count;
-				r->top_call_site = e->sites[k].addr;
-			}
+		r->oom_kills = e->oom;
+		r->top_call_site = e->ledger ? ledger__top_site(e->ledger, &r->top_call_site_opaque) : 0;
+		if (!r->top_call_site) {
+			r->top_call_site_opaque = e->opaque;
+			for (k = 0; k < SITES; k++)
+				if (e->sites[k].count > best) {
+					best = e->sites[k].count;
+					r->top_call_site = e->sites[k].addr;
+				}
+		}
 		n++;
 reset:
 		e->exec = e->alloc = e->alloc_bytes = 0;

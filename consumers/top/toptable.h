@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * kmon-top's table: per container (the agent's container key), events
- * counted between two snapshots and in total, kernel memory allocated and not
- * yet freed (frees whose size the kernel knew), and the call site that
- * allocated most often (a small space-saving sketch). A snapshot turns the
+ * counted between two snapshots and in total, the kernel memory it holds
+ * from its ledger (ledger.h: kmalloc and slab, frees from any context charged
+ * to the owner), the call site holding most of it (or, while it holds
+ * nothing, the one allocating most often: a small space-saving sketch), and
+ * its OOM kills. A snapshot turns the
  * counts into per-second rates, filters by namespace and sorts. No I/O, no
  * loop: kmon-top draws it, the unit test checks it.
  */
@@ -31,9 +33,11 @@ struct top_row {
 	uint32_t key;
 	const char *ns, *pod, *container; /* "" when not known */
 	double exec_s, alloc_s, alloc_bytes_s;
-	int64_t held_bytes;
+	int64_t held_bytes;   /* the ledger's outstanding bytes */
 	uint64_t exec, alloc; /* totals */
+	uint64_t oom_kills;   /* total */
 	uint64_t top_call_site; /* 0 when none seen */
+	bool top_call_site_opaque; /* a symbol reference (KMON_EVF_ADDR_OPAQUE) */
 };
 
 struct toptable *toptable__new(void);

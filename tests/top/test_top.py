@@ -113,7 +113,7 @@ class TopTest(unittest.TestCase):
         self.wait_screen(lambda s: "agent: ready, 1 consumers, kernel drops 0" in s[1],
                          "the health line")
         for col in ("NAMESPACE", "POD", "CONTAINER", "EXEC/s", "ALLOC/s", "MiB/s", "HELD",
-                    "CALL SITE"):
+                    "OOM", "CALL SITE"):
             self.assertIn(col, "\n".join(s))
         # Default sort, exec/s: the pod that execs comes before the one that does not.
         self.wait_screen(lambda s: before(s, shop, batch), "shop before batch by exec/s")
@@ -161,6 +161,9 @@ class TopTest(unittest.TestCase):
         self.assertRegex(site, r"^[^+ ]+\+0x[0-9a-f]+( \[[^\]]+\])?$", snap)
         with open("/proc/kallsyms") as f:
             self.assertIn(" " + site.split("+")[0] + "\n", f.read().replace("\t", "\n"))
+        # Nothing was OOM-killed; the ledger column is there for each row.
+        self.assertEqual(by_pod["cruncher-0"]["oom_kills"], 0, snap)
+        self.assertGreaterEqual(by_pod["cruncher-0"]["held_bytes"], 0, snap)
         self.assertEqual(snap["lost"], 0)
         # Plain text, one snapshot, namespace filter from the command line.
         r = subprocess.run([TOP, "--socket", self.agent.socket, "--once", "--namespace",

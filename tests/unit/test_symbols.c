@@ -369,8 +369,9 @@ static void test_addrmask(void **state)
 		assert_null(strstr(line, "ffff888104a3c000"));
 		n = event_json__write_sym(line, sizeof(line), &f, NULL, "n", 0, st);
 		assert_true(n > 0);
-		assert_non_null(strstr(line, "\"call_site\":\"kfree+0x1a4\","
-					     "\"alloc_call_site\":\"__kmalloc_noprof+0x20\""));
+		/* (merge of h3 and h4: the owner fields of h3 sit between the two) */
+		assert_non_null(strstr(line, "\"call_site\":\"kfree+0x1a4\","));
+		assert_non_null(strstr(line, "\"alloc_call_site\":\"__kmalloc_noprof+0x20\""));
 		n = event_json__write_sym(line, sizeof(line), &o, NULL, "n", 0, st);
 		assert_non_null(strstr(line, "\"call_site\":null"));
 		/* Raw mode: hex, as before. */
