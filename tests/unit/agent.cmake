@@ -7,3 +7,8 @@ add_executable(test_pidset ${CMAKE_CURRENT_LIST_DIR}/test_pidset.c)
 target_link_libraries(test_pidset PRIVATE kmon_agent_core PkgConfig::CMOCKA)
 add_test(NAME unit_pidset COMMAND test_pidset)
 set_tests_properties(unit_pidset PROPERTIES LABELS unit)
+
+add_executable(test_fanout ${CMAKE_CURRENT_LIST_DIR}/test_fanout.c)
+target_link_libraries(test_fanout PRIVATE kmon_agent_core PkgConfig::CMOCKA)
+add_test(NAME unit_fanout COMMAND test_fanout)
+set_tests_properties(unit_fanout PROPERTIES LABELS unit)
