@@ -40,10 +40,27 @@ static inline char *w_lit(char *p, const char *s, size_t n)
 
 #define W_LIT(p, lit) w_lit((p), (lit), sizeof(lit) - 1)
 
-/* Decimal, two digits per division. */
+static inline unsigned n_digits(uint64_t v)
+{
+	static const uint64_t pow10[20] = {
+		1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
+		100000000ull, 1000000000ull, 10000000000ull, 100000000000ull,
+		1000000000000ull, 10000000000000ull, 100000000000000ull,
+		1000000000000000ull, 10000000000000000ull, 100000000000000000ull,
+		1000000000000000000ull, 10000000000000000000ull,
+	};
+	/* log10 from log2 (1233/4096 ~ log10(2)), corrected by one comparison */
+	unsigned t = (unsigned)((64 - __builtin_clzll(v | 1)) * 1233) >> 12;
+
+	return t - ((v | 1) < pow10[t]) + 1;
+}
+
+/* Decimal, straight into p from its last digit, two digits per division
+ * (by a constant: a multiply). */
 static inline char *w_u64(char *p, uint64_t v)
 {
-	char b[20], *q = b + 20;
+	unsigned n = n_digits(v);
+	char *q = p + n;
 
 	while (v >= 100) {
 		unsigned r = (unsigned)(v % 100);
@@ -52,13 +69,11 @@ static inline char *w_u64(char *p, uint64_t v)
 		q -= 2;
 		memcpy(q, dig2 + 2 * r, 2);
 	}
-	if (v >= 10) {
-		q -= 2;
-		memcpy(q, dig2 + 2 * v, 2);
-	} else {
-		*--q = (char)('0' + v);
-	}
-	return w_lit(p, q, (size_t)(b + 20 - q));
+	if (v >= 10)
+		memcpy(q - 2, dig2 + 2 * v, 2);
+	else
+		q[-1] = (char)('0' + v);
+	return p + n;
 }
 
 /* "0x..." lower case, no leading zeros, quoted (a JSON number would lose
@@ -156,12 +171,12 @@ static char *w_str(char *p, const char *str, size_t n)
 
 /* RFC 3339 with nanoseconds, quoted. The date part changes once a second:
  * it is made once per second (per thread). */
-#define TIME_BOUND 48
+#define TIME_BOUND 56
 
 static char *w_time(char *p, uint64_t ns)
 {
 	static _Thread_local time_t cached_sec = (time_t)-1;
-	static _Thread_local char prefix[40];
+	static _Thread_local char prefix[48];
 	static _Thread_local size_t prefix_len;
 	time_t sec = (time_t)(ns / 1000000000ull);
 	uint32_t frac = (uint32_t)(ns % 1000000000ull);
@@ -198,7 +213,10 @@ static char *w_time(char *p, uint64_t ns)
 		prefix_len = (size_t)(q - prefix);
 		cached_sec = sec;
 	}
-	p = w_lit(p, prefix, prefix_len);
+	memcpy(p, prefix, 32); /* "YYYY-MM-DDTHH:MM:SS. is 21 */
+	if (prefix_len > 32)
+		memcpy(p + 32, prefix + 32, prefix_len - 32);
+	p += prefix_len;
 	p[8] = (char)('0' + frac % 10);
 	frac /= 10;
 	for (i = 6; i >= 0; i -= 2) {
@@ -219,8 +237,14 @@ enum field_kind {
 	F_FLAG, /* true/false: flags & len */
 };
 
+/* Keys, the type's head and the date are copied by fixed-size moves (no
+ * memcpy call per field): the writer may store up to COPY_SLACK bytes past
+ * what it keeps, which every bound below includes. */
+#define KEY_MAX 32
+#define COPY_SLACK 64
+
 struct field {
-	const char *key; /* ,"name": */
+	char key[KEY_MAX]; /* ,"name": (not NUL-terminated when 32 long) */
 	unsigned char key_len;
 	unsigned char kind;
 	unsigned short off;
@@ -259,7 +283,7 @@ static const struct field mem_fields[] = {
 };
 
 struct type_desc {
-	char head[48]; /* {"type":"<name>" */
+	char head[KEY_MAX + 16]; /* {"type":"<name>" */
 	size_t head_len;
 	const struct field *fields;
 	size_t n_fields;
@@ -309,7 +333,7 @@ static void types_init(void)
 			d->fields = mem_fields;
 			d->n_fields = sizeof(mem_fields) / sizeof(mem_fields[0]);
 		}
-		d->bound = d->head_len;
+		d->bound = d->head_len + COPY_SLACK;
 		for (i = 0; i < d->n_fields; i++)
 			d->bound += field_bound(&d->fields[i]);
 	}
@@ -317,7 +341,12 @@ static void types_init(void)
 
 static const struct type_desc *type_of(uint32_t t)
 {
-	pthread_once(&types_once, types_init);
+	static bool ready;
+
+	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
+		pthread_once(&types_once, types_init);
+		__atomic_store_n(&ready, true, __ATOMIC_RELEASE);
+	}
 	return &types[t && t <= KMON_EV_TYPE_MAX ? t : KMON_EV_TYPE_MAX + 1];
 }
 
@@ -329,11 +358,13 @@ static char *w_fields(char *p, const struct type_desc *d, const struct kmon_even
 	uint32_t v32;
 	size_t i;
 
-	p = w_lit(p, d->head, d->head_len);
+	memcpy(p, d->head, sizeof(d->head));
+	p += d->head_len;
 	for (i = 0; i < d->n_fields; i++) {
 		const struct field *f = &d->fields[i];
 
-		p = w_lit(p, f->key, f->key_len);
+		memcpy(p, f->key, KEY_MAX);
+		p += f->key_len;
 		switch (f->kind) {
 		case F_U64:
 			memcpy(&v64, base + f->off, 8);
