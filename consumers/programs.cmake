@@ -2,9 +2,15 @@
 add_library(kmon_client STATIC ${CMAKE_CURRENT_LIST_DIR}/client.c)
 target_link_libraries(kmon_client PUBLIC kmon_shm PkgConfig::LIBUV)
 
+# HTTP batch compression: libdeflate (gzip) and libzstd, whole buffers.
+pkg_check_modules(LIBDEFLATE REQUIRED IMPORTED_TARGET libdeflate)
+pkg_check_modules(LIBZSTD REQUIRED IMPORTED_TARGET libzstd)
+add_library(kmon_compress STATIC ${CMAKE_CURRENT_LIST_DIR}/compress.c)
+target_link_libraries(kmon_compress PUBLIC PkgConfig::LIBDEFLATE PkgConfig::LIBZSTD)
+
 add_executable(kmon-forward ${CMAKE_CURRENT_LIST_DIR}/forward.c
                ${CMAKE_CURRENT_LIST_DIR}/file_sink.c ${CMAKE_CURRENT_LIST_DIR}/http_sink.c)
-target_link_libraries(kmon-forward PRIVATE kmon_client kmon_consumer_fmt kmon_event
+target_link_libraries(kmon-forward PRIVATE kmon_client kmon_consumer_fmt kmon_event kmon_compress
                       PkgConfig::LIBCURL PkgConfig::ZLIB PkgConfig::LIBUV Threads::Threads)
 install(TARGETS kmon-forward RUNTIME DESTINATION bin)
 
