@@ -4,8 +4,9 @@
  *   gzip  libdeflate (RFC 1952; what "Content-Encoding: gzip" means), levels
  *         1 to 12, default 1; several times zlib's speed on whole buffers
  *   zstd  libzstd (RFC 8878, "Content-Encoding: zstd"), levels -7 to 19,
- *         default 1; for sinks that accept it (ClickHouse's HTTP interface
- *         from 19.x, OpenTelemetry collectors' OTLP/HTTP receivers...)
+ *         default 1; for sinks that accept it (OpenTelemetry Collector
+ *         HTTP receivers, current ClickHouse; not Debian 12's ClickHouse
+ *         18.16, which answers 500 "Unknown Content-Encoding")
  *   none  the batch as it is
  * The compressor keeps its state (libdeflate's compressor, zstd's context)
  * across batches, so a batch costs no setup; the output buffer is the
