@@ -22,9 +22,9 @@
 
 #include <linux/types.h>
 #include "bpf/kmon_event.h"
-#include "consumers/aggtable.h"
-#include "consumers/compress.h"
-#include "consumers/event_json.h"
+#include "consumers/aggregate/aggtable.h"
+#include "consumers/forward/compress.h"
+#include "shm/common/event_json.h"
 #include "shm/meta.h"
 #include "tests/support/event_json_ref.h"
 

@@ -13,7 +13,7 @@
 
 #include "bpf/event_util.h"
 #include "bpf/kmon_event.h"
-#include "consumers/event_json.h"
+#include "shm/common/event_json.h"
 #include "shm/meta.h"
 #include "tests/support/event_json_ref.h"
 

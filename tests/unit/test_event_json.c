@@ -21,7 +21,7 @@
 #include <linux/types.h>
 
 #include "bpf/kmon_event.h"
-#include "consumers/event_json.h"
+#include "shm/common/event_json.h"
 #include "shm/meta.h"
 #include "tests/support/event_json_ref.h"
 #include "slurp.h"

@@ -19,8 +19,8 @@
 #include <stddef.h>
 #include <uv.h>
 
-#include "consumers/compress.h"
-#include "consumers/sink.h"
+#include "consumers/forward/compress.h"
+#include "consumers/forward/sink.h"
 
 struct http_sink_opts {
 	size_t sz;

@@ -11,7 +11,7 @@
  * What each event type prints is a table (struct field below): a new field
  * is one row, its kind says how it is written and bounds itself.
  */
-#include "consumers/event_json.h"
+#include "shm/common/event_json.h"
 
 #include <errno.h>
 #include <pthread.h>
