@@ -248,11 +248,14 @@ struct field {
 	unsigned char key_len;
 	unsigned char kind;
 	unsigned short off;
-	unsigned short len;
+	unsigned short len;  /* F_FLAG: the flag */
+	unsigned short when; /* written only when all these flags are set */
 };
 
 #define EV_OFF(m) __builtin_offsetof(struct kmon_event, m)
-#define FIELD(k, kind, m, len) { k, sizeof(k) - 1, kind, EV_OFF(m), len }
+#define FIELD(k, kind, m, len) { k, sizeof(k) - 1, kind, EV_OFF(m), len, 0 }
+#define FIELD_IF(when, k, kind, m, len) { k, sizeof(k) - 1, kind, EV_OFF(m), len, when }
+#define FLAG_IF(when, k, flag) { k, sizeof(k) - 1, F_FLAG, 0, flag, when }
 
 /* Every type: after "type". */
 #define HEAD_FIELDS                                                                        \
@@ -270,16 +273,55 @@ static const struct field exec_fields[] = {
 	FIELD(",\"filename\":", F_STR, data.filename, KMON_FILENAME_LEN),
 	/* The kernel keeps 63 bytes of the path: say when it kept less than
 	 * the whole, so nobody takes a cut path for the real one. */
-	{ ",\"filename_truncated\":", sizeof(",\"filename_truncated\":") - 1, F_FLAG, 0,
-	  KMON_EVF_TRUNCATED },
+	FLAG_IF(0, ",\"filename_truncated\":", KMON_EVF_TRUNCATED),
 	TAIL_FIELDS,
 };
 
-static const struct field mem_fields[] = {
+#define MEM_FIELDS                                                                         \
+	FIELD(",\"ptr\":", F_HEX, data.mem.ptr, 8),                                         \
+	FIELD(",\"call_site\":", F_HEX, data.mem.call_site, 8)
+/* v2: slab events name their cache. */
+#define CACHE_FIELD FIELD(",\"cache\":", F_STR, data.mem.cache, KMON_CACHE_NAME_LEN)
+/* v2: a free charged to its owner says so, and where and by whom the memory
+ * was allocated; frees not charged add nothing, so v1 lines are unchanged. */
+#define OWNER_FIELDS                                                                       \
+	FLAG_IF(KMON_EVF_OWNER_CHARGED, ",\"owner_charged\":", KMON_EVF_OWNER_CHARGED),     \
+	FLAG_IF(KMON_EVF_OWNER_CHARGED, ",\"charged_elsewhere\":", KMON_EVF_FREED_ELSEWHERE), \
+	FIELD_IF(KMON_EVF_OWNER_CHARGED, ",\"owner_pid\":", F_U32, data.free.owner_pid, 4),  \
+	FIELD_IF(KMON_EVF_OWNER_CHARGED, ",\"alloc_call_site\":", F_HEX,                    \
+		 data.free.alloc_call_site, 8),                                              \
+	FIELD_IF(KMON_EVF_OWNER_CHARGED, ",\"alloc_timestamp\":", F_U64,                    \
+		 data.free.alloc_timestamp, 8),                                              \
+	FLAG_IF(KMON_EVF_OWNER_CHARGED | KMON_EVF_FREE_INFERRED, ",\"free_inferred\":",       \
+		KMON_EVF_FREE_INFERRED)
+
+/* memory_alloc, and types this build does not know */
+static const struct field mem_fields[] = { HEAD_FIELDS, MEM_FIELDS, TAIL_FIELDS };
+static const struct field free_fields[] = { HEAD_FIELDS, MEM_FIELDS, OWNER_FIELDS, TAIL_FIELDS };
+static const struct field slab_alloc_fields[] = { HEAD_FIELDS, MEM_FIELDS, CACHE_FIELD,
+						   TAIL_FIELDS };
+static const struct field slab_free_fields[] = { HEAD_FIELDS, MEM_FIELDS, CACHE_FIELD,
+						  OWNER_FIELDS, TAIL_FIELDS };
+static const struct field oom_fields[] = {
 	HEAD_FIELDS,
-	FIELD(",\"ptr\":", F_HEX, data.mem.ptr, 8),
-	FIELD(",\"call_site\":", F_HEX, data.mem.call_site, 8),
+	FIELD(",\"memcg_id\":", F_U64, data.oom.memcg_id, 8),
+	FIELD(",\"limit_pages\":", F_U64, data.oom.limit_pages, 8),
+	FIELD(",\"rss_pages\":", F_U64, data.oom.rss_pages, 8),
+	FIELD(",\"killer_pid\":", F_U32, data.oom.killer_pid, 4),
 	TAIL_FIELDS,
+};
+
+#define TABLE(t) { t, sizeof(t) / sizeof(t[0]) }
+static const struct {
+	const struct field *f;
+	size_t n;
+} tables[KMON_EV_TYPE_MAX + 1] = {
+	[KMON_EV_MEMORY_ALLOC] = TABLE(mem_fields),
+	[KMON_EV_MEMORY_FREE] = TABLE(free_fields),
+	[KMON_EV_PROCESS_EXEC] = TABLE(exec_fields),
+	[KMON_EV_SLAB_ALLOC] = TABLE(slab_alloc_fields),
+	[KMON_EV_SLAB_FREE] = TABLE(slab_free_fields),
+	[KMON_EV_OOM_KILL] = TABLE(oom_fields),
 };
 
 struct type_desc {
@@ -326,9 +368,9 @@ static void types_init(void)
 		p = W_LIT(p, "{\"type\":");
 		p = w_str(p, name, strlen(name));
 		d->head_len = (size_t)(p - d->head);
-		if (t == KMON_EV_PROCESS_EXEC) {
-			d->fields = exec_fields;
-			d->n_fields = sizeof(exec_fields) / sizeof(exec_fields[0]);
+		if (t <= KMON_EV_TYPE_MAX && tables[t].f) {
+			d->fields = tables[t].f;
+			d->n_fields = tables[t].n;
 		} else {
 			d->fields = mem_fields;
 			d->n_fields = sizeof(mem_fields) / sizeof(mem_fields[0]);
@@ -363,6 +405,8 @@ static char *w_fields(char *p, const struct type_desc *d, const struct kmon_even
 	for (i = 0; i < d->n_fields; i++) {
 		const struct field *f = &d->fields[i];
 
+		if ((ev->flags & f->when) != f->when)
+			continue;
 		memcpy(p, f->key, KEY_MAX);
 		p += f->key_len;
 		switch (f->kind) {

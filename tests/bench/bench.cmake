@@ -36,3 +36,5 @@ set_tests_properties(bench_python PROPERTIES LABELS bench TIMEOUT 600 RUN_SERIAL
 # A scan's re-assertion of the PID map: batched against one syscall each.
 add_executable(bench_pidmap ${CMAKE_CURRENT_LIST_DIR}/bench_pidmap.c)
 target_link_libraries(bench_pidmap PRIVATE PkgConfig::LIBBPF)
+# The memory ledger's slab-heavy workload (file create/unlink in a tmpfs).
+add_executable(bench_slab_flood ${CMAKE_CURRENT_LIST_DIR}/bench_slab_flood.c)

@@ -27,6 +27,14 @@ because this machine is shared and noisy. Sections:
   forward   kmon-forward to a discarding HTTP sink vs /dev/null vs checksum only
   tracked   agent scan time, RSS and drain stall under a flood, 100 vs 10k PIDs
   podlist   PodList parse time and peak RSS for 110 and 500 pods
+  ledger    the memory ledger's cost: a kmalloc/kfree loop and a slab-heavy loop
+            (file create/unlink in a tmpfs), tracked in a container cgroup, under
+            no probe, kmon without slab events, kmon with them (the default),
+            KMON_BASELINE_AGENT (the code before the ledger) when given, and
+            bpftrace count-only on the same four tracepoints; in-kernel ns per
+            run of each program; and the same loops untracked (a host process:
+            only the live-map lookups run), the per-free/alloc cost every
+            process on the node pays
 Not pass/fail: it fails only when a tool cannot run.
 """
 import argparse
@@ -691,6 +699,97 @@ def bench_podlist():
     return [json.loads(sh(PODLIST, str(p), "20")) for p in (110, 500)]
 
 
+SLAB_FLOOD = os.path.join(B, "tests", "bench_slab_flood")
+LEDGER_PROGS = ("kmon_kmalloc", "kmon_kfree", "kmon_slab_alloc", "kmon_slab_free")
+
+
+class LedgerTool(Tool):
+    """kmon with chosen --events (or an older agent binary), or bpftrace
+    counting the four allocator tracepoints."""
+
+    def __init__(self, label, tmp, binary=None, events=None, bpftrace=False):
+        super().__init__("kmon-containers" if binary else label, tmp)
+        self.label, self.binary, self.events, self.bpftrace = label, binary, events, bpftrace
+
+    def start(self):
+        if self.bpftrace:
+            ensure_tracefs()
+            script = ("tracepoint:kmem:kmalloc { @a = count(); } tracepoint:kmem:kfree "
+                      "{ @f = count(); } tracepoint:kmem:kmem_cache_alloc { @sa = count(); } "
+                      "tracepoint:kmem:kmem_cache_free { @sf = count(); }")
+            self.out = open(os.path.join(self.tmp, "bpftrace-ledger.out"), "w")
+            self.p = subprocess.Popen(["bpftrace", "-e", script], stdout=self.out,
+                                      stderr=subprocess.STDOUT)
+            time.sleep(3.0)
+            assert self.p.poll() is None, "bpftrace exited"
+            return self
+        args = ["--scope", "containers", "--rescan-interval", "0.5",
+                "--metrics-addr", self.METRICS]
+        if self.events:
+            args += ["--events", self.events]
+        self.agent = Agent(self.binary, args)
+        self.agent.wait_for_log("attached:", timeout=180)  # a loaded CI machine
+        return self
+
+
+def bench_ledger(n_kmalloc, n_slab, tmp):
+    subprocess.run(["sysctl", "-qw", "kernel.bpf_stats_enabled=1"], check=False)
+    pod = PodCgroup()
+    # The slab loop's files: a tmpfs, as a container's /tmp or emptyDir.
+    fsdir = tempfile.mkdtemp(prefix="kmon-ledger-fs-")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", fsdir], check=True)
+    os.chmod(fsdir, 0o1777)
+    tools = [("none", None), ("kmon-no-slab", dict(binary=AGENT, events="memory_alloc,"
+                                                    "memory_free,process_exec,oom_kill")),
+             ("kmon-default", dict(binary=AGENT))]
+    base_agent = os.environ.get("KMON_BASELINE_AGENT")
+    if base_agent:
+        tools.insert(1, ("kmon-before-ledger", dict(binary=base_agent)))
+    tools.append(("bpftrace-count", dict(bpftrace=True)))
+    loops = {"kmalloc": [FLOOD, str(n_kmalloc)], "slab": [SLAB_FLOOD, fsdir, str(n_slab)]}
+    rows = []
+    try:
+        for wl, argv in loops.items():
+            n = n_kmalloc if wl == "kmalloc" else n_slab
+            for tracked in (True, False):
+                base = None
+                for label, kw in tools:
+                    if not tracked and label == "bpftrace-count":
+                        continue  # bpftrace sees every process alike: the tracked rows
+                    tool = LedgerTool(label, tmp, **kw).start() if kw is not None else None
+                    before = prog_stats()
+                    secs = min(timed(argv, pod=pod if tracked else None, tool=tool)
+                               for _ in range(3))
+                    after = prog_stats()
+                    res = tool.stop() if tool else {}
+                    per_iter = secs / n * 1e9
+                    if base is None:
+                        base = per_iter
+                    row = {"loop": wl, "tracked": tracked, "tool": label,
+                           "ns_per_iteration": round(per_iter, 1),
+                           "slowdown": round(per_iter / base, 3)}
+                    if label == "bpftrace-count":
+                        names = tuple(v[0] for k, v in after.items()
+                                      if k not in before and v[1] > 0)
+                        ns, runs = kmon_prog_ns(before, after, names)
+                        row["bpftrace_ns_per_run"] = round(ns, 1) if ns else None
+                    for prog in LEDGER_PROGS:
+                        ns, runs = kmon_prog_ns(before, after, (prog,))
+                        row[prog + "_ns"] = round(ns, 1) if ns and label != "bpftrace-count" \
+                            else None
+                        row[prog + "_runs"] = runs if label != "bpftrace-count" else None
+                    led = res.get("ledger") or {}
+                    row["events_read"] = sum((res.get("read") or {}).values()) or None
+                    row["frees_matched"] = led.get("matched")
+                    row["stale"] = led.get("stale")
+                    rows.append(row)
+    finally:
+        subprocess.run(["umount", fsdir], check=False)
+        os.rmdir(fsdir)
+        pod.close()
+    return rows
+
+
 def table(title, rows):
     print("\n## " + title)
     if not rows:
@@ -768,6 +867,9 @@ def main():
     if want("podlist"):
         res["podlist"] = bench_podlist()
         table("kubelet PodList parse", res["podlist"])
+    if want("ledger"):
+        res["ledger"] = bench_ledger(100000 if s else 1000000, 20000 if s else 200000, tmp)
+        table("memory ledger: allocator loops, tracked (in a container) and not", res["ledger"])
     with open(a.out, "w") as f:
         json.dump(res, f, indent=1)
     print("\nresults: " + a.out)

@@ -45,8 +45,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			      size & 1 ? node : "node", 0);
 	if (n <= 0 || line[n - 1] != '\n')
 		abort();
-	nr = event_json_ref__write(ref, sizeof(ref), &ev, size > sizeof(ev) ? &meta : NULL,
-				   size & 1 ? node : "node", 0);
+	/* The old encoder's fields: v1 types and frees not charged to an owner
+	 * (v2 types have fields it never wrote). */
+	if (ev.event_type == KMON_EV_SLAB_ALLOC || ev.event_type == KMON_EV_SLAB_FREE ||
+	    ev.event_type == KMON_EV_OOM_KILL ||
+	    (ev.event_type == KMON_EV_MEMORY_FREE && (ev.flags & KMON_EVF_OWNER_CHARGED)))
+		nr = event_json__write(ref, sizeof(ref), &ev, size > sizeof(ev) ? &meta : NULL,
+				       size & 1 ? node : "node", 0);
+	else
+		nr = event_json_ref__write(ref, sizeof(ref), &ev, size > sizeof(ev) ? &meta : NULL,
+					   size & 1 ? node : "node", 0);
 	if (!cache && !(cache = event_json_cache__new(8)))
 		abort();
 	/* meta's bytes change in place from one input to the next */

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -105,12 +106,26 @@ static void parse_ok(const char *line, int n)
 	free(copy);
 }
 
-/* old, new and new-through-cache give the same bytes; returns the length. */
+/* The fields the old encoder wrote: v1 types (and unknown ones) and frees
+ * not charged to an owner. v2 types and charged frees have fields it never
+ * had (tests/unit/test_fmt.c checks those). */
+static bool old_contract(const struct kmon_event *ev)
+{
+	uint32_t t = ev->event_type;
+
+	if (t == KMON_EV_SLAB_ALLOC || t == KMON_EV_SLAB_FREE || t == KMON_EV_OOM_KILL)
+		return false;
+	return !(t == KMON_EV_MEMORY_FREE && (ev->flags & KMON_EVF_OWNER_CHARGED));
+}
+
+/* old (where it applies), new and new-through-cache give the same bytes;
+ * returns the length. */
 static int same(struct event_json_cache *c, const struct kmon_event *ev,
 		const struct kmon_meta *m, const char *node, uint64_t off)
 {
 	static char a[KMON_EVENT_JSON_MAX], b[KMON_EVENT_JSON_MAX], d[KMON_EVENT_JSON_MAX];
-	int na = event_json_ref__write(a, sizeof(a), ev, m, node, off);
+	int na = old_contract(ev) ? event_json_ref__write(a, sizeof(a), ev, m, node, off)
+				  : event_json__write(a, sizeof(a), ev, m, node, off);
 	int nb = event_json__write(b, sizeof(b), ev, m, node, off);
 	int nd = event_json__write_cached(c, d, sizeof(d), ev, m, node, off);
 
