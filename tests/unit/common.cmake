@@ -20,3 +20,11 @@ target_link_libraries(test_event_json PRIVATE kmon_event_json kmon_event_json_re
                       PkgConfig::CJSON PkgConfig::CMOCKA)
 add_test(NAME unit_event_json COMMAND test_event_json)
 set_tests_properties(unit_event_json PROPERTIES LABELS unit)
+
+# Layering (README "Layering"): no lower layer includes a higher one; the
+# self-test plants one offence per rule and expects each to be caught.
+add_test(NAME unit_layering COMMAND ${KMON_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/layering.py
+         ${CMAKE_SOURCE_DIR})
+add_test(NAME unit_layering_selftest
+         COMMAND ${KMON_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/layering.py --self-test)
+set_tests_properties(unit_layering unit_layering_selftest PROPERTIES LABELS unit)
