@@ -48,7 +48,10 @@ struct forward {
 	size_t max_queue_bytes;
 	size_t batch_bytes;
 	unsigned batch_lines;
-	bool gzip;
+	enum compress_codec codec;
+	int level; /* 0: the codec's default */
+	bool level_set, codec_set;
+	struct event_json_cache *json_cache;
 	struct file_sink_opts rot;
 	size_t ring_bytes;
 	size_t replay_bytes;
@@ -81,7 +84,10 @@ static void usage(FILE *out)
 		"  --batch-lines N        HTTP: lines per batch (default 10000)\n"
 		"  --max-queue-bytes SIZE HTTP: bytes waiting to be sent; beyond, the oldest\n"
 		"                         batch is dropped and counted (default 64M)\n"
-		"  --no-gzip              HTTP: send uncompressed\n"
+		"  --compress CODEC       HTTP: gzip (default), zstd (Content-Encoding: zstd, for\n"
+		"                         sinks that accept it) or none\n"
+		"  --compress-level N     HTTP: gzip 1-12, zstd -7..19 (default 1 for both)\n"
+		"  --no-gzip              HTTP: same as --compress none\n"
 		"  --ring-size SIZE       ring to ask the agent for (default: agent's choice)\n"
 		"  --replay SIZE          ask for up to SIZE of history before live events\n"
 		"  --name NAME            name in the agent's logs (default kmon-forward)\n"
@@ -95,7 +101,7 @@ static int parse_args(struct forward *f, int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_OUTPUT, O_EVENTS, O_NS, O_HEADER, O_FLUSH, O_QUEUE, O_NOGZIP,
 	       O_RING, O_REPLAY, O_NAME, O_ONCE, O_HELP, O_BBYTES, O_BLINES, O_SCHED,
-	       O_ROT_SIZE, O_ROT_KEEP, O_ROT_GZIP };
+	       O_ROT_SIZE, O_ROT_KEEP, O_ROT_GZIP, O_COMPRESS, O_LEVEL };
 	static const struct option lo[] = {
 		{ "socket", required_argument, NULL, O_SOCKET },
 		{ "output", required_argument, NULL, O_OUTPUT },
@@ -107,6 +113,8 @@ static int parse_args(struct forward *f, int argc, char **argv)
 		{ "batch-bytes", required_argument, NULL, O_BBYTES },
 		{ "batch-lines", required_argument, NULL, O_BLINES },
 		{ "no-gzip", no_argument, NULL, O_NOGZIP },
+		{ "compress", required_argument, NULL, O_COMPRESS },
+		{ "compress-level", required_argument, NULL, O_LEVEL },
 		{ "ring-size", required_argument, NULL, O_RING },
 		{ "replay", required_argument, NULL, O_REPLAY },
 		{ "name", required_argument, NULL, O_NAME },
@@ -130,7 +138,7 @@ static int parse_args(struct forward *f, int argc, char **argv)
 	f->max_queue_bytes = 64u << 20;
 	f->batch_bytes = 1u << 20;
 	f->batch_lines = 10000;
-	f->gzip = true;
+	f->codec = COMPRESS_GZIP;
 	f->rot.sz = sizeof(f->rot);
 	f->rot.keep = 5;
 	opterr = 0;
@@ -216,8 +224,24 @@ static int parse_args(struct forward *f, int argc, char **argv)
 			break;
 		}
 		case O_NOGZIP:
-			f->gzip = false;
+			f->codec = COMPRESS_NONE;
 			break;
+		case O_COMPRESS:
+			if (compress__parse_codec(optarg, &f->codec))
+				return log_fail("--compress: '%s' is not gzip, zstd or none", optarg);
+			f->codec_set = true;
+			break;
+		case O_LEVEL: {
+			long v;
+
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || v < -1000 || v > 1000)
+				return log_fail("--compress-level: '%s' is not a number", optarg);
+			f->level = (int)v;
+			f->level_set = true;
+			break;
+		}
 		case O_RING:
 			if (kmon_parse__size(optarg, &f->ring_bytes) || f->ring_bytes < 4096 ||
 			    (f->ring_bytes & (f->ring_bytes - 1)))
@@ -257,6 +281,19 @@ static int parse_args(struct forward *f, int argc, char **argv)
 		return log_fail("--rotate-size/--rotate-gzip: only a file --output can rotate");
 	if (f->rot.gzip && !f->rot.rotate_bytes)
 		return log_fail("--rotate-gzip: needs --rotate-size");
+	if ((f->level_set || f->codec_set) && strncmp(f->output, "http://", 7) &&
+	    strncmp(f->output, "https://", 8))
+		return log_fail("--compress/--compress-level: only an http:// or https:// --output is "
+			    "compressed (files: --rotate-gzip)");
+	if (f->level_set && !compress__level_ok(f->codec, f->level)) {
+		int min, max, dflt;
+
+		compress__level_range(f->codec, &min, &max, &dflt);
+		if (f->codec == COMPRESS_NONE)
+			return log_fail("--compress-level: --compress none takes no level");
+		return log_fail("--compress-level: %d is not a %s level (%d to %d)", f->level,
+			    compress__codec_name(f->codec), min, max);
+	}
 	return 0;
 }
 
@@ -293,14 +330,24 @@ static void on_event(void *ctx, const struct kmon_event *ev, const struct kmon_m
 
 	(void)seq;
 	(void)replay;
-	n = event_json__write_sym(line, sizeof(line), ev, meta, kmon_client__node(f->client),
-				  f->boot_offset, kmon_client__symtab(f->client));
+	n = event_json__write_cached(f->json_cache, line, sizeof(line), ev, meta,
+				     kmon_client__node(f->client), f->boot_offset,
+				     kmon_client__symtab(f->client));
 	if (n < 0) {
 		f->encode_errors++;
 		return;
 	}
 	(void)f->sink->write(f->sink, line, (size_t)n);
 	f->dirty = true;
+}
+
+/* A container's strings changed in place: the encoder's copies are stale. */
+static void on_meta(void *ctx, const struct kmon_meta *meta)
+{
+	struct forward *f = ctx;
+
+	(void)meta;
+	event_json_cache__invalidate(f->json_cache);
 }
 
 static void on_lost(void *ctx, uint64_t count, uint64_t since)
@@ -320,6 +367,8 @@ static void on_state(void *ctx, enum kmon_client_state s, const char *why)
 	case KMON_CLIENT_CONNECTING:
 		break;
 	case KMON_CLIENT_ATTACHED:
+		/* maybe another agent, another node name */
+		event_json_cache__invalidate(f->json_cache);
 		fprintf(stderr, "kmon-forward: %s\n", why);
 		break;
 	case KMON_CLIENT_DISCONNECTED:
@@ -404,7 +453,7 @@ int main(int argc, char **argv)
 	struct forward f;
 	struct kmon_client_opts co;
 	struct kmon_client_cbs cb = { .on_event = on_event, .on_lost = on_lost,
-				      .on_state = on_state };
+				      .on_state = on_state, .on_meta = on_meta };
 	unsigned i;
 	int err;
 
@@ -419,13 +468,17 @@ int main(int argc, char **argv)
 	if (uv_loop_init(&f.loop))
 		return log_fail("cannot create the event loop"), 1;
 	f.boot_offset = event_json__boot_offset_ns();
+	/* A slot per container: a node runs at most a few hundred. */
+	f.json_cache = event_json_cache__new(512);
+	if (!f.json_cache)
+		return log_fail("cannot allocate the encoder's cache"), 1;
 	if (!strncmp(f.output, "http://", 7) || !strncmp(f.output, "https://", 8)) {
 		struct http_sink_opts ho = {
 			.sz = sizeof(ho), .loop = &f.loop, .url = f.output,
 			.headers = f.headers, .n_headers = f.n_headers,
 			.flush_interval = f.flush_interval, .batch_bytes = f.batch_bytes,
 			.batch_lines = f.batch_lines, .max_queue_bytes = f.max_queue_bytes,
-			.gzip = f.gzip,
+			.codec = f.codec, .level = f.level,
 		};
 		f.sink = http_sink__new(&ho);
 	} else {
@@ -482,5 +535,6 @@ int main(int argc, char **argv)
 	uv_run(&f.loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&f.loop))
 		fprintf(stderr, "kmon-forward: loop closed with handles open\n");
+	event_json_cache__free(f.json_cache);
 	return f.exit_code;
 }

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include <curl/curl.h>
-#include <zlib.h>
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 30000
@@ -19,7 +18,7 @@
 struct batch {
 	struct batch *next;
 	char *data;
-	size_t len;      /* bytes to send (compressed when gzip) */
+	size_t len;      /* bytes to send (compressed) */
 	uint64_t lines;
 };
 
@@ -33,6 +32,7 @@ struct http_sink {
 	struct sink s;
 	struct http_sink_opts o;
 	char *url;
+	struct compressor *z;
 	CURLM *multi;
 	CURL *easy;
 	struct curl_slist *hdrs;
@@ -126,36 +126,6 @@ static const char *answer_text(struct http_sink *h, char *out, size_t cap)
 	return out;
 }
 
-static int gzip_buf(const char *in, size_t len, char **out, size_t *out_len)
-{
-	z_stream z;
-	size_t cap = compressBound((uLong)len) + 32;
-	char *buf = malloc(cap);
-	int r;
-
-	if (!buf)
-		return -ENOMEM;
-	memset(&z, 0, sizeof(z));
-	/* 15 + 16: a gzip wrapper, as Content-Encoding: gzip means. */
-	if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-		free(buf);
-		return -ENOMEM;
-	}
-	z.next_in = (Bytef *)in;
-	z.avail_in = (uInt)len;
-	z.next_out = (Bytef *)buf;
-	z.avail_out = (uInt)cap;
-	r = deflate(&z, Z_FINISH);
-	*out_len = z.total_out;
-	deflateEnd(&z);
-	if (r != Z_STREAM_END) {
-		free(buf);
-		return -EIO;
-	}
-	*out = buf;
-	return 0;
-}
-
 static void drop_batch(struct http_sink *h, struct batch *b)
 {
 	h->st.dropped += b->lines;
@@ -193,20 +163,10 @@ static void seal(struct http_sink *h)
 	if (!b)
 		goto drop;
 	b->lines = h->cur_lines;
-	if (h->o.gzip) {
-		r = gzip_buf(h->cur, h->cur_len, &b->data, &b->len);
-		if (r) {
-			free(b);
-			goto drop;
-		}
-	} else {
-		b->data = malloc(h->cur_len);
-		if (!b->data) {
-			free(b);
-			goto drop;
-		}
-		memcpy(b->data, h->cur, h->cur_len);
-		b->len = h->cur_len;
+	r = compressor__compress(h->z, h->cur, h->cur_len, &b->data, &b->len);
+	if (r) {
+		free(b);
+		goto drop;
 	}
 	if (h->tail)
 		h->tail->next = b;
@@ -458,6 +418,7 @@ static void free_sink(struct http_sink *h)
 	curl_easy_cleanup(h->easy);
 	curl_multi_cleanup(h->multi);
 	curl_slist_free_all(h->hdrs);
+	compressor__free(h->z);
 	free(h->cur);
 	free(h->url);
 	free(h);
@@ -525,6 +486,7 @@ struct sink *http_sink__new(const struct http_sink_opts *opts)
 		errno = EIO;
 		return NULL;
 	}
+	errno = 0;
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return NULL;
@@ -538,10 +500,18 @@ struct sink *http_sink__new(const struct http_sink_opts *opts)
 	h->easy = curl_easy_init();
 	if (!h->url || !h->cur || !h->multi || !h->easy)
 		goto fail;
+	h->z = compressor__new(opts->codec, opts->level);
+	if (!h->z)
+		goto fail;
 	h->backoff_ms = BACKOFF_MIN_MS;
 	h->hdrs = curl_slist_append(NULL, "Content-Type: application/x-ndjson");
-	if (h->hdrs && opts->gzip)
-		h->hdrs = curl_slist_append(h->hdrs, "Content-Encoding: gzip");
+	if (h->hdrs && compress__content_encoding(opts->codec)) {
+		char ce[64];
+
+		strcpy(ce, "Content-Encoding: ");
+		strcat(ce, compress__content_encoding(opts->codec));
+		h->hdrs = curl_slist_append(h->hdrs, ce);
+	}
 	/* No "Expect: 100-continue" round trip before each batch. */
 	if (h->hdrs)
 		h->hdrs = curl_slist_append(h->hdrs, "Expect:");
@@ -580,13 +550,14 @@ struct sink *http_sink__new(const struct http_sink_opts *opts)
 	h->s.close = hs_close;
 	return &h->s;
 fail:
+	i = errno ? (unsigned)errno : ENOMEM;
 	curl_easy_cleanup(h->easy);
 	curl_multi_cleanup(h->multi);
 	curl_slist_free_all(h->hdrs);
+	compressor__free(h->z);
 	free(h->cur);
 	free(h->url);
 	free(h);
-	if (!errno)
-		errno = ENOMEM;
+	errno = (int)i;
 	return NULL;
 }

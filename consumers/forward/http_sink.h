@@ -5,8 +5,8 @@
  * caller's libuv loop, so no call blocks the loop.
  *
  * Lines gather into a batch until it reaches batch_lines or batch_bytes, or
- * flush_interval passes; the batch is then gzip-compressed (unless disabled)
- * and queued. One batch is in flight at a time, so the server sees lines in
+ * flush_interval passes; the batch is then compressed (gzip with libdeflate,
+ * zstd, or not: compress.h) and queued. One batch is in flight at a time, so the server sees lines in
  * order. Connection errors, 408/429 and 5xx are retried with exponential
  * backoff and jitter; other 4xx drop the batch (retrying cannot help) and say
  * why. The queue holds at most max_queue_bytes: when full, the oldest batch
@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "consumers/forward/compress.h"
 #include "consumers/forward/sink.h"
 
 struct http_sink_opts {
@@ -31,7 +32,8 @@ struct http_sink_opts {
 	size_t batch_bytes;     /* uncompressed */
 	unsigned batch_lines;
 	size_t max_queue_bytes;
-	bool gzip;
+	enum compress_codec codec; /* and Content-Encoding */
+	int level;                 /* 0: the codec's default */
 	double close_timeout;   /* seconds to keep trying at close; default 10 */
 };
 

@@ -15,7 +15,9 @@ set_tests_properties(bench_short PROPERTIES LABELS bench TIMEOUT 1800 RUN_SERIAL
   ENVIRONMENT "KMON_BUILD=${CMAKE_BINARY_DIR}")
 
 add_executable(bench_micro ${CMAKE_CURRENT_LIST_DIR}/bench_micro.c)
-target_link_libraries(bench_micro PRIVATE kmon_event_json kmon_aggtable PkgConfig::ZLIB)
+include(${CMAKE_SOURCE_DIR}/tests/support/event_json_ref.cmake)
+target_link_libraries(bench_micro PRIVATE kmon_event_json kmon_aggtable kmon_event_json_ref
+                      kmon_compress PkgConfig::ZLIB)
 
 add_executable(bench_bare_reader ${CMAKE_CURRENT_LIST_DIR}/bench_bare_reader.c
                ${CMAKE_SOURCE_DIR}/agent/loader.c)

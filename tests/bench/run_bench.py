@@ -568,51 +568,89 @@ def wait_rusage(proc, timeout=120):
     raise RuntimeError("consumer did not exit")
 
 
-def bench_forward(n, micro):
-    """kmon-forward end to end, JSON + gzip + HTTP batches to a local sink that
-    discards, beside kmon-forward to /dev/null and a consumer that only
-    checksums: CPU per event of each consumer, and against the zlib-only
-    cost of the same JSON (bench_micro)."""
-    rows = []
-    for kind in ("checksum-only", "forward-devnull", "forward-http"):
+def bench_forward(n, micro, rounds=None):
+    """kmon-forward end to end, JSON + compression + HTTP batches to a local
+    sink that discards, per codec (gzip via libdeflate, zstd, none), beside
+    kmon-forward to /dev/null, a consumer that only checksums and, with
+    KMON_BASELINE_FORWARD (an older kmon-forward: zlib and the old encoder),
+    that one to its own sink. All attach to one agent at once and get the same
+    flood, so each round compares them under the same load; CPU per event of
+    each (median over rounds, spread min..max), its ratio to the baseline,
+    each codec's time against zlib's on the same JSON (bench_micro) and its
+    compression ratio. Target (issue 18): an HTTP sink with compression at or
+    below 400 ns of forward's CPU per event."""
+    rounds = rounds or (1 if n < 500000 else 3)  # --short: one round
+    codec_ns = {"gzip": micro.get("libdeflate_gzip_ns"), "zstd": micro.get("zstd1_ns")}
+    kinds = ["checksum-only", "forward-devnull", "forward-http-gzip", "forward-http-zstd",
+             "forward-http-none"]
+    base = os.environ.get("KMON_BASELINE_FORWARD")
+    if base:
+        kinds.append("baseline-forward-http-zlib")
+    per = {k: [] for k in kinds}
+    for _ in range(rounds):
         a = Agent(AGENT, ["--scope", "all", "--rescan-interval", "0"])
         a.wait_attached()
-        sink = DiscardSink() if kind == "forward-http" else None
-        if kind == "checksum-only":
-            argv = [TC, "--socket", a.socket, "--ring-size", str(16 << 20)]
-        else:
-            argv = [FORWARD, "--socket", a.socket, "--once", "--ring-size", str(16 << 20),
-                    "--output", sink.url if sink else "/dev/null"]
-        c = Consumer(argv)
-        c.wait_for_log("attached to")
-        t0 = time.perf_counter()
+        run = {}
+        for kind in kinds:
+            codec = kind.rsplit("-", 1)[1] if "-http-" in kind else None
+            sink = DiscardSink() if codec else None
+            if kind == "checksum-only":
+                argv = [TC, "--socket", a.socket, "--ring-size", str(16 << 20)]
+            else:
+                argv = [base if kind.startswith("baseline") else FORWARD, "--socket", a.socket,
+                        "--once", "--ring-size", str(16 << 20), "--name", kind,
+                        "--output", sink.url if sink else "/dev/null"]
+                if codec and not kind.startswith("baseline"):
+                    argv += ["--compress", codec]
+            c = Consumer(argv)
+            c.wait_for_log("attached to")
+            run[kind] = (c, sink, codec)
         subprocess.run([FLOOD, str(n), "1"], check=True, stdout=subprocess.DEVNULL)
         a.stop()
-        if kind == "checksum-only":
-            c.wait_for_log("agent closed the connection", timeout=120)
-            c.proc.send_signal(signal.SIGINT)
-        rc, cpu = wait_rusage(c.proc)
-        secs = time.perf_counter() - t0
-        c.out.close()
-        c.err.close()
-        if kind == "checksum-only":
-            r = json.loads(c.output().strip().splitlines()[-1])
-            got, lost, sent = r["events"], r["lost"], None
-        else:
-            r = [json.loads(l) for l in c.log().splitlines() if l.startswith('{"counters"')][-1]
-            r = r["counters"]
-            got, lost, sent = r["received"], r["lost_in_ring"], r["sent"]
-        if sink:
-            sink.stop()
-        rows.append({"consumer": kind, "events": got, "lost": lost, "sent": sent,
-                     "events_per_s": round(got / secs),
-                     "cpu_ns_per_event": round(cpu / max(got, 1) * 1e9, 1),
-                     "http_requests": sink.requests if sink else None,
-                     "http_bytes_per_event": round(sink.bytes / max(got, 1), 1) if sink
-                     else None,
-                     "zlib_only_ns_over_this": round(micro["gzip_ns"] /
-                                                     (cpu / max(got, 1) * 1e9), 3)
-                     if kind == "forward-http" else None})
+        for kind, (c, sink, codec) in run.items():
+            if kind == "checksum-only":
+                c.wait_for_log("agent closed the connection", timeout=120)
+                c.proc.send_signal(signal.SIGINT)
+            rc, cpu = wait_rusage(c.proc)
+            c.out.close()
+            c.err.close()
+            if kind == "checksum-only":
+                r = json.loads(c.output().strip().splitlines()[-1])
+                got, lost, sent = r["events"], r["lost"], None
+            else:
+                r = [json.loads(l) for l in c.log().splitlines()
+                     if l.startswith('{"counters"')][-1]["counters"]
+                got, lost, sent = r["received"], r["lost_in_ring"], r["sent"]
+            if sink:
+                sink.stop()
+            per[kind].append({"events": got, "lost": lost, "sent": sent,
+                              "ns": cpu / max(got, 1) * 1e9,
+                              "requests": sink.requests if sink else None,
+                              "bpe": sink.bytes / max(got, 1) if sink else None})
+    rows = []
+    base_ns = median([x["ns"] for x in per[kinds[-1]]]) if base else None
+    floor = median([x["ns"] for x in per["checksum-only"]])
+    for kind in kinds:
+        xs = per[kind]
+        ns = median([x["ns"] for x in xs])
+        codec = kind.rsplit("-", 1)[1] if "-http-" in kind else None
+        bpe = median([x["bpe"] for x in xs]) if codec else None
+        rows.append({"consumer": kind, "events": sum(x["events"] for x in xs),
+                     "lost": sum(x["lost"] for x in xs),
+                     "sent": sum(x["sent"] for x in xs) if xs[0]["sent"] is not None else None,
+                     "cpu_ns_per_event": round(ns, 1),
+                     "spread": "%.0f..%.0f" % (min(x["ns"] for x in xs), max(x["ns"] for x in xs)),
+                     "vs_baseline": round(ns / base_ns, 3) if base_ns else None,
+                     # what this consumer adds over reading the ring alone
+                     "over_checksum_ns": round(ns - floor, 1),
+                     "http_bytes_per_event": round(bpe, 1) if codec else None,
+                     "compression_ratio": round(micro["json_bytes_per_event"] / bpe, 2)
+                     if codec and codec != "none" and bpe else None,
+                     "codec_vs_zlib_time": round(codec_ns[codec] / micro["gzip_ns"], 3)
+                     if codec in codec_ns and codec_ns[codec] else None,
+                     "target_400ns": ("pass" if ns <= 400 else "miss")
+                     if codec in ("gzip", "zstd") and not kind.startswith("baseline")
+                     else None})
     return rows
 
 

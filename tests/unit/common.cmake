@@ -11,6 +11,16 @@ target_link_libraries(test_parse PRIVATE kmon_parse kmon_err PkgConfig::CMOCKA)
 add_test(NAME unit_parse COMMAND test_parse)
 set_tests_properties(unit_parse PROPERTIES LABELS unit)
 
+# The event JSON encoder against the one it replaced, byte for byte
+# (tests/support/event_json_ref.c is that old encoder, kept as the reference).
+include(${CMAKE_SOURCE_DIR}/tests/support/event_json_ref.cmake)
+add_executable(test_event_json ${CMAKE_CURRENT_LIST_DIR}/test_event_json.c)
+target_compile_definitions(test_event_json PRIVATE KMON_FIXTURES="${KMON_FIXTURES}")
+target_link_libraries(test_event_json PRIVATE kmon_event_json kmon_event_json_ref
+                      PkgConfig::CJSON PkgConfig::CMOCKA)
+add_test(NAME unit_event_json COMMAND test_event_json)
+set_tests_properties(unit_event_json PROPERTIES LABELS unit)
+
 # Layering (README "Layering"): no lower layer includes a higher one; the
 # self-test plants one offence per rule and expects each to be caught.
 add_test(NAME unit_layering COMMAND ${KMON_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/layering.py
