@@ -28,6 +28,12 @@ because this machine is shared and noisy. Sections:
   tracked   agent scan time, RSS and drain stall under a flood, 100 vs 10k PIDs
   podlist   PodList parse time and peak RSS for 110 and 500 pods
 Not pass/fail: it fails only when a tool cannot run.
+
+One report (issue 18): every section also adds its targets' rows to
+report.REPORT (see report.py for that interface); the run ends with one
+Markdown table of every target (figure, baseline, ratio, spread over rounds,
+pass/miss) and PNG plots (--plots DIR, matplotlib). --write-readme README.md
+rewrites the README's marked cost region from it.
 """
 import argparse
 import json
@@ -45,6 +51,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 from agentproc import Agent, Consumer  # noqa: E402
+from report import REPORT, write_readme  # noqa: E402
 
 B = os.environ.get("KMON_BUILD", os.path.join(HERE, "..", "..", "build"))
 AGENT = os.path.join(B, "agent", "kmon-agent")
@@ -653,6 +660,66 @@ def bench_podlist():
     return [json.loads(sh(PODLIST, str(p), "20")) for p in (110, 500)]
 
 
+def report_kmalloc(rows):
+    """Target 1: kmon in containers scope (the loop tracked) against bpftrace
+    count-only on the same tracepoints, per loop iteration, per round."""
+    by = {r["tool"]: r for r in rows}
+    k, bt = by.get("kmon-containers"), by.get("bpftrace-count-kmalloc")
+    if k and bt:
+        REPORT.add("1", "kmalloc+kfree loop, kmon containers scope, tracked", "ns/iter",
+                   k.get("rounds_ns") or k["ns_per_iteration"],
+                   baselines=bt.get("rounds_ns") or bt["ns_per_iteration"],
+                   baseline_what="bpftrace count-only", limit=1.10, on="ratio",
+                   note="%s kernel drops" % (k.get("drops") or 0))
+    for r in rows:
+        if r.get("bpf_ns_per_run"):
+            REPORT.point("cost_vs_rate", r["tool"], r.get("events_per_s"), r["bpf_ns_per_run"])
+
+
+def report_fanout(flat, paced):
+    """Target 5: each of 4 consumers' events/s against one consumer's, per
+    round, flat out; plus the curve of events/s per consumer."""
+    def per(rows, k):
+        return [r["events_per_s_per_consumer"] for r in rows if r["consumers"] == k]
+    one, four = per(flat, 1), per(flat, 4)
+    kd = sum(r["kernel_dropped"] for r in flat if r["consumers"] == 4)
+    lost = sum(r["lost"] for r in flat if r["consumers"] == 4)
+    if one and four:
+        REPORT.add("5", "events/s per consumer, 4 consumers, two-thread flood", "events/s",
+                   four, baselines=one, baseline_what="1 consumer", limit=0.95, on="ratio",
+                   cmp=">=", note="%d kernel drops, %d lost" % (kd, lost))
+    for rows, series in ((flat, "flat out"), (paced, "paced")):
+        for r in rows:
+            if r["consumers"]:
+                REPORT.point("consumers", series, r["consumers"], r["events_per_s_per_consumer"])
+            REPORT.point("cost_vs_rate", "agent CPU, %s, %d consumers" % (series, r["consumers"]),
+                         r.get("events_per_s"), r["agent_cpu_ns_per_event"])
+
+
+def report_attach(rows, inproc):
+    """Target 2: the agent's longest drain stall while consumers attach and
+    detach with 8 MiB replay, against the same with nobody attaching."""
+    this = [r for r in rows if r["agent"] == "this build"]
+    yes = [r["longest_drain_stall_ms"] for r in this if r["attaching"]]
+    no = [r["longest_drain_stall_ms"] for r in this if not r["attaching"]]
+    REPORT.add("2", "longest drain stall, agent, attach+detach loop with 8 MiB replay", "ms",
+               yes, baselines=no, baseline_what="nobody attaching", limit=1.0, on="figure",
+               cmp="<", note="%d attaches" % sum(r["attaches"] for r in this if r["attaching"]))
+    ins = {r["attaching"]: r for r in inproc}
+    if True in ins and False in ins:
+        REPORT.add("2", "drain's longest wait for the fan-out lock, in-process (bench_fanout)",
+                   "ms", ins[True]["max_lock_wait_us"] / 1e3,
+                   baselines=ins[False]["max_lock_wait_us"] / 1e3,
+                   baseline_what="nobody attaching", limit=1.0, on="figure", cmp="<")
+
+
+def report_podlist(rows):
+    for r in rows:
+        REPORT.add("7", "PodList parse, %d pods" % r["pods"], "ms", r["parse_ms"])
+        REPORT.add("7", "PodList parse peak RSS, %d pods" % r["pods"], "MiB",
+                   r["peak_rss_kb"] / 1024)
+
+
 def table(title, rows):
     print("\n## " + title)
     if not rows:
@@ -669,6 +736,9 @@ def main():
     ap.add_argument("--short", action="store_true")
     ap.add_argument("--out", default="bench-results.json")
     ap.add_argument("--only", help="comma-separated sections (default: all)")
+    ap.add_argument("--plots", help="directory for the PNG plots (default: beside --out)")
+    ap.add_argument("--write-readme", metavar="README",
+                    help="rewrite README's generated cost region from this run's report")
     a = ap.parse_args()
     only = set(a.only.split(",")) if a.only else None
 
@@ -681,6 +751,7 @@ def main():
     if want("kmalloc"):
         res["kmalloc"] = bench_kmalloc(200000 if s else 2000000, tmp)
         table("kmalloc/kfree loop (per-event cost)", res["kmalloc"])
+        report_kmalloc(res["kmalloc"])
     if want("exec"):
         res["exec"] = bench_exec(300 if s else 2000, tmp, 2 if s else 5)
         table("exec storm", res["exec"])
@@ -695,6 +766,7 @@ def main():
         # Below saturation: what a node offers, delivered to every consumer.
         res["fanout_paced"] = bench_fanout(100000 if s else 1000000, tmp, rate=100000)
         table("fan-out, flood paced to 100k iterations/s", res["fanout_paced"])
+        report_fanout(res["fanout"], res["fanout_paced"])
         r = json.loads(sh(FANOUT, "5" if s else "40").strip().splitlines()[-1])
         res["fanout_copy"] = r
         table("fan-out alone, drain thread CPU (memcpy of a record: %.1f ns)"
@@ -707,6 +779,7 @@ def main():
         res["attach_inprocess"] = r["rows"]
         table("fan-out alone: drain's wait for the lock while consumers attach with 8 MiB "
               "replay (1M events/s)", r["rows"])
+        report_attach(res["attach"], res["attach_inprocess"])
     if want("drain"):
         res["drain"] = bench_drain(100000 if s else 1000000)
         table("drain: kmon-agent (no consumers) vs bare libbpf reader, same programs", res["drain"])
@@ -716,6 +789,8 @@ def main():
     if want("micro"):
         res["micro"] = bench_micro()
         table("consumer ceilings (ns per event)", [res["micro"]])
+        REPORT.add("3", "JSON encoder, %d bytes per event" % res["micro"]["json_bytes_per_event"],
+                   "ns/event", res["micro"]["json_ns"], limit=150, on="figure")
     if want("make"):
         res["make"] = bench_make(tmp)
         table("make -j2 of kmon's own sources", res["make"])
@@ -723,6 +798,11 @@ def main():
         res["forward"] = bench_forward(100000 if s else 1000000,
                                        res.get("micro") or bench_micro())
         table("kmon-forward end to end (1 flood thread, CPU per event)", res["forward"])
+        fw = {r["consumer"]: r for r in res["forward"]}
+        REPORT.add("4", "kmon-forward CPU per event, HTTP sink, gzip", "ns/event",
+                   fw["forward-http"]["cpu_ns_per_event"],
+                   baselines=fw["forward-devnull"]["cpu_ns_per_event"],
+                   baseline_what="to /dev/null", limit=400, on="figure")
     if want("tracked"):
         res["tracked"] = bench_tracked([100, 2000] if s else [100, 10000], tmp,
                                        1000000 if s else 5000000)
@@ -730,8 +810,26 @@ def main():
     if want("podlist"):
         res["podlist"] = bench_podlist()
         table("kubelet PodList parse", res["podlist"])
+        report_podlist(res["podlist"])
+    print("\n## Targets (issue 18)%s\n" % (" -- short run, fewer rounds" if s else ""))
+    md = REPORT.markdown()
+    print(md)
+    # With --write-readme the plots go where the README links them (in git).
+    pngs = REPORT.plots(a.plots or (os.path.join(os.path.dirname(os.path.abspath(
+        a.write_readme)), "docs", "bench") if a.write_readme else
+        os.path.dirname(os.path.abspath(a.out))))
+    for p in (pngs or {}).values():
+        print("plot: " + p)
+    res["report"] = REPORT.rows
     with open(a.out, "w") as f:
         json.dump(res, f, indent=1)
+    if a.write_readme:
+        write_readme(a.write_readme, md, pngs,
+                     header="Generated from `run_bench.py%s` on %s, kernel %s, %s." % (
+                         " --short" if s else "", time.strftime("%Y-%m-%d %H:%M UTC",
+                                                                time.gmtime()),
+                         res["machine"], "2 vCPUs" if os.cpu_count() == 2 else
+                         "%d CPUs" % os.cpu_count()))
     print("\nresults: " + a.out)
 
 
