@@ -27,6 +27,8 @@ because this machine is shared and noisy. Sections:
   forward   kmon-forward to a discarding HTTP sink vs /dev/null vs checksum only
   tracked   agent scan time, RSS and drain stall under a flood, 100 vs 10k PIDs
   podlist   PodList parse time and peak RSS for 110 and 500 pods
+  memory    agent private RSS by component, 10k tracked PIDs, 110 pods
+  drops     offered rate at the first kernel drop with 1, 4, 16 consumers
 Not pass/fail: it fails only when a tool cannot run.
 
 One report (issue 18): every section also adds its targets' rows to
@@ -651,13 +653,216 @@ def bench_tracked(counts, tmp, flood_n):
     return rows
 
 
+def metric_sum(addr, name):
+    """Sum of a metric over all its label sets."""
+    m = sh("curl", "-s", "http://%s/metrics" % addr)
+    return sum(float(l.rsplit(" ", 1)[1]) for l in m.splitlines()
+               if l.startswith(name + "{") or l.startswith(name + " "))
+
+
+def bench_first_drop(counts, rates, secs):
+    """Target 7: the offered kmalloc+kfree rate (two flood threads, paced) at
+    which the first kernel drop appears, with 1, 4 and 16 consumers at
+    default settings (4 MiB rings, SCHED_BATCH, checksumming). Rates go up
+    until the kernel ring drops; the last step is the flood flat out."""
+    rows = []
+    addr = "127.0.0.1:19484"
+    for k in counts:
+        a = Agent(AGENT, ["--scope", "all", "--rescan-interval", "0", "--metrics-addr", addr,
+                          "--max-consumers", str(max(16, k)),
+                          "--max-consumers-per-uid", str(max(8, k))])
+        a.wait_attached()
+        cs = []
+        for i in range(k):
+            c = Consumer([TC, "--socket", a.socket, "--name", "d%d" % i, "--sched-batch"])
+            c.wait_for_log("attached to")
+            cs.append(c)
+        first, best = None, 0
+        for rate in list(rates) + [None]:
+            d0 = metric_sum(addr, "kmon_kernel_dropped_total")
+            r0 = metric_sum(addr, "kmon_events_read_total")
+            n = int((rate or 400000) * secs)
+            t0 = time.perf_counter()
+            subprocess.run([FLOOD, str(n), "2"] + (["--rate=%d" % rate] if rate else []),
+                           check=True, stdout=subprocess.DEVNULL)
+            el = time.perf_counter() - t0
+            time.sleep(0.3)
+            dropped = metric_sum(addr, "kmon_kernel_dropped_total") - d0
+            got = (metric_sum(addr, "kmon_events_read_total") - r0) / el
+            best = max(best, got)
+            if dropped > 0:
+                first = {"offered": "%d it/s" % rate if rate else "flat out",
+                         "events_per_s_at_first_drop": round((got * el + dropped) / el),
+                         "dropped": int(dropped)}
+                break
+        a.stop()
+        for c in cs:
+            c.stop()
+        rows.append({"consumers": k,
+                     "first_drop_at_events_per_s": first["events_per_s_at_first_drop"]
+                     if first else None,
+                     "offered_at_first_drop": first["offered"] if first else "none up to flat out",
+                     "dropped_then": first["dropped"] if first else 0,
+                     "highest_events_per_s_without_drop": round(best)})
+    return rows
+
+
+def report_first_drop(rows):
+    for r in rows:
+        if r["first_drop_at_events_per_s"]:
+            REPORT.add("7", "first kernel drop, %d consumer%s" % (r["consumers"],
+                       "s" if r["consumers"] > 1 else ""), "events/s",
+                       r["first_drop_at_events_per_s"], note=r["offered_at_first_drop"])
+        else:
+            REPORT.add("7", "no kernel drop up to flat out, %d consumer%s" % (
+                r["consumers"], "s" if r["consumers"] > 1 else ""), "events/s",
+                r["highest_events_per_s_without_drop"], note="flood's ceiling on 2 vCPUs")
+
+
+def smaps_components(pid, history_bytes):
+    """The agent's private (non-shared) resident memory from /proc/PID/smaps,
+    by component: the BPF maps' mappings (the ring) and the consumers' rings
+    (memfd) are set apart, everything else is the agent's own."""
+    import re
+    comp, cur = {}, None
+    hist_kb = history_bytes // 1024
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$", line)
+            if m:
+                size = (int(m.group(2), 16) - int(m.group(1), 16)) // 1024
+                name, perm = m.group(4), m.group(3)
+                if "bpf" in name:
+                    cur = "BPF maps (ring), excluded"
+                elif name.startswith("/memfd:") or "kmon" in name and perm.endswith("s"):
+                    cur = "consumer rings, excluded"
+                elif name == "[heap]":
+                    cur = "malloc main heap (pod table, PID set, libbpf, ...)"
+                elif name == "[stack]":
+                    cur = "main thread stack"
+                elif name.startswith("/"):
+                    cur = "binaries' and libraries' data"
+                elif name == "" and hist_kb and hist_kb <= size <= hist_kb + 64:
+                    cur = "history buffer (--history-bytes)"
+                elif name == "" and size in (8192, 8188, 8196):
+                    cur = "thread stacks"
+                elif name == "":
+                    cur = "other anonymous (thread arenas, stacks, large allocations)"
+                else:
+                    cur = "other: " + name
+                continue
+            if line.startswith(("Private_Clean:", "Private_Dirty:")) and cur:
+                comp[cur] = comp.get(cur, 0) + int(line.split()[1])
+    return comp
+
+
+def bench_memory(npids, npods, tmp, flood_n, rounds=1):
+    """Target 6: the agent's own memory (private RSS from smaps, the BPF ring
+    and the consumers' rings excluded) with npids tracked container
+    processes, a kubelet PodList of npods pods (one real, the others listed
+    with a container each), two consumers attached and a history filled by a
+    kmalloc flood from the container; per component."""
+    import types
+    from kubenode import Node, new_container_id, new_pod_uid
+    from fake_kubelet import FakeKubelet
+    rows = []
+    with Node() as n:
+        c = n.start_container(flavor="cgroupfs-containerd", pod_uid=new_pod_uid(), name="many",
+                              cmd=["/bin/sh", "-c", "i=0; while [ $i -lt %d ]; do sleep 3600 & "
+                                   "i=$((i+1)); done; wait" % npids])
+        deadline = time.monotonic() + 300
+        while len(c.host_pids()) < npids and time.monotonic() < deadline:
+            time.sleep(0.5)
+        pods = [{"name": "many", "namespace": "bench", "containers": [c]}]
+        for i in range(npods - 1):
+            uid = new_pod_uid()
+            fake = types.SimpleNamespace(sandbox=False, pod_uid=uid, id=new_container_id(),
+                                         name="app", runtime=c.runtime, qos="burstable")
+            pods.append({"name": "web-%d" % i, "namespace": "ns-%d" % (i % 10),
+                         "uid": uid, "containers": [fake]})
+        # The agent reads the token and CA as uid 65532 after attach.
+        kdir = os.path.join(tmp, "kubelet")
+        os.makedirs(kdir, exist_ok=True)
+        os.chmod(tmp, 0o755)
+        os.chmod(kdir, 0o755)
+        token = os.path.join(kdir, "token")
+        with open(token, "w") as f:
+            f.write("bench-token\n")
+        os.chmod(token, 0o644)
+        pods_file = os.path.join(kdir, "pods.json")
+        fk = FakeKubelet(kdir, pods_file, token)
+        fk.set_pods(n.podlist(pods))
+        os.chmod(pods_file, 0o644)
+        fk.start()
+        os.chmod(fk.ca, 0o644)
+        npids = len(c.host_pids())
+        procs = [m + c.cgroup_path + "/cgroup.procs" for m in c.node.cgroup_mounts
+                 if os.path.exists(m + c.cgroup_path + "/cgroup.procs")]
+        try:
+            for _ in range(rounds):
+                a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "2",
+                                  "--pid-map-size", str(max(16384, 2 * npids)),
+                                  "--kubelet-url", fk.url(), "--kubelet-token-file", token,
+                                  "--kubelet-ca-file", fk.ca, "--kubelet-refresh", "2",
+                                  "--metrics-addr", "127.0.0.1:19483"])
+                a.wait_attached()
+                cs = []
+                for i in range(2):
+                    cc = Consumer([TC, "--socket", a.socket, "--name", "m%d" % i,
+                                   "--sched-batch"])
+                    cc.wait_for_log("attached to")
+                    cs.append(cc)
+                subprocess.run(in_cgroup(procs, [FLOOD, str(flood_n), "1"]), check=True,
+                               stdout=subprocess.DEVNULL)
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    val = metrics("127.0.0.1:19483")
+                    if val.get("kmon_tracked_pids", 0) >= npids and \
+                            val.get("kmon_pods", 0) >= npods and \
+                            val.get("kmon_rescans_total", 0) >= 3:
+                        break
+                    time.sleep(1)
+                comp = smaps_components(a.proc.pid, 8 << 20)
+                with open("/proc/%d/status" % a.proc.pid) as f:
+                    st = {l.split(":")[0]: int(l.split()[1]) for l in f
+                          if l.startswith(("VmRSS", "Threads"))}
+                a.stop()
+                for cc in cs:
+                    cc.stop()
+                own = sum(v for k, v in comp.items() if "excluded" not in k)
+                row = {"tracked_pids": int(val.get("kmon_tracked_pids", 0)),
+                       "pods": int(val.get("kmon_pods", 0)),
+                       "threads": st.get("Threads"), "vm_rss_mib": round(st["VmRSS"] / 1024, 1),
+                       "own_private_mib": round(own / 1024, 2)}
+                row.update({"%s (MiB)" % k: round(v / 1024, 2) for k, v in sorted(comp.items())})
+                rows.append(row)
+        finally:
+            fk.stop()
+    return rows
+
+
+def report_memory(rows):
+    if not rows:
+        return
+    REPORT.add("6", "agent private RSS beyond the rings, %d PIDs, %d pods, 2 consumers"
+               % (rows[0]["tracked_pids"], rows[0]["pods"]), "MiB",
+               [r["own_private_mib"] for r in rows], limit=16, on="figure")
+    for k in rows[0]:
+        if k.endswith("(MiB)") and "excluded" not in k:
+            if max(r.get(k, 0) for r in rows) >= 0.05:
+                REPORT.add("6", "of it: " + k[:-6], "MiB", [r.get(k, 0) for r in rows])
+
+
 def bench_ring(n):
     out = sh(RING, "bench", str(n))
     return json.loads(out.strip().splitlines()[-1])
 
 
-def bench_podlist():
-    return [json.loads(sh(PODLIST, str(p), "20")) for p in (110, 500)]
+def bench_podlist(short=False):
+    """110 and 500 pods of 3 containers; a node's worth: 1,000 pods of 10
+    containers (10,000 containers)."""
+    return [json.loads(sh(PODLIST, str(p), str(r), str(c)))
+            for p, c, r in ((110, 3, 20), (500, 3, 20), (1000, 10, 3 if short else 10))]
 
 
 def report_kmalloc(rows):
@@ -715,9 +920,11 @@ def report_attach(rows, inproc):
 
 def report_podlist(rows):
     for r in rows:
-        REPORT.add("7", "PodList parse, %d pods" % r["pods"], "ms", r["parse_ms"])
-        REPORT.add("7", "PodList parse peak RSS, %d pods" % r["pods"], "MiB",
-                   r["peak_rss_kb"] / 1024)
+        what = "%d pods / %d containers" % (r["pods"], r["containers"])
+        REPORT.add("7", "PodList parse, " + what, "ms", r["parse_ms"],
+                   note="%.1f MiB body" % (r["body_bytes"] / 1048576))
+        REPORT.add("7", "PodList parse memory (peak RSS growth), " + what, "MiB",
+                   r["parse_rss_kb"] / 1024)
 
 
 def table(title, rows):
@@ -807,8 +1014,19 @@ def main():
         res["tracked"] = bench_tracked([100, 2000] if s else [100, 10000], tmp,
                                        1000000 if s else 5000000)
         table("agent cost vs tracked container processes", res["tracked"])
+    if want("memory"):
+        res["memory"] = bench_memory(2000 if s else 10000, 110, tmp, 1000000 if s else 3000000,
+                                     1)
+        table("agent memory by component (private RSS, MiB)", res["memory"])
+        report_memory(res["memory"])
+    if want("drops"):
+        res["drops"] = bench_first_drop((1, 4, 16), (50000, 100000, 200000) if s else
+                                        (25000, 50000, 100000, 150000, 200000, 300000),
+                                        1.0 if s else 2.0)
+        table("first kernel drop vs consumers (default settings)", res["drops"])
+        report_first_drop(res["drops"])
     if want("podlist"):
-        res["podlist"] = bench_podlist()
+        res["podlist"] = bench_podlist(s)
         table("kubelet PodList parse", res["podlist"])
         report_podlist(res["podlist"])
     print("\n## Targets (issue 18)%s\n" % (" -- short run, fewer rounds" if s else ""))
