@@ -57,6 +57,32 @@ void agent_metrics_render(struct metrics_text *m, const struct agent_metrics_src
 			"Processes tracked in the kernel on their first event because their cgroup "
 			"is a known container's (exec, nsenter)",
 			s->kernel->c[KMON_CTR_CGROUP_TRACKED]);
+		/* The memory ledger's health: what the live-allocation map matched,
+		 * missed and could not hold. */
+		counter(m, "kmon_live_map_recorded_total",
+			"Container allocations recorded in the live-allocation map",
+			s->kernel->c[KMON_CTR_LIVE_RECORDED]);
+		counter(m, "kmon_live_map_full_total",
+			"Container allocations not recorded: live-allocation map full "
+			"(--live-map-size); their frees will be unknown",
+			s->kernel->c[KMON_CTR_LIVE_FULL]);
+		counter(m, "kmon_live_map_stale_total",
+			"Live-map entries found when their address was allocated again: the free "
+			"happened on a path without a tracepoint; reported as inferred frees",
+			s->kernel->c[KMON_CTR_LIVE_STALE]);
+		counter(m, "kmon_live_map_insert_failed_total",
+			"Container allocations not recorded for another map error",
+			s->kernel->c[KMON_CTR_SIZEMAP_FAIL]);
+		counter(m, "kmon_frees_owner_charged_total",
+			"Frees found in the live-allocation map, charged to the allocating container",
+			s->kernel->c[KMON_CTR_FREE_MATCHED]);
+		counter(m, "kmon_frees_owner_charged_elsewhere_total",
+			"Of those, frees done outside the owner's process (another process, a "
+			"kworker, an RCU callback, an interrupt)",
+			s->kernel->c[KMON_CTR_FREE_ELSEWHERE]);
+		counter(m, "kmon_frees_unknown_total",
+			"Frees by a container's task of memory not in the live-allocation map",
+			s->kernel->c[KMON_CTR_FREE_UNKNOWN]);
 		counter(m, "kmon_bpf_recursion_misses_total",
 			"BPF program runs the kernel skipped because one was already running on "
 			"that CPU", s->kernel->recursion_misses);

@@ -157,9 +157,15 @@ int loader_preflight(char *err, size_t errlen)
 static int choose_programs(struct kernel_monitor *skel, bool classic, uint32_t event_mask,
 			   char *err, size_t errlen)
 {
-	bool mem = event_mask & (KMON_EV_MASK(KMON_EV_MEMORY_ALLOC) |
-				 KMON_EV_MASK(KMON_EV_MEMORY_FREE));
-	bool want[3] = { mem, mem, event_mask & KMON_EV_MASK(KMON_EV_PROCESS_EXEC) };
+#define M(t) (event_mask & KMON_EV_MASK(KMON_EV_##t))
+	bool kmalloc = M(MEMORY_ALLOC) || M(MEMORY_FREE);
+	/* kfree() may free a slab object: slab_free needs it too. */
+	bool kfree = M(MEMORY_FREE) || M(SLAB_FREE);
+	bool slab_alloc = M(SLAB_ALLOC) || M(SLAB_FREE), slab_free = M(SLAB_FREE);
+	bool oom = M(OOM_KILL);
+	bool mem = kmalloc || kfree || slab_alloc;
+	bool want[3] = { kmalloc, kfree, M(PROCESS_EXEC) };
+#undef M
 	struct bpf_program *irq[IRQ_PROGS];
 	struct bpf_program *btf_progs[] = { skel->progs.kmon_kmalloc, skel->progs.kmon_kfree,
 					    skel->progs.kmon_exec };
@@ -173,10 +179,28 @@ static int choose_programs(struct kernel_monitor *skel, bool classic, uint32_t e
 			"(mount -t tracefs nodev /sys/kernel/tracing) or use the default --attach tp_btf");
 		return -ENOENT;
 	}
+	/* Slab events need the cache as an argument (kernel 6.0+); their
+	 * classic tracepoints do not carry it, so they are BTF-only. */
+	if ((slab_alloc || slab_free) &&
+	    (!kernel_has_tracepoint("btf_trace_kmem_cache_alloc") ||
+	     !kernel_has_tracepoint("btf_trace_kmem_cache_free"))) {
+		set_err(err, errlen,
+			"--events slab_alloc/slab_free: this kernel has no kmem_cache_alloc/kmem_cache_free "
+			"BTF tracepoints; leave them out of --events");
+		return -ENOENT;
+	}
+	if (oom && !kernel_has_tracepoint("btf_trace_mark_victim")) {
+		set_err(err, errlen,
+			"--events oom_kill: this kernel has no mark_victim BTF tracepoint; leave oom_kill out of --events");
+		return -ENOENT;
+	}
 	for (int i = 0; i < 3; i++) {
 		bpf_program__set_autoload(btf_progs[i], want[i] && !classic);
 		bpf_program__set_autoload(tp_progs[i], want[i] && classic);
 	}
+	bpf_program__set_autoload(skel->progs.kmon_slab_alloc, slab_alloc);
+	bpf_program__set_autoload(skel->progs.kmon_slab_free, slab_free);
+	bpf_program__set_autoload(skel->progs.kmon_oom_victim, oom);
 	/* The irq depth only serves memory events. */
 	irq_progs_in_order(skel, irq);
 	for (int i = 0; i < IRQ_PROGS && !mem; i++)
@@ -232,6 +256,8 @@ struct loader *loader__new(const struct loader_opts *opts, char *err, size_t err
 	ret = bpf_map__set_max_entries(l->skel->maps.events, (__u32)opts->ringbuf_size);
 	if (!ret)
 		ret = bpf_map__set_max_entries(l->skel->maps.pids, opts->pid_map_size);
+	if (!ret && opts->live_map_size)
+		ret = bpf_map__set_max_entries(l->skel->maps.live_allocs, opts->live_map_size);
 	if (ret) {
 		set_err(err, errlen, "cannot size BPF maps: %s", strerror(-ret));
 		goto fail;

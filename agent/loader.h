@@ -25,6 +25,7 @@ struct loader_opts {
 	size_t ringbuf_size;
 	uint32_t self_tgid; /* never traced: the agent itself */
 	bool classic_tracepoints; /* tracepoint/ instead of tp_btf/ (needs tracefs) */
+	uint32_t live_map_size; /* live-allocation map entries; 0: the object's default */
 };
 
 struct loader_counters {

@@ -181,25 +181,35 @@ static void report_totals(struct agent *a)
 		log_warn("cannot read kernel counters: %s", strerror(-ret));
 		memset(&kc, 0, sizeof(kc));
 	}
-	/* One JSON line, so scripts (and the tests) can check the accounting. */
+	/* One JSON line, so scripts (and the tests) can check the accounting:
+	 * read / attempted / kernel_dropped by event type, then the rest. */
+	{
+		static const char *const objs[] = { "read", "attempted", "kernel_dropped" };
+
+		fputs("{\"totals\":{", stderr);
+		for (int o = 0; o < 3; o++) {
+			fprintf(stderr, "%s\"%s\":{", o ? "," : "", objs[o]);
+			for (uint32_t t = 1; t <= KMON_EV_TYPE_MAX; t++)
+				fprintf(stderr, "%s\"%s\":%" PRIu64, t > 1 ? "," : "",
+					kmon_event_type_name(t),
+					o == 0 ? ds.events[t]
+					: o == 1 ? kc.c[KMON_CTR_ATTEMPT_BASE + t]
+						 : kc.c[KMON_CTR_DROP_BASE + t]);
+			fputc('}', stderr);
+		}
+	}
 	fprintf(stderr,
-		"{\"totals\":{\"read\":{\"memory_alloc\":%" PRIu64 ",\"memory_free\":%" PRIu64
-		",\"process_exec\":%" PRIu64 "},\"attempted\":{\"memory_alloc\":%" PRIu64
-		",\"memory_free\":%" PRIu64 ",\"process_exec\":%" PRIu64
-		"},\"kernel_dropped\":{\"memory_alloc\":%" PRIu64 ",\"memory_free\":%" PRIu64
-		",\"process_exec\":%" PRIu64 "},\"irq_skipped\":%" PRIu64 ",\"sampled_out\":%" PRIu64
+		",\"irq_skipped\":%" PRIu64 ",\"sampled_out\":%" PRIu64
 		",\"pid_map_full\":%" PRIu64 ",\"fork_tracked\":%" PRIu64
 		",\"recursion_misses\":%" PRIu64 ",\"invalid\":%" PRIu64 ",\"max_batch_ns\":%" PRIu64
-		"}}\n",
-		ds.events[KMON_EV_MEMORY_ALLOC], ds.events[KMON_EV_MEMORY_FREE],
-		ds.events[KMON_EV_PROCESS_EXEC], kc.c[KMON_CTR_ATTEMPT_BASE + KMON_EV_MEMORY_ALLOC],
-		kc.c[KMON_CTR_ATTEMPT_BASE + KMON_EV_MEMORY_FREE],
-		kc.c[KMON_CTR_ATTEMPT_BASE + KMON_EV_PROCESS_EXEC],
-		kc.c[KMON_CTR_DROP_BASE + KMON_EV_MEMORY_ALLOC],
-		kc.c[KMON_CTR_DROP_BASE + KMON_EV_MEMORY_FREE],
-		kc.c[KMON_CTR_DROP_BASE + KMON_EV_PROCESS_EXEC], kc.c[KMON_CTR_IRQ_SKIPPED],
-		kc.c[KMON_CTR_SAMPLED_OUT], kc.c[KMON_CTR_PIDMAP_FULL], kc.c[KMON_CTR_FORK_TRACKED],
-		kc.recursion_misses, ds.invalid, ds.max_batch_ns);
+		",\"ledger\":{\"recorded\":%" PRIu64 ",\"matched\":%" PRIu64
+		",\"matched_elsewhere\":%" PRIu64 ",\"unknown\":%" PRIu64 ",\"map_full\":%" PRIu64
+		",\"stale\":%" PRIu64 "}}}\n",
+		kc.c[KMON_CTR_IRQ_SKIPPED], kc.c[KMON_CTR_SAMPLED_OUT], kc.c[KMON_CTR_PIDMAP_FULL],
+		kc.c[KMON_CTR_FORK_TRACKED], kc.recursion_misses, ds.invalid, ds.max_batch_ns,
+		kc.c[KMON_CTR_LIVE_RECORDED], kc.c[KMON_CTR_FREE_MATCHED],
+		kc.c[KMON_CTR_FREE_ELSEWHERE], kc.c[KMON_CTR_FREE_UNKNOWN], kc.c[KMON_CTR_LIVE_FULL],
+		kc.c[KMON_CTR_LIVE_STALE]);
 }
 
 /*
@@ -465,6 +475,7 @@ static int run(struct agent *a)
 		.ringbuf_size = a->opts.ringbuf_size,
 		.self_tgid = (uint32_t)getpid(),
 		.classic_tracepoints = a->opts.classic_tracepoints,
+		.live_map_size = a->opts.live_map_size,
 	};
 	struct drain_opts dopts = {
 		.sz = sizeof(dopts), .on_event = on_event, .on_batch = on_batch, .ctx = a,

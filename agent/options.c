@@ -24,6 +24,7 @@ enum {
 	OPT_EVENTS,
 	OPT_SAMPLE,
 	OPT_PIDMAP,
+	OPT_LIVEMAP,
 	OPT_PID,
 	OPT_PRINT,
 	OPT_LOGLEVEL,
@@ -60,6 +61,7 @@ static const struct option long_opts[] = {
 	{ "events", required_argument, NULL, OPT_EVENTS },
 	{ "sample", required_argument, NULL, OPT_SAMPLE },
 	{ "pid-map-size", required_argument, NULL, OPT_PIDMAP },
+	{ "live-map-size", required_argument, NULL, OPT_LIVEMAP },
 	{ "pid", required_argument, NULL, OPT_PID },
 	{ "print", no_argument, NULL, OPT_PRINT },
 	{ "log-level", required_argument, NULL, OPT_LOGLEVEL },
@@ -99,10 +101,14 @@ void agent_options_usage(FILE *out)
 	      "\n"
 	      "Collection:\n"
 	      "  --scope containers|all     trace only container processes (default) or every process\n"
-	      "  --events LIST              memory_alloc,memory_free,process_exec (default: all)\n"
+	      "  --events LIST              memory_alloc,memory_free,slab_alloc,slab_free,\n"
+	      "                             process_exec,oom_kill (default: all)\n"
 	      "  --sample N                 keep 1 in N memory events (default 1 = all)\n"
 	      "  --ringbuf-size BYTES       BPF ring buffer, power of two >= page size (default 16M)\n"
 	      "  --pid-map-size N           tracked processes at most (default 65536)\n"
+	      "  --live-map-size N          containers' live kernel allocations remembered so any\n"
+	      "                             free is charged to its owner (default 262144, ~25M of\n"
+	      "                             kernel memory; when full, counted, never silent)\n"
 	      "  --pid PID                  also track this process and its children (repeatable)\n"
 	      "  --attach tp_btf|tracepoint BTF tracepoints (default, no tracefs needed) or classic\n"
 	      "                             ones (need tracefs mounted)\n"
@@ -204,6 +210,7 @@ static void set_defaults(struct agent_options *o)
 	o->event_mask = KMON_EV_MASK_ALL;
 	o->sample_every = 1;
 	o->pid_map_size = 65536;
+	o->live_map_size = 262144;
 	o->log_level = LOG_INFO;
 	o->socket_path = "/run/kmon/kmon.sock";
 	o->socket_mode = 0660;
@@ -276,7 +283,8 @@ static int parse_one(int c, const char *arg, struct agent_options *o, char *err,
 	case OPT_EVENTS:
 		if (kmon_event_mask_parse(arg, &v, &bad, &bad_len))
 			return fail(err, errlen,
-				    "--events: unknown event type '%.*s' (known: memory_alloc, memory_free, process_exec)",
+				    "--events: unknown event type '%.*s' (known: memory_alloc, memory_free, slab_alloc, "
+				    "slab_free, process_exec, oom_kill)",
 				    (int)bad_len, bad);
 		o->event_mask = v;
 		return 0;
@@ -289,6 +297,11 @@ static int parse_one(int c, const char *arg, struct agent_options *o, char *err,
 		if (parse_u32(arg, 16, 1u << 22, &v))
 			return fail(err, errlen, "--pid-map-size: '%s' is not a whole number from 16 to 4194304", arg);
 		o->pid_map_size = v;
+		return 0;
+	case OPT_LIVEMAP:
+		if (parse_u32(arg, 1024, 1u << 24, &v))
+			return fail(err, errlen, "--live-map-size: '%s' is not a whole number from 1024 to 16777216", arg);
+		o->live_map_size = v;
 		return 0;
 	case OPT_PID:
 		if (parse_u32(arg, 1, INT32_MAX, &v))

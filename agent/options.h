@@ -23,6 +23,7 @@ struct agent_options {
 	uint32_t event_mask;
 	uint32_t sample_every;
 	uint32_t pid_map_size;
+	uint32_t live_map_size; /* --live-map-size */
 	uint32_t pids[AGENT_MAX_PIDS];
 	unsigned n_pids;
 	bool print;

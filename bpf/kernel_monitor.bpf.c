@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * kmon's kernel side: memory_alloc / memory_free / process_exec events from
+ * kmon's kernel side: memory_alloc / memory_free / slab_alloc / slab_free /
+ * process_exec / oom_kill events from
  * BTF tracepoints (tp_btf needs no tracefs, which many pods do not mount),
  * filtered in the kernel by the PID map, written to one BPF ring buffer.
  * Every decision not to deliver is counted in the "counters" map.
@@ -56,14 +57,37 @@ struct {
  * cgroup v2 of its own, e.g. on a v1 node) a PID-map miss costs nothing more. */
 volatile __u32 cgroup_keys_used = 0;
 
-/* ptr -> bytes_alloc of allocations made by tracked processes, so kfree can
- * report the size it releases; LRU so frees we never see cannot fill it. */
+/*
+ * The live-allocation map: ptr -> the owner of an object a tracked container
+ * allocated (kmalloc or slab) and has not freed yet. Every free on the node
+ * looks its pointer up here, whatever context frees it (another process, a
+ * kworker, an RCU callback, an irq), so the free is charged to the owner.
+ *
+ * A plain HASH, not an LRU: an LRU evicts silently, and an eviction is an
+ * allocation whose free the ledger will never see. Here a full map refuses
+ * the insert, which is counted (KMON_CTR_LIVE_FULL); an entry still present
+ * when its address is allocated again had its free done on a path without a
+ * tracepoint (bulk frees): it is removed, counted (KMON_CTR_LIVE_STALE) and
+ * reported as an inferred free charged to its owner (see reap_stale). Preallocated: a hook on kmalloc must not allocate.
+ * Sized by the agent's --live-map-size.
+ */
+struct kmon_live_alloc {
+	__u64 call_site;
+	__u64 timestamp;
+	__u64 cache;         /* struct kmem_cache * of a slab object, else 0 */
+	__u32 size;          /* bytes charged (bytes_alloc / the cache's object size) */
+	__u32 container_key; /* the owner's */
+	__u32 tgid;          /* the owner's */
+	__u16 free_type;     /* KMON_EV_MEMORY_FREE or KMON_EV_SLAB_FREE */
+	__u16 silent;        /* the alloc event was sampled out or dropped: so is its free */
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144); /* --live-map-size */
 	__type(key, __u64);
-	__type(value, __u64);
-} alloc_sizes SEC(".maps");
+	__type(value, struct kmon_live_alloc);
+} live_allocs SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -256,16 +280,92 @@ static __always_inline void fill_common(struct kmon_event *e, __u32 type, __u64 
 	e->reserved = 0;
 }
 
-static __always_inline int on_kmalloc(__u64 call_site, __u64 p, __u64 bytes_req,
-				      __u64 bytes_alloc, __u32 gfp_flags)
+/* Reads a kmem_cache's name into dst (KMON_CACHE_NAME_LEN, NUL-padded). */
+static __always_inline void cache_name(char *dst, __u64 cache)
 {
-	struct kmon_event *e;
-	__u64 pid_tgid;
-	long key;
+	const char *name;
 
-	if (!(event_mask & KMON_EV_MASK(KMON_EV_MEMORY_ALLOC)) &&
-	    !(event_mask & KMON_EV_MASK(KMON_EV_MEMORY_FREE)))
+	__builtin_memset(dst, 0, KMON_CACHE_NAME_LEN);
+	if (!cache)
+		return;
+	name = BPF_CORE_READ((struct kmem_cache *)cache, name);
+	if (name && bpf_probe_read_kernel_str(dst, KMON_CACHE_NAME_LEN, name) < 0)
+		dst[0] = '\0';
+}
+
+/* A free of a container's object, charged to its owner whatever context
+ * runs: pid/tid/comm/cgroup_id are the freeing context's, the rest the
+ * owner's allocation. call_site 0 with FREE_INFERRED: no free was seen. */
+static __always_inline void emit_owner_free(__u64 p, const struct kmon_live_alloc *live,
+					    __u64 call_site, __u64 cache, __u16 extra_flags)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 type = live->free_type;
+	struct kmon_event *e;
+	bool elsewhere;
+
+	elsewhere = (pid_tgid >> 32) != live->tgid || in_irq_context() || extra_flags;
+	count(KMON_CTR_FREE_MATCHED);
+	if (elsewhere)
+		count(KMON_CTR_FREE_ELSEWHERE);
+	e = reserve(type);
+	if (!e)
+		return;
+	fill_common(e, type, pid_tgid, live->container_key);
+	e->flags = KMON_EVF_SIZE_KNOWN | KMON_EVF_OWNER_CHARGED |
+		   (elsewhere ? KMON_EVF_FREED_ELSEWHERE : 0) | extra_flags;
+	e->size = live->size;
+	e->data.free.ptr = p;
+	e->data.free.call_site = call_site;
+	e->data.free.alloc_call_site = live->call_site;
+	e->data.free.alloc_timestamp = live->timestamp;
+	e->data.free.owner_pid = live->tgid;
+	e->data.free.pad = 0;
+	cache_name(e->data.free.cache, cache ? cache : live->cache);
+	submit(e);
+}
+
+/*
+ * An allocation at an address the live map still holds: the object there
+ * was freed on a path that fires no tracepoint (kmem_cache_free_bulk,
+ * kfree_bulk from kfree_rcu batches, slab sheaves). Its owner gets the free
+ * now, marked inferred. Runs for every allocation on the node while the
+ * ledger is on, or such objects would stay charged for ever.
+ */
+static __always_inline void reap_stale(__u64 p)
+{
+	struct kmon_live_alloc *v, live;
+
+	v = bpf_map_lookup_elem(&live_allocs, &p);
+	if (!v)
+		return;
+	live = *v;
+	if (bpf_map_delete_elem(&live_allocs, &p))
+		return;
+	count(KMON_CTR_LIVE_STALE);
+	if (!live.silent)
+		emit_owner_free(p, &live, 0, 0, KMON_EVF_FREE_INFERRED);
+}
+
+/*
+ * kmalloc (type memory_alloc) and kmem_cache_alloc (slab_alloc). On 6.18
+ * kmalloc() goes through slab_alloc_node() but fires only the kmalloc
+ * tracepoint; kmem_cache_alloc fires only from kmem_cache_alloc*() (see the
+ * README's "Memory ledger"), so no allocation is seen twice.
+ */
+static __always_inline int on_alloc(__u32 type, __u64 call_site, __u64 p, __u64 bytes_req,
+				    __u64 bytes_alloc, __u32 gfp_flags, __u64 cache)
+{
+	__u32 free_type = type == KMON_EV_SLAB_ALLOC ? KMON_EV_SLAB_FREE : KMON_EV_MEMORY_FREE;
+	struct kmon_live_alloc live = {};
+	struct kmon_event *e = NULL;
+	__u64 pid_tgid;
+	long key, err;
+
+	if (!(event_mask & KMON_EV_MASK(type)) && !(event_mask & KMON_EV_MASK(free_type)))
 		return 0;
+	if (p && (event_mask & (KMON_EV_MASK(KMON_EV_MEMORY_FREE) | KMON_EV_MASK(KMON_EV_SLAB_FREE))))
+		reap_stale(p);
 	pid_tgid = bpf_get_current_pid_tgid();
 	key = tracked_key(pid_tgid >> 32);
 	if (key < 0)
@@ -274,21 +374,41 @@ static __always_inline int on_kmalloc(__u64 call_site, __u64 p, __u64 bytes_req,
 		count(KMON_CTR_IRQ_SKIPPED);
 		return 0;
 	}
-	/* Remember the size even for sampled-out allocations, so every free we
-	 * report carries its size. */
-	if (p && (event_mask & KMON_EV_MASK(KMON_EV_MEMORY_FREE)) &&
-	    bpf_map_update_elem(&alloc_sizes, &p, &bytes_alloc, BPF_ANY))
-		count(KMON_CTR_SIZEMAP_FAIL);
-	if (!(event_mask & KMON_EV_MASK(KMON_EV_MEMORY_ALLOC)))
-		return 0;
-	if (sampled_out()) {
+	if (!(event_mask & KMON_EV_MASK(type)))
+		live.silent = 1;
+	else if (sampled_out()) {
 		count(KMON_CTR_SAMPLED_OUT);
-		return 0;
+		live.silent = 1;
+	} else {
+		e = reserve(type);
+		if (!e)
+			live.silent = 1;
 	}
-	e = reserve(KMON_EV_MEMORY_ALLOC);
+	/* Recorded even when the alloc event is not delivered (sampled out,
+	 * dropped, not asked for): its free is then recognised and dropped
+	 * too, instead of being reported as a free of unknown memory. Only a
+	 * tracked container's allocations: the map is the ledger of pods. */
+	if (e)
+		fill_common(e, type, pid_tgid, key);
+	if (key > 0 && p && (event_mask & KMON_EV_MASK(free_type))) {
+		live.call_site = call_site;
+		/* The alloc event's own timestamp: a consumer pairs the two by it. */
+		live.timestamp = e ? e->timestamp : bpf_ktime_get_boot_ns();
+		live.cache = cache;
+		live.size = (__u32)bytes_alloc;
+		live.container_key = (__u32)key;
+		live.tgid = pid_tgid >> 32;
+		live.free_type = (__u16)free_type;
+		err = bpf_map_update_elem(&live_allocs, &p, &live, BPF_ANY);
+		if (err == 0)
+			count(KMON_CTR_LIVE_RECORDED);
+		else if (err == -7 /* E2BIG */)
+			count(KMON_CTR_LIVE_FULL);
+		else
+			count(KMON_CTR_SIZEMAP_FAIL);
+	}
 	if (!e)
 		return 0;
-	fill_common(e, KMON_EV_MEMORY_ALLOC, pid_tgid, key);
 	e->size = bytes_alloc;
 	e->data.mem.ptr = p;
 	e->data.mem.call_site = call_site;
@@ -296,47 +416,65 @@ static __always_inline int on_kmalloc(__u64 call_site, __u64 p, __u64 bytes_req,
 	e->data.mem.bytes_alloc = bytes_alloc;
 	e->data.mem.gfp_flags = gfp_flags;
 	e->data.mem.pad = 0;
-	__builtin_memset(&e->data.raw[40], 0, KMON_DATA_LEN - 40);
+	cache_name(e->data.mem.cache, cache);
 	submit(e);
 	return 0;
 }
 
-static __always_inline int on_kfree(__u64 call_site, __u64 p)
+/*
+ * kfree (memory_free) and kmem_cache_free (slab_free). The pointer is looked
+ * up in the live map first, for every free on the node and in any context:
+ * a hit is a free of a container's object, charged to its owner (type, size
+ * and cache from the allocation: kfree() may free a slab object), and
+ * nothing is attributed to the task that happens to run. A miss is reported
+ * only for a tracked task outside irq context, as a free of unknown size.
+ */
+static __always_inline int on_free(__u32 type, __u64 call_site, __u64 p, __u64 cache)
 {
-	__u64 pid_tgid, size = 0, *known;
+	struct kmon_live_alloc *v, live;
 	struct kmon_event *e;
-	__u16 flags = 0;
+	__u64 pid_tgid;
 	long key;
 
-	if (!(event_mask & KMON_EV_MASK(KMON_EV_MEMORY_FREE)) || !p)
+	if (!p)
+		return 0;
+	v = bpf_map_lookup_elem(&live_allocs, &p);
+	if (v) {
+		live = *v;
+		/* Whoever deletes it owns the free: a racing second lookup
+		 * (a double free) finds nothing to charge. */
+		if (bpf_map_delete_elem(&live_allocs, &p))
+			return 0;
+		if (live.silent)
+			count(KMON_CTR_SAMPLED_OUT);
+		else
+			emit_owner_free(p, &live, call_site, cache, 0);
+		return 0;
+	}
+	if (!(event_mask & KMON_EV_MASK(type)))
 		return 0;
 	pid_tgid = bpf_get_current_pid_tgid();
 	key = tracked_key(pid_tgid >> 32);
 	if (key < 0)
 		return 0;
-	known = bpf_map_lookup_elem(&alloc_sizes, &p);
-	if (known) {
-		size = *known;
-		flags = KMON_EVF_SIZE_KNOWN;
-		bpf_map_delete_elem(&alloc_sizes, &p);
-	}
 	if (in_irq_context()) {
 		count(KMON_CTR_IRQ_SKIPPED);
 		return 0;
 	}
+	if (key > 0)
+		count(KMON_CTR_FREE_UNKNOWN);
 	if (sampled_out()) {
 		count(KMON_CTR_SAMPLED_OUT);
 		return 0;
 	}
-	e = reserve(KMON_EV_MEMORY_FREE);
+	e = reserve(type);
 	if (!e)
 		return 0;
-	fill_common(e, KMON_EV_MEMORY_FREE, pid_tgid, key);
-	e->flags = flags;
-	e->size = size;
+	fill_common(e, type, pid_tgid, key);
 	__builtin_memset(e->data.raw, 0, KMON_DATA_LEN);
-	e->data.mem.ptr = p;
-	e->data.mem.call_site = call_site;
+	e->data.free.ptr = p;
+	e->data.free.call_site = call_site;
+	cache_name(e->data.free.cache, cache);
 	submit(e);
 	return 0;
 }
@@ -387,13 +525,120 @@ SEC("tp_btf/kmalloc")
 int BPF_PROG(kmon_kmalloc, unsigned long call_site, const void *ptr, size_t bytes_req,
 	     size_t bytes_alloc, unsigned long gfp_flags)
 {
-	return on_kmalloc(call_site, (__u64)ptr, bytes_req, bytes_alloc, (__u32)gfp_flags);
+	return on_alloc(KMON_EV_MEMORY_ALLOC, call_site, (__u64)ptr, bytes_req, bytes_alloc,
+			(__u32)gfp_flags, 0);
 }
 
 SEC("tp_btf/kfree")
 int BPF_PROG(kmon_kfree, unsigned long call_site, const void *ptr)
 {
-	return on_kfree(call_site, (__u64)ptr);
+	return on_free(KMON_EV_MEMORY_FREE, call_site, (__u64)ptr, 0);
+}
+
+/* Slab caches (6.0+ signatures: the cache is an argument, its name and
+ * object size read from it). Only as BTF tracepoints: the classic records
+ * carry neither the cache nor its name. The charged size is s->size, the
+ * slot the object takes (what the memory cgroup is charged for). */
+SEC("tp_btf/kmem_cache_alloc")
+int BPF_PROG(kmon_slab_alloc, unsigned long call_site, const void *ptr, struct kmem_cache *s,
+	     gfp_t gfp_flags, int node)
+{
+	return on_alloc(KMON_EV_SLAB_ALLOC, call_site, (__u64)ptr, BPF_CORE_READ(s, object_size),
+			BPF_CORE_READ(s, size), (__u32)gfp_flags, (__u64)s);
+}
+
+SEC("tp_btf/kmem_cache_free")
+int BPF_PROG(kmon_slab_free, unsigned long call_site, const void *ptr, const struct kmem_cache *s)
+{
+	return on_free(KMON_EV_SLAB_FREE, call_site, (__u64)ptr, (__u64)s);
+}
+
+/*
+ * OOM kills. mark_victim fires once per victim the OOM killer chose (after
+ * its "already exiting" shortcuts too): the event is emitted in the victim's
+ * name, annotated with the victim's container. The oom_control is not an
+ * argument, and fentry/out_of_memory, which would give it, cannot attach on
+ * every kernel (it fails with EPERM on this project's test kernel), so the
+ * memory cgroup whose limit was hit is found from the victim's: the nearest
+ * one, walking up, whose usage is at its limit (within a huge page: the
+ * charge that failed). None at its limit: a node-wide OOM, memcg_id 0.
+ */
+#define KMON_OOM_MEMCG_DEPTH 16
+#define KMON_OOM_SLACK_PAGES 512
+
+static __always_inline void oom_memcg(struct task_struct *tsk, struct kmon_oom_payload *out)
+{
+	int mem_id = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+	struct mem_cgroup *memcg;
+
+	if (mem_id < 0 || mem_id >= 16)
+		return;
+	memcg = (struct mem_cgroup *)BPF_CORE_READ(tsk, cgroups, subsys[mem_id]);
+	for (int i = 0; i < KMON_OOM_MEMCG_DEPTH && memcg; i++) {
+		unsigned long max = BPF_CORE_READ(memcg, memory.max);
+		long usage = BPF_CORE_READ(memcg, memory.usage.counter);
+
+		/* The root's max is PAGE_COUNTER_MAX: never "at its limit". */
+		if (max < (1ul << 50) && usage >= 0 &&
+		    (unsigned long)usage + KMON_OOM_SLACK_PAGES >= max) {
+			out->memcg_id = BPF_CORE_READ(memcg, css.cgroup, kn, id);
+			out->limit_pages = max;
+			return;
+		}
+		/* css is the first member: the parent css is the parent memcg. */
+		memcg = (struct mem_cgroup *)BPF_CORE_READ(memcg, css.parent);
+	}
+}
+
+static __always_inline __u64 mm_rss_pages(struct task_struct *t)
+{
+	struct mm_struct *mm = BPF_CORE_READ(t, mm);
+	long rss = 0, v;
+
+	if (!mm)
+		return 0;
+	/* get_mm_rss(): file + anon + shmem (percpu counters: their central
+	 * count, off by at most a batch per CPU). MM_SWAPENTS (2) is not rss. */
+	v = BPF_CORE_READ(mm, rss_stat[0].count); rss += v > 0 ? v : 0;
+	v = BPF_CORE_READ(mm, rss_stat[1].count); rss += v > 0 ? v : 0;
+	v = BPF_CORE_READ(mm, rss_stat[3].count); rss += v > 0 ? v : 0;
+	return rss;
+}
+
+SEC("tp_btf/mark_victim")
+int BPF_PROG(kmon_oom_victim, struct task_struct *tsk, uid_t uid)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 vtgid = BPF_CORE_READ(tsk, tgid);
+	struct kmon_pid_info *info;
+	struct kmon_event *e;
+	__u64 cgid;
+	__u32 *ck;
+	long key;
+
+	cgid = BPF_CORE_READ(tsk, cgroups, dfl_cgrp, kn, id);
+	info = bpf_map_lookup_elem(&pids, &vtgid);
+	if (info)
+		key = info->container_key;
+	else if ((ck = bpf_map_lookup_elem(&cgroup_keys, &cgid)))
+		key = *ck;
+	else if (scope_all)
+		key = 0;
+	else
+		return 0;
+	e = reserve(KMON_EV_OOM_KILL);
+	if (!e)
+		return 0;
+	fill_common(e, KMON_EV_OOM_KILL, ((__u64)vtgid << 32) | (__u32)BPF_CORE_READ(tsk, pid), key);
+	e->cgroup_id = cgid;
+	BPF_CORE_READ_STR_INTO(&e->comm, tsk, comm);
+	__builtin_memset(e->data.raw, 0, KMON_DATA_LEN);
+	oom_memcg(tsk, &e->data.oom);
+	e->data.oom.rss_pages = mm_rss_pages(tsk);
+	e->data.oom.killer_pid = pid_tgid >> 32;
+	/* Rare and urgent: wake the drain now. */
+	bpf_ringbuf_submit(e, 0);
+	return 0;
 }
 
 SEC("tp_btf/sched_process_exec")
@@ -439,20 +684,20 @@ int kmon_kmalloc_tp(void *ctx)
 	if (bpf_core_type_exists(struct trace_event_raw_kmalloc___kmon)) {
 		struct trace_event_raw_kmalloc___kmon *a = ctx;
 
-		return on_kmalloc(a->call_site, (__u64)a->ptr, a->bytes_req, a->bytes_alloc,
-				  (__u32)a->gfp_flags);
+		return on_alloc(KMON_EV_MEMORY_ALLOC, a->call_site, (__u64)a->ptr, a->bytes_req,
+				a->bytes_alloc, (__u32)a->gfp_flags, 0);
 	} else {
 		struct trace_event_raw_kmem_alloc___kmon *a = ctx;
 
-		return on_kmalloc(a->call_site, (__u64)a->ptr, a->bytes_req, a->bytes_alloc,
-				  (__u32)a->gfp_flags);
+		return on_alloc(KMON_EV_MEMORY_ALLOC, a->call_site, (__u64)a->ptr, a->bytes_req,
+				a->bytes_alloc, (__u32)a->gfp_flags, 0);
 	}
 }
 
 SEC("tracepoint/kmem/kfree")
 int kmon_kfree_tp(struct trace_event_raw_kfree___kmon *a)
 {
-	return on_kfree(a->call_site, (__u64)a->ptr);
+	return on_free(KMON_EV_MEMORY_FREE, a->call_site, (__u64)a->ptr, 0);
 }
 
 SEC("tracepoint/sched/sched_process_exec")

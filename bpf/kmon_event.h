@@ -81,6 +81,11 @@ enum kmon_event_flags {
 	 * site is a symbol reference: (symbol id << 32) | offset into the symbol,
 	 * symbol id indexing the table handed over at attach, 0 = not resolved */
 	KMON_EVF_ADDR_OPAQUE = 1u << 4,
+	/* with OWNER_CHARGED (v2, set by the kernel side): no free was seen; the
+	 * address was allocated again, so the object was freed on a path that
+	 * fires no tracepoint (kmem_cache_free_bulk, kfree_rcu batches, slab
+	 * sheaves). call_site is 0; pid/tid/comm are the new allocator's. */
+	KMON_EVF_FREE_INFERRED = 1u << 5,
 };
 
 struct kmon_mem_payload {
@@ -175,11 +180,18 @@ enum kmon_counter {
 	KMON_CTR_IRQ_SKIPPED = 16,  /* memory event in irq/softirq/nmi: not attributed */
 	KMON_CTR_SAMPLED_OUT = 17,  /* memory event skipped by 1-in-N sampling */
 	KMON_CTR_PIDMAP_FULL = 18,  /* fork: child could not be added to the PID map */
-	KMON_CTR_SIZEMAP_FAIL = 19, /* alloc size could not be remembered for kfree */
+	KMON_CTR_SIZEMAP_FAIL = 19, /* live map insert failed for a reason other than full */
 	KMON_CTR_FORK_TRACKED = 20, /* children tracked in the kernel at fork */
 	KMON_CTR_EXIT_UNTRACKED = 21, /* tracked processes whose last thread exited */
 	KMON_CTR_CGROUP_TRACKED = 22, /* tasks tracked in the kernel by their container cgroup */
 	/* 23..31: the memory ledger's own health (live-allocation map) */
+	KMON_CTR_LIVE_RECORDED = 23, /* allocations recorded in the live map */
+	KMON_CTR_FREE_MATCHED = 24,  /* frees found in it: charged to the owner */
+	KMON_CTR_FREE_ELSEWHERE = 25, /* of those, freed outside the owner's process (or in irq) */
+	KMON_CTR_FREE_UNKNOWN = 26,  /* a tracked container's free of memory not in the map */
+	KMON_CTR_LIVE_FULL = 27,     /* allocation not recorded: live map full (its free will be unknown) */
+	KMON_CTR_LIVE_STALE = 28,    /* entry found at an allocation: its free happened where no
+				      * tracepoint fires (bulk frees); reported as an inferred free */
 	KMON_CTR_MAX = 32,
 };
 

@@ -179,6 +179,54 @@ static void put_time(struct out *o, uint64_t ns)
 	put(o, b, 11);
 }
 
+/* What each memory event type adds after ptr and call_site (v2): slab
+ * events name their cache; a free charged to its owner says so, and where
+ * and by whom the memory was allocated. Frees not charged add nothing, so
+ * v1 lines are unchanged. */
+enum { X_CACHE = 1, X_OWNER = 2 };
+static const unsigned char mem_extra[KMON_EV_TYPE_MAX + 1] = {
+	[KMON_EV_MEMORY_FREE] = X_OWNER,
+	[KMON_EV_SLAB_ALLOC] = X_CACHE,
+	[KMON_EV_SLAB_FREE] = X_CACHE | X_OWNER,
+};
+
+static void put_mem_extra(struct out *o, const struct kmon_event *ev)
+{
+	unsigned x = ev->event_type <= KMON_EV_TYPE_MAX ? mem_extra[ev->event_type] : 0;
+
+	if (x & X_CACHE) {
+		PUTS(o, ",\"cache\":");
+		put_str(o, ev->data.mem.cache, sizeof(ev->data.mem.cache));
+	}
+	if ((x & X_OWNER) && (ev->flags & KMON_EVF_OWNER_CHARGED)) {
+		PUTS(o, ",\"owner_charged\":true,\"charged_elsewhere\":");
+		if (ev->flags & KMON_EVF_FREED_ELSEWHERE)
+			PUTS(o, "true");
+		else
+			PUTS(o, "false");
+		PUTS(o, ",\"owner_pid\":");
+		put_u64(o, ev->data.free.owner_pid);
+		PUTS(o, ",\"alloc_call_site\":");
+		put_hex(o, ev->data.free.alloc_call_site);
+		PUTS(o, ",\"alloc_timestamp\":");
+		put_u64(o, ev->data.free.alloc_timestamp);
+		if (ev->flags & KMON_EVF_FREE_INFERRED)
+			PUTS(o, ",\"free_inferred\":true");
+	}
+}
+
+static void put_oom(struct out *o, const struct kmon_oom_payload *p)
+{
+	PUTS(o, ",\"memcg_id\":");
+	put_u64(o, p->memcg_id);
+	PUTS(o, ",\"limit_pages\":");
+	put_u64(o, p->limit_pages);
+	PUTS(o, ",\"rss_pages\":");
+	put_u64(o, p->rss_pages);
+	PUTS(o, ",\"killer_pid\":");
+	put_u64(o, p->killer_pid);
+}
+
 int event_json__write(char *buf, size_t cap, const struct kmon_event *ev,
 		      const struct kmon_meta *meta, const char *node, uint64_t boot_offset_ns)
 {
@@ -211,11 +259,14 @@ int event_json__write(char *buf, size_t cap, const struct kmon_event *ev,
 			PUTS(&o, ",\"filename_truncated\":true");
 		else
 			PUTS(&o, ",\"filename_truncated\":false");
+	} else if (ev->event_type == KMON_EV_OOM_KILL) {
+		put_oom(&o, &ev->data.oom);
 	} else {
 		PUTS(&o, ",\"ptr\":");
 		put_hex(&o, ev->data.mem.ptr);
 		PUTS(&o, ",\"call_site\":");
 		put_hex(&o, ev->data.mem.call_site);
+		put_mem_extra(&o, ev);
 	}
 	PUTS(&o, ",\"cgroup_id\":");
 	put_u64(&o, ev->cgroup_id);

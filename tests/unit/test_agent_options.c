@@ -34,6 +34,7 @@ static void defaults(void **state)
 	assert_int_equal(o.ringbuf_size, 16u << 20);
 	assert_int_equal(o.event_mask, KMON_EV_MASK_ALL);
 	assert_int_equal(o.sample_every, 1);
+	assert_int_equal(o.live_map_size, 262144);
 	assert_int_equal(o.drain_nice, -5);
 	assert_int_equal(o.run_uid, 65532);
 	assert_int_equal(o.run_gid, 65532);
@@ -69,6 +70,12 @@ static void good_values(void **state)
 	assert_int_equal(PARSE(&o, "--run-as", "1000:65534"), 0);
 	assert_int_equal(o.run_uid, 1000);
 	assert_int_equal(o.run_gid, 65534);
+	assert_int_equal(PARSE(&o, "--events", "slab_alloc,slab_free,oom_kill", "--live-map-size",
+			       "4096"), 0);
+	assert_int_equal(o.event_mask, KMON_EV_MASK(KMON_EV_SLAB_ALLOC) |
+					       KMON_EV_MASK(KMON_EV_SLAB_FREE) |
+					       KMON_EV_MASK(KMON_EV_OOM_KILL));
+	assert_int_equal(o.live_map_size, 4096);
 }
 
 static void node_ip_gives_kubelet_url(void **state)
@@ -100,6 +107,9 @@ static void bad_values(void **state)
 		{ "--ringbuf-size", "99999999999999999999", "--ringbuf-size" },
 		{ "--events", "memory_alloc,exec", "'exec'" },
 		{ "--events", "", "--events" },
+		{ "--events", "slab", "'slab'" },
+		{ "--live-map-size", "10", "--live-map-size" },
+		{ "--live-map-size", "many", "--live-map-size" },
 		{ "--sample", "0", "--sample" },
 		{ "--drain-nice", "5", "from -20 to 0" },
 		{ "--drain-nice", "-21", "from -20 to 0" },

@@ -139,6 +139,72 @@ static void test_json_memory_and_no_meta(void **state)
 	cJSON_Delete(j);
 }
 
+/* v2: a slab event names its cache, a free charged to its owner says so
+ * (and where it was allocated), an uncharged free adds nothing, and an
+ * oom_kill carries its payload instead of ptr/call_site. */
+static void test_json_ledger_fields(void **state)
+{
+	struct kmon_event e = exec_ev("kworker/0:1", 7, "", 0);
+	char buf[2048];
+	cJSON *j;
+	int n;
+
+	(void)state;
+	e.event_type = KMON_EV_SLAB_FREE;
+	memset(&e.data, 0, sizeof(e.data));
+	e.flags = KMON_EVF_SIZE_KNOWN | KMON_EVF_OWNER_CHARGED | KMON_EVF_FREED_ELSEWHERE;
+	e.size = 192;
+	e.data.free.ptr = 0xffff888100000040ull;
+	e.data.free.call_site = 0xffffffff81000100ull;
+	e.data.free.alloc_call_site = 0xffffffff81000200ull;
+	e.data.free.alloc_timestamp = 123456789;
+	e.data.free.owner_pid = 4242;
+	memcpy(e.data.free.cache, "dentry", 6);
+	n = event_json__write(buf, sizeof(buf), &e, NULL, "", 0);
+	j = parse_line(buf, n);
+	assert_string_equal(str(j, "type"), "slab_free");
+	assert_string_equal(str(j, "cache"), "dentry");
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "owner_charged")));
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "charged_elsewhere")));
+	assert_true(num(j, "owner_pid") == 4242);
+	assert_string_equal(str(j, "alloc_call_site"), "0xffffffff81000200");
+	assert_true(num(j, "alloc_timestamp") == 123456789.0);
+	cJSON_Delete(j);
+
+	/* A 24-byte cache name with no NUL stops at the payload's end. */
+	e.event_type = KMON_EV_SLAB_ALLOC;
+	e.flags = 0;
+	memset(e.data.mem.cache, 'k', sizeof(e.data.mem.cache));
+	e.container_key = 0x41414141;
+	n = event_json__write(buf, sizeof(buf), &e, NULL, "", 0);
+	j = parse_line(buf, n);
+	assert_int_equal(strlen(str(j, "cache")), KMON_CACHE_NAME_LEN);
+	assert_null(cJSON_GetObjectItem(j, "owner_charged"));
+	cJSON_Delete(j);
+
+	e.event_type = KMON_EV_MEMORY_FREE;
+	e.flags = 0;
+	n = event_json__write(buf, sizeof(buf), &e, NULL, "", 0);
+	j = parse_line(buf, n);
+	assert_null(cJSON_GetObjectItem(j, "owner_charged"));
+	assert_null(cJSON_GetObjectItem(j, "cache"));
+	cJSON_Delete(j);
+
+	e.event_type = KMON_EV_OOM_KILL;
+	memset(&e.data, 0, sizeof(e.data));
+	e.data.oom.memcg_id = 77;
+	e.data.oom.limit_pages = 8192;
+	e.data.oom.rss_pages = 8000;
+	e.data.oom.killer_pid = 99;
+	n = event_json__write(buf, sizeof(buf), &e, NULL, "", 0);
+	j = parse_line(buf, n);
+	assert_string_equal(str(j, "type"), "oom_kill");
+	assert_true(num(j, "memcg_id") == 77 && num(j, "limit_pages") == 8192);
+	assert_true(num(j, "rss_pages") == 8000 && num(j, "killer_pid") == 99);
+	assert_null(cJSON_GetObjectItem(j, "ptr"));
+	cJSON_Delete(j);
+}
+
 /* The kernel's TRUNCATED flag is visible, and a payload with no NUL at all
  * (a hostile or newer record) is read to its end, never past it. */
 static void test_json_truncated_filename(void **state)
@@ -341,6 +407,7 @@ int main(void)
 		cmocka_unit_test(test_json_exec_fields),
 		cmocka_unit_test(test_json_memory_and_no_meta),
 		cmocka_unit_test(test_json_truncated_filename),
+		cmocka_unit_test(test_json_ledger_fields),
 		cmocka_unit_test(test_json_escaping),
 		cmocka_unit_test(test_json_nospc),
 		cmocka_unit_test(test_json_worst_case_fits),
