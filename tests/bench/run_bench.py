@@ -1009,7 +1009,7 @@ def main():
     if want("kmalloc"):
         res["kmalloc"] = bench_kmalloc(200000 if s else 2000000, tmp)
         table("kmalloc/kfree loop (per-event cost)", res["kmalloc"])
-        res["kernel_target"] = bench_kernel_target(200000 if s else 1000000, tmp, 2 if s else 5)
+        res["kernel_target"] = bench_kernel_target(100000 if s else 1000000, tmp, 2 if s else 5)
         table("target 1: paired rounds, ns per iteration", [res["kernel_target"]])
         report_kernel_target(res["kernel_target"])
     if want("exec"):
@@ -1070,12 +1070,12 @@ def main():
                                        1000000 if s else 5000000)
         table("agent cost vs tracked container processes", res["tracked"])
     if want("memory"):
-        res["memory"] = bench_memory(2000 if s else 10000, 110, tmp, 1000000 if s else 3000000,
+        res["memory"] = bench_memory(1000 if s else 10000, 110, tmp, 1000000 if s else 3000000,
                                      1)
         table("agent memory by component (private RSS, MiB)", res["memory"])
         report_memory(res["memory"])
     if want("drops"):
-        res["drops"] = bench_first_drop((1, 4, 16), (50000, 100000, 200000) if s else
+        res["drops"] = bench_first_drop((1, 4, 16), (100000,) if s else
                                         (25000, 50000, 100000, 150000, 200000, 300000),
                                         1.0 if s else 2.0)
         table("first kernel drop vs consumers (default settings)", res["drops"])
