@@ -24,6 +24,11 @@ and for the plots, one point per call:
     REPORT.point("cost_vs_rate", "kmon", x=events_per_s, y=ns_per_event)
     REPORT.point("consumers", "per consumer", x=4, y=events_per_s)
 
+In run_bench.py a section keeps its raw results in res[section] and adds
+its rows in a report_<section>() function listed in REPORTERS, so that
+`run_bench.py --report-from results.json` rebuilds the same report (and the
+README region) from a saved run.
+
 Nothing here fails on a figure: pass/miss is a column, the run's exit status
 only says whether every tool could run.
 """
