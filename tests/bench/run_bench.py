@@ -27,6 +27,8 @@ because this machine is shared and noisy. Sections:
   forward   kmon-forward to a discarding HTTP sink vs /dev/null vs checksum only
   tracked   agent scan time, RSS and drain stall under a flood, 100 vs 10k PIDs
   podlist   PodList parse time and peak RSS for 110 and 500 pods
+  kernel    target 1: kmon (containers scope, tracked) vs bpftrace count-only
+            in paired rounds, and kmon_kfree's cost on untracked frees
   memory    agent private RSS by component, 10k tracked PIDs, 110 pods
   drops     offered rate at the first kernel drop with 1, 4, 16 consumers
 Not pass/fail: it fails only when a tool cannot run.
@@ -68,6 +70,15 @@ MICRO = os.path.join(B, "tests", "bench_micro")
 BARE = os.path.join(B, "tests", "bench_bare_reader")
 FANOUT = os.path.join(B, "tests", "bench_fanout")
 PIDMAP = os.path.join(B, "tests", "bench_pidmap")
+
+
+def free_addr():
+    """A loopback address with a port nobody listens on now: other checkouts
+    run these benchmarks on the same machine at the same time."""
+    import socket
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        return "127.0.0.1:%d" % so.getsockname()[1]
 
 
 def sh(*a, **kw):
@@ -160,9 +171,8 @@ class Tool:
     def __init__(self, kind, tmp):
         self.kind, self.tmp, self.p, self.agent, self.consumers = kind, tmp, None, None, []
 
-    METRICS = "127.0.0.1:19482"
-
     def start(self):
+        self.METRICS = free_addr()
         k = self.kind
         if k in ("kmon", "kmon-tracepoint", "kmon-consumers", "kmon-containers",
                  "kmon-exec-only"):
@@ -677,9 +687,10 @@ def bench_tracked(counts, tmp, flood_n):
             deadline = time.monotonic() + 300
             while len(c.host_pids()) < k and time.monotonic() < deadline:
                 time.sleep(0.5)
+            maddr = free_addr()
             a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "1",
                               "--pid-map-size", str(max(16384, 2 * k)),
-                              "--metrics-addr", "127.0.0.1:19480"])
+                              "--metrics-addr", maddr])
             a.wait_attached()
             # A kmalloc flood from the same container while the agent rescans
             # every second: how long the drain stalls while scans update the map.
@@ -688,7 +699,7 @@ def bench_tracked(counts, tmp, flood_n):
             flood = subprocess.Popen(in_cgroup(procs, [FLOOD, str(flood_n), "1"]),
                                      stdout=subprocess.DEVNULL)
             time.sleep(5)
-            val = metrics("127.0.0.1:19480")
+            val = metrics(maddr)
             flood.wait()
             with open("/proc/%d/status" % a.proc.pid) as f:
                 rss = [int(l.split()[1]) for l in f if l.startswith("VmRSS")][0]
@@ -717,7 +728,7 @@ def bench_first_drop(counts, rates, secs):
     default settings (4 MiB rings, SCHED_BATCH, checksumming). Rates go up
     until the kernel ring drops; the last step is the flood flat out."""
     rows = []
-    addr = "127.0.0.1:19484"
+    addr = free_addr()
     for k in counts:
         a = Agent(AGENT, ["--scope", "all", "--rescan-interval", "0", "--metrics-addr", addr,
                           "--max-consumers", str(max(16, k)),
@@ -860,11 +871,12 @@ def bench_memory(npids, npods, tmp, flood_n, rounds=1):
                  if os.path.exists(m + c.cgroup_path + "/cgroup.procs")]
         try:
             for _ in range(rounds):
+                maddr = free_addr()
                 a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "2",
                                   "--pid-map-size", str(max(16384, 2 * npids)),
                                   "--kubelet-url", fk.url(), "--kubelet-token-file", token,
                                   "--kubelet-ca-file", fk.ca, "--kubelet-refresh", "2",
-                                  "--metrics-addr", "127.0.0.1:19483"])
+                                  "--metrics-addr", maddr])
                 a.wait_attached()
                 cs = []
                 for i in range(2):
@@ -876,7 +888,7 @@ def bench_memory(npids, npods, tmp, flood_n, rounds=1):
                                stdout=subprocess.DEVNULL)
                 deadline = time.monotonic() + 60
                 while time.monotonic() < deadline:
-                    val = metrics("127.0.0.1:19483")
+                    val = metrics(maddr)
                     if val.get("kmon_tracked_pids", 0) >= npids and \
                             val.get("kmon_pods", 0) >= npods and \
                             val.get("kmon_rescans_total", 0) >= 3:
@@ -1054,6 +1066,7 @@ def main():
     if want("kmalloc"):
         res["kmalloc"] = bench_kmalloc(200000 if s else 2000000, tmp)
         table("kmalloc/kfree loop (per-event cost)", res["kmalloc"])
+    if want("kernel"):
         res["kernel_target"] = bench_kernel_target(100000 if s else 1000000, tmp, 2 if s else 5)
         table("target 1: paired rounds, ns per iteration", [res["kernel_target"]])
     if want("exec"):
