@@ -191,7 +191,7 @@ class Tool:
             if k in ("kmon-consumers", "kmon-containers", "kmon-exec-only"):
                 for argv in ([FORWARD, "--socket", self.agent.socket, "--output", "/dev/null"],
                              [AGGREGATE, "--socket", self.agent.socket, "--listen",
-                              "127.0.0.1:0"]):
+                              free_addr()]):
                     c = Consumer(argv)
                     c.wait_for_log("attached to")
                     self.consumers.append(c)
