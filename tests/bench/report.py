@@ -81,8 +81,16 @@ class Report:
 
     def add(self, target, what, unit, values, baselines=None, baseline_what="", limit=None,
             on="ratio", cmp="<=", note=""):
-        vals = [float(v) for v in (values if isinstance(values, (list, tuple)) else [values])
-                if v is not None]
+        vals = list(values) if isinstance(values, (list, tuple)) else [values]
+        if baselines is not None:
+            bl = list(baselines) if isinstance(baselines, (list, tuple)) else \
+                [baselines] * len(vals)
+            if len(bl) == 1 and len(vals) > 1:
+                bl = bl * len(vals)
+            # Rounds where either side is missing do not count.
+            pairs = [(v, b) for v, b in zip(vals, bl) if v is not None and b is not None]
+            vals, baselines = [float(v) for v, _ in pairs], [float(b) for _, b in pairs]
+        vals = [float(v) for v in vals if v is not None]
         if not vals:
             self.rows.append({"target": str(target), "what": what, "unit": unit, "figure": None,
                               "baseline": None, "baseline_what": baseline_what, "ratio": None,

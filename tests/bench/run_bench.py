@@ -1133,6 +1133,9 @@ def main():
     if want("podlist"):
         res["podlist"] = bench_podlist(s)
         table("kubelet PodList parse", res["podlist"])
+    if not a.report_from:  # the raw results first, whatever the report does
+        with open(a.out, "w") as f:
+            json.dump(res, f, indent=1)
     report_all(res)
     print("\n## Targets (issue 18)%s\n" % (" -- short run, fewer rounds" if s else ""))
     md = REPORT.markdown()
