@@ -1045,6 +1045,8 @@ def main():
     ap.add_argument("--out", default="bench-results.json")
     ap.add_argument("--only", help="comma-separated sections (default: all)")
     ap.add_argument("--plots", help="directory for the PNG plots (default: beside --out)")
+    ap.add_argument("--note", default="", help="a sentence for the README region's header "
+                    "(how the run went: load, sections left out)")
     ap.add_argument("--report-from", metavar="JSON",
                     help="no run: the report of a saved results file")
     ap.add_argument("--write-readme", metavar="README",
@@ -1156,7 +1158,7 @@ def main():
                          " --short" if s else "", time.strftime("%Y-%m-%d %H:%M UTC",
                                                                 time.gmtime()),
                          res["machine"], "2 vCPUs" if os.cpu_count() == 2 else
-                         "%d CPUs" % os.cpu_count()))
+                         "%d CPUs" % os.cpu_count()) + (" " + a.note if a.note else ""))
     print("\nresults: " + a.out)
 
 
