@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <linux/types.h>
 #include "bpf/kmon_event.h"
@@ -31,6 +32,15 @@ struct consumer {
 	uint8_t *allowed;      /* by key; only with a namespace filter */
 	uint8_t *meta_pending; /* by key: META to write before the next event */
 	uint64_t seq;
+	/* Set up by the attach, then the drain's: until the drain has seen the
+	 * consumer once (linked), the replay still has to catch up with the
+	 * history events published since the attach's last pass. */
+	bool linked;
+	struct replay {
+		bool on;
+		bool begun;   /* something was replayed */
+		uint64_t pos; /* next history event to look at */
+	} rp;
 	uint64_t lost_pending, lost_since;
 	uint64_t produced, delivered, lost;
 	double fill;
@@ -38,12 +48,30 @@ struct consumer {
 	bool bad; /* skipped; waits for the control thread to detach it */
 };
 
+/* The consumers the drain writes to: an immutable array, replaced whole by
+ * attach and detach (copy, then one atomic store), so that linking or
+ * unlinking a consumer never takes the lock the drain holds for a batch. */
+struct cons_set {
+	unsigned n;
+	struct consumer *c[];
+};
+
 struct fanout {
 	struct fanout_opts o;
+	/* lock: the drain holds it for a batch; the dictionary (set_meta,
+	 * forget_meta) and statistics take it briefly. ctl: serializes the
+	 * threads that change or read the consumer list (cons, n_cons, live);
+	 * the drain never takes it. Order: ctl, then lock. */
 	pthread_mutex_t lock;
+	pthread_mutex_t ctl;
 	bool batch_locked; /* drain thread only */
 	struct consumer **cons;
 	unsigned n_cons;
+	struct cons_set *_Atomic live; /* what the next batch will use */
+	struct cons_set *cur;          /* drain thread: this batch's */
+	/* Odd while the drain is in a batch: the control thread waits until a
+	 * batch that may still use a replaced set is over before freeing it. */
+	_Atomic uint64_t drain_seq;
 	uint32_t next_id;
 	struct kmon_meta **meta; /* by key */
 	/* History: the last hist_cap events. Only the drain thread writes it:
@@ -86,12 +114,24 @@ struct fanout *fanout__new(const struct fanout_opts *opts)
 		fo->o.max_ring_bytes = 64u << 20;
 	fo->next_id = 1;
 	fo->cons = calloc(fo->o.max_consumers, sizeof(*fo->cons));
+	atomic_init(&fo->live, calloc(1, sizeof(struct cons_set)));
 	fo->meta = calloc(KMON_CONTAINER_KEYS, sizeof(*fo->meta));
 	fo->hist_cap = fo->o.history_bytes / sizeof(struct kmon_event);
 	if (fo->hist_cap)
 		fo->hist = malloc(fo->hist_cap * sizeof(*fo->hist));
-	if (!fo->cons || !fo->meta || (fo->hist_cap && !fo->hist) ||
+	if (!fo->cons || !fo->meta || (fo->hist_cap && !fo->hist) || !atomic_load(&fo->live) ||
 	    pthread_mutex_init(&fo->lock, NULL)) {
+		free(atomic_load(&fo->live));
+		free(fo->cons);
+		free(fo->meta);
+		free(fo->hist);
+		free(fo);
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (pthread_mutex_init(&fo->ctl, NULL)) {
+		pthread_mutex_destroy(&fo->lock);
+		free(atomic_load(&fo->live));
 		free(fo->cons);
 		free(fo->meta);
 		free(fo->hist);
@@ -124,6 +164,8 @@ void fanout__free(struct fanout *fo)
 	for (i = 0; i < KMON_CONTAINER_KEYS; i++)
 		free(fo->meta[i]);
 	pthread_mutex_destroy(&fo->lock);
+	pthread_mutex_destroy(&fo->ctl);
+	free(atomic_load(&fo->live));
 	free(fo->cons);
 	free(fo->meta);
 	free(fo->hist);
@@ -268,14 +310,33 @@ static inline bool wants(const struct fanout *fo, const struct consumer *c,
 	return true;
 }
 
+static void catch_up(struct fanout *fo, struct consumer *c);
+
+/* A batch takes the lock and this batch's consumer set; a consumer it sees
+ * for the first time gets the history events published since its attach's
+ * last pass first (at most CATCHUP_DRAIN_MAX, written by this thread: the
+ * replay meets the live events with neither a gap nor a duplicate). */
+static void begin_batch(struct fanout *fo)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&fo->lock);
+	fo->batch_locked = true;
+	/* seq_cst both: either this load sees a set the control thread just
+	 * stored, or the control thread sees drain_seq odd and waits. */
+	atomic_fetch_add(&fo->drain_seq, 1);
+	fo->cur = atomic_load(&fo->live);
+	for (i = 0; i < fo->cur->n; i++)
+		if (!fo->cur->c[i]->linked)
+			catch_up(fo, fo->cur->c[i]);
+}
+
 void fanout__publish(struct fanout *fo, const struct kmon_event *ev)
 {
 	unsigned i;
 
-	if (!fo->batch_locked) {
-		pthread_mutex_lock(&fo->lock);
-		fo->batch_locked = true;
-	}
+	if (!fo->batch_locked)
+		begin_batch(fo);
 	if (fo->hist_cap) {
 		uint64_t h = atomic_load_explicit(&fo->hist_head, memory_order_relaxed);
 
@@ -288,18 +349,18 @@ void fanout__publish(struct fanout *fo, const struct kmon_event *ev)
 			fo->hist_slot = 0;
 		atomic_store_explicit(&fo->hist_head, h + 1, memory_order_release);
 	}
-	for (i = 0; i < fo->n_cons; i++)
-		if (wants(fo, fo->cons[i], ev))
-			deliver(fo, fo->cons[i], ev, 0);
+	for (i = 0; i < fo->cur->n; i++)
+		if (wants(fo, fo->cur->c[i], ev))
+			deliver(fo, fo->cur->c[i], ev, 0);
 }
 
-static void publish_all(struct fanout *fo)
+static void publish_all(struct fanout *fo, struct consumer *const *cons, unsigned n)
 {
 	unsigned i;
 	bool bad;
 
-	for (i = 0; i < fo->n_cons; i++) {
-		struct consumer *c = fo->cons[i];
+	for (i = 0; i < n; i++) {
+		struct consumer *c = cons[i];
 		if (c->bad || !c->dirty)
 			continue;
 		c->dirty = false;
@@ -314,8 +375,10 @@ void fanout__flush(struct fanout *fo)
 {
 	if (!fo->batch_locked)
 		return;
-	publish_all(fo);
+	publish_all(fo, fo->cur->c, fo->cur->n);
 	fo->batch_locked = false;
+	fo->cur = NULL;
+	atomic_fetch_add(&fo->drain_seq, 1); /* even: out of the batch */
 	pthread_mutex_unlock(&fo->lock);
 }
 
@@ -323,12 +386,17 @@ void fanout__finish(struct fanout *fo)
 {
 	unsigned i;
 
+	pthread_mutex_lock(&fo->ctl);
 	pthread_mutex_lock(&fo->lock);
-	for (i = 0; i < fo->n_cons; i++)
+	for (i = 0; i < fo->n_cons; i++) {
+		if (!fo->cons[i]->linked)
+			catch_up(fo, fo->cons[i]);
 		if (!fo->cons[i]->bad && fo->cons[i]->lost_pending)
 			(void)write_lost(fo, fo->cons[i]);
-	publish_all(fo);
+	}
+	publish_all(fo, fo->cons, fo->n_cons);
 	pthread_mutex_unlock(&fo->lock);
+	pthread_mutex_unlock(&fo->ctl);
 }
 
 int fanout__set_meta(struct fanout *fo, const struct kmon_meta *meta)
@@ -339,16 +407,19 @@ int fanout__set_meta(struct fanout *fo, const struct kmon_meta *meta)
 
 	if (!key || key >= KMON_CONTAINER_KEYS)
 		return -EINVAL;
+	pthread_mutex_lock(&fo->ctl);
 	pthread_mutex_lock(&fo->lock);
 	m = fo->meta[key];
 	if (m && !memcmp(m, meta, sizeof(*m))) {
 		pthread_mutex_unlock(&fo->lock);
+		pthread_mutex_unlock(&fo->ctl);
 		return 0;
 	}
 	if (!m) {
 		m = malloc(sizeof(*m));
 		if (!m) {
 			pthread_mutex_unlock(&fo->lock);
+			pthread_mutex_unlock(&fo->ctl);
 			return -ENOMEM;
 		}
 		fo->meta[key] = m;
@@ -361,6 +432,7 @@ int fanout__set_meta(struct fanout *fo, const struct kmon_meta *meta)
 		bit_set(c->meta_pending, key, true);
 	}
 	pthread_mutex_unlock(&fo->lock);
+	pthread_mutex_unlock(&fo->ctl);
 	return 0;
 }
 
@@ -370,6 +442,7 @@ int fanout__forget_meta(struct fanout *fo, uint32_t key)
 
 	if (!key || key >= KMON_CONTAINER_KEYS)
 		return -EINVAL;
+	pthread_mutex_lock(&fo->ctl);
 	pthread_mutex_lock(&fo->lock);
 	free(fo->meta[key]);
 	fo->meta[key] = NULL;
@@ -379,6 +452,7 @@ int fanout__forget_meta(struct fanout *fo, uint32_t key)
 			bit_set(fo->cons[i]->allowed, key, false);
 	}
 	pthread_mutex_unlock(&fo->lock);
+	pthread_mutex_unlock(&fo->ctl);
 	return 0;
 }
 
@@ -411,12 +485,6 @@ static uint64_t replay_start(struct fanout *fo, const struct consumer *c, uint64
 	}
 	return i;
 }
-
-struct replay {
-	bool on;
-	bool begun;   /* something was replayed */
-	uint64_t pos; /* next history event to look at */
-};
 
 /* History events up to `to` that will not be replayed: the replay starts
  * later while nothing was replayed yet; after that they are a hole in it,
@@ -460,22 +528,23 @@ static void replay_range(struct fanout *fo, struct consumer *c, struct replay *r
 }
 
 /* The replay without the lock runs again while more than this many events
- * arrived during its previous pass; what is left is replayed under it, and
- * no more: should the drain have outrun CATCHUP_ROUNDS passes, the older
- * rest is reported LOST. The passes converge: each is shorter than the one
+ * arrived during its previous pass; what is left the drain replays itself
+ * at its next batch (catch_up()), CATCHUP_DRAIN_MAX at most: should the
+ * drain have outrun CATCHUP_ROUNDS passes, the older rest is reported LOST. The passes converge: each is shorter than the one
  * before unless the drain outruns the copy, and then the ring fills up and
  * the rest of a pass only counts losses, which is faster than any drain. */
-#define CATCHUP_LOCKED_MAX 64
+#define CATCHUP_LEFT_MAX 64
 #define CATCHUP_ROUNDS 64
 
-/* Writes zeros over the free ring space the locked catch-up will write
- * into, so that it takes no page fault under the lock (on this VM a first
+/* Writes zeros over the free ring space the drain's catch-up will write
+ * into (what is left plus a batch under way), so that the drain takes no
+ * page fault for it (on this VM a first
  * touch of a shared-memory page costs tens of microseconds). Nothing is
  * committed: the consumer never sees these bytes, at most a PAD record
  * should the space wrap around the end of the ring. */
 static void prefault(struct consumer *c)
 {
-	uint32_t len = (CATCHUP_LOCKED_MAX + 4) * EVENT_REC_BYTES + 4 * META_REC_BYTES;
+	uint32_t len = (CATCHUP_LEFT_MAX + 256 + 4) * EVENT_REC_BYTES + 4 * META_REC_BYTES;
 	size_t free_bytes = ring_prod__free_bytes(c->ring);
 	struct kmon_rec_hdr *h;
 	bool bad;
@@ -485,6 +554,54 @@ static void prefault(struct consumer *c)
 	h = ring_prod__reserve(c->ring, len, &bad);
 	if (h)
 		memset(h, 0, len);
+}
+
+/* The drain's side of a link: the history events since the attach's last
+ * pass, no more than CATCHUP_DRAIN_MAX (older ones are reported LOST), then
+ * live events from this batch on. Besides the events published while the
+ * attach finished, a batch of the drain that was under way at the link
+ * (up to 256 events) lands here: a quick copy on the drain's own thread, a
+ * few microseconds, where the old catch-up under the lock stopped at 64. */
+#define CATCHUP_DRAIN_MAX 1024
+static void catch_up(struct fanout *fo, struct consumer *c)
+{
+	if (c->rp.on) {
+		uint64_t h = atomic_load_explicit(&fo->hist_head, memory_order_relaxed);
+
+		if (h - c->rp.pos > CATCHUP_DRAIN_MAX)
+			replay_skip(c, &c->rp, h - CATCHUP_DRAIN_MAX);
+		replay_range(fo, c, &c->rp, h);
+	}
+	c->dirty = true; /* what the attach wrote is published with this batch */
+	c->linked = true;
+}
+
+/* Waits until no batch of the drain can still use a consumer set replaced
+ * before this call (an odd drain_seq is a batch in progress). */
+static void quiesce(struct fanout *fo)
+{
+	uint64_t s = atomic_load(&fo->drain_seq);
+
+	while ((s & 1) && atomic_load(&fo->drain_seq) == s) {
+		struct timespec ts = { 0, 20000 };
+
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Makes fo->cons what the drain's next batch uses (ctl held). */
+static int set_replace(struct fanout *fo)
+{
+	struct cons_set *n = malloc(sizeof(*n) + fo->n_cons * sizeof(n->c[0])), *old;
+
+	if (!n)
+		return -ENOMEM;
+	n->n = fo->n_cons;
+	memcpy(n->c, fo->cons, fo->n_cons * sizeof(n->c[0]));
+	old = atomic_exchange(&fo->live, n);
+	quiesce(fo);
+	free(old);
+	return 0;
 }
 
 /* A consumer is built without the lock, on a ring nobody else sees yet (ring,
@@ -526,14 +643,14 @@ int fanout__attach(struct fanout *fo, const struct fanout_sub *sub, uint32_t *id
 
 	/* Refuse early, before making a ring for nothing; checked again at
 	 * the link. */
-	pthread_mutex_lock(&fo->lock);
+	pthread_mutex_lock(&fo->ctl);
 	if (fo->n_cons >= fo->o.max_consumers) {
-		pthread_mutex_unlock(&fo->lock);
+		pthread_mutex_unlock(&fo->ctl);
 		err = -ENOSPC;
 		goto fail;
 	}
 	c->id = fo->next_id++;
-	pthread_mutex_unlock(&fo->lock);
+	pthread_mutex_unlock(&fo->ctl);
 	snprintf(rname, sizeof(rname), "%u-%s", c->id, c->name);
 	c->ring = sub->ring ? sub->ring : ring_prod__new(c->ring_bytes, rname);
 	if (!c->ring) {
@@ -569,34 +686,32 @@ int fanout__attach(struct fanout *fo, const struct fanout_sub *sub, uint32_t *id
 		replay_range(fo, c, &r, h);
 		for (i = 0; i < CATCHUP_ROUNDS; i++) {
 			h = atomic_load_explicit(&fo->hist_head, memory_order_acquire);
-			if (h - r.pos <= CATCHUP_LOCKED_MAX)
+			if (h - r.pos <= CATCHUP_LEFT_MAX)
 				break;
 			replay_range(fo, c, &r, h);
 		}
 		prefault(c);
 	}
 
-	pthread_mutex_lock(&fo->lock);
+	/* Linked without the drain's lock: the drain's next batch takes the
+	 * new set and catches the replay up (begin_batch()). */
+	*replayed_bytes = c->delivered * EVENT_REC_BYTES;
+	(void)ring_prod__publish(c->ring); /* the replay so far, even if no batch follows */
+	c->rp = r;
+	pthread_mutex_lock(&fo->ctl);
 	if (fo->n_cons >= fo->o.max_consumers) {
-		pthread_mutex_unlock(&fo->lock);
+		pthread_mutex_unlock(&fo->ctl);
 		err = -ENOSPC;
 		goto fail;
 	}
-	/* The drain writes the history and the live copies in one critical
-	 * section: every event before hist_head now is the replay's, every
-	 * later one is live. So the replay meets the live events with neither
-	 * a gap nor a duplicate. */
-	if (r.on) {
-		uint64_t h = atomic_load_explicit(&fo->hist_head, memory_order_relaxed);
-
-		if (h - r.pos > CATCHUP_LOCKED_MAX)
-			replay_skip(c, &r, h - CATCHUP_LOCKED_MAX);
-		replay_range(fo, c, &r, h);
-	}
-	*replayed_bytes = c->delivered * EVENT_REC_BYTES;
-	(void)ring_prod__publish(c->ring);
 	fo->cons[fo->n_cons++] = c;
-	pthread_mutex_unlock(&fo->lock);
+	err = set_replace(fo);
+	if (err) {
+		fo->cons[--fo->n_cons] = NULL;
+		pthread_mutex_unlock(&fo->ctl);
+		goto fail;
+	}
+	pthread_mutex_unlock(&fo->ctl);
 
 	*id = c->id;
 	*ring_bytes = c->ring_bytes;
@@ -631,7 +746,7 @@ int fanout__detach(struct fanout *fo, uint32_t id, struct fanout_consumer_stats 
 	struct consumer *c = NULL;
 	unsigned i;
 
-	pthread_mutex_lock(&fo->lock);
+	pthread_mutex_lock(&fo->ctl);
 	for (i = 0; i < fo->n_cons; i++) {
 		if (fo->cons[i]->id == id) {
 			c = fo->cons[i];
@@ -640,7 +755,13 @@ int fanout__detach(struct fanout *fo, uint32_t id, struct fanout_consumer_stats 
 			break;
 		}
 	}
-	pthread_mutex_unlock(&fo->lock);
+	/* Once no batch uses it any more, the consumer is ours to free. */
+	if (c && set_replace(fo)) {
+		fo->cons[fo->n_cons++] = c;
+		pthread_mutex_unlock(&fo->ctl);
+		return -ENOMEM;
+	}
+	pthread_mutex_unlock(&fo->ctl);
 	if (!c)
 		return -ENOENT;
 	if (final)
@@ -653,11 +774,13 @@ unsigned fanout__take_bad(struct fanout *fo, uint32_t *ids, unsigned n)
 {
 	unsigned i, k = 0;
 
+	pthread_mutex_lock(&fo->ctl);
 	pthread_mutex_lock(&fo->lock);
 	for (i = 0; i < fo->n_cons && k < n; i++)
 		if (fo->cons[i]->bad)
 			ids[k++] = fo->cons[i]->id;
 	pthread_mutex_unlock(&fo->lock);
+	pthread_mutex_unlock(&fo->ctl);
 	return k;
 }
 
@@ -665,9 +788,9 @@ unsigned fanout__consumer_count(struct fanout *fo)
 {
 	unsigned n;
 
-	pthread_mutex_lock(&fo->lock);
+	pthread_mutex_lock(&fo->ctl);
 	n = fo->n_cons;
-	pthread_mutex_unlock(&fo->lock);
+	pthread_mutex_unlock(&fo->ctl);
 	return n;
 }
 
@@ -675,10 +798,12 @@ unsigned fanout__consumer_stats(struct fanout *fo, struct fanout_consumer_stats 
 {
 	unsigned i, total;
 
+	pthread_mutex_lock(&fo->ctl);
 	pthread_mutex_lock(&fo->lock);
 	total = fo->n_cons;
 	for (i = 0; i < total && i < n; i++)
 		fill_stats(fo->cons[i], &out[i]);
 	pthread_mutex_unlock(&fo->lock);
+	pthread_mutex_unlock(&fo->ctl);
 	return total;
 }

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * PodList parse cost: builds a kubelet-like PodList of N pods (3 containers
- * each, one restarted) and parses it R times. Prints one JSON line with the
- * body size, ns per parse, and the process's peak RSS.
+ * PodList parse cost: builds a kubelet-like PodList of N pods (C containers
+ * each, default 3, the last one restarted) and parses it R times. Prints one
+ * JSON line with the body size, ms per parse, the process's peak RSS and how
+ * much of it the parse added (peak after the parses minus peak before).
+ *   bench_podlist [PODS] [REPS] [CONTAINERS_PER_POD]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,23 @@
 #include <time.h>
 
 #include "k8s/podlist.h"
+
+/* This process's peak RSS in KiB (VmHWM: unlike ru_maxrss it is not carried
+ * over from the parent across execve). */
+static long hwm_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "VmHWM:", 6))
+			kb = strtol(line + 6, NULL, 10);
+	fclose(f);
+	return kb;
+}
 
 static double now(void)
 {
@@ -24,11 +43,18 @@ int main(int argc, char **argv)
 {
 	unsigned pods = argc > 1 ? (unsigned)atoi(argv[1]) : 110;
 	unsigned reps = argc > 2 ? (unsigned)atoi(argv[2]) : 50;
-	size_t cap = (size_t)pods * 4096 + 256, len = 0;
-	char *buf = malloc(cap), err[256];
+	unsigned per = argc > 3 ? (unsigned)atoi(argv[3]) : 3;
+	size_t cap = (size_t)pods * (1024 + per * 512) + 256, len = 0;
+	char *buf, err[256];
 	struct rusage ru;
+	long rss0;
 	double t0, t;
 
+	if (pods < 1 || pods > 100000 || per < 1 || per > 100 || reps < 1) {
+		fprintf(stderr, "usage: bench_podlist [PODS 1..100000] [REPS] [CONTAINERS 1..100]\n");
+		return 2;
+	}
+	buf = malloc(cap);
 	if (!buf)
 		return 1;
 	len += (size_t)snprintf(buf + len, cap - len, "{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"items\":[");
@@ -38,18 +64,19 @@ int main(int argc, char **argv)
 			"\"uid\":\"%08x-3555-427e-a507-b503ccb2c06e\",\"labels\":{\"app\":\"a%u\"}},"
 			"\"spec\":{\"nodeName\":\"worker-1\"},\"status\":{\"phase\":\"Running\","
 			"\"containerStatuses\":[", i ? "," : "", i, i % 20, i, i);
-		for (unsigned c = 0; c < 3; c++)
+		for (unsigned c = 0; c < per; c++)
 			len += (size_t)snprintf(buf + len, cap - len,
 				"%s{\"name\":\"c%u\",\"ready\":true,\"restartCount\":%u,"
 				"\"image\":\"registry.example.com/app:1.2.3\",\"containerID\":"
 				"\"containerd://%08x%056u\",\"lastState\":%s}",
-				c ? "," : "", c, c == 2, i * 4 + c, 0,
-				c == 2 ? "{\"terminated\":{\"exitCode\":1,\"containerID\":"
+				c ? "," : "", c, c == per - 1, i * per + c, 0,
+				c == per - 1 ? "{\"terminated\":{\"exitCode\":1,\"containerID\":"
 					 "\"containerd://ffffffff00000000000000000000000000000000000000000000000000000000\"}}"
 				       : "{}");
 		len += (size_t)snprintf(buf + len, cap - len, "]}}");
 	}
 	len += (size_t)snprintf(buf + len, cap - len, "]}");
+	rss0 = hwm_kb();
 	t0 = now();
 	for (unsigned r = 0; r < reps; r++) {
 		struct podlist *pl = podlist__parse(buf, len, 100000, err, sizeof(err));
@@ -60,9 +87,10 @@ int main(int argc, char **argv)
 		podlist__free(pl);
 	}
 	t = (now() - t0) / reps;
-	getrusage(RUSAGE_SELF, &ru);
-	printf("{\"pods\":%u,\"body_bytes\":%zu,\"parse_ms\":%.3f,\"peak_rss_kb\":%ld}\n", pods, len,
-	       t * 1e3, ru.ru_maxrss);
+	ru.ru_maxrss = hwm_kb();
+	printf("{\"pods\":%u,\"containers\":%u,\"body_bytes\":%zu,\"parse_ms\":%.3f,"
+	       "\"peak_rss_kb\":%ld,\"parse_rss_kb\":%ld}\n", pods, pods * per, len, t * 1e3,
+	       ru.ru_maxrss, ru.ru_maxrss - rss0);
 	free(buf);
 	return 0;
 }

@@ -39,7 +39,17 @@ because this machine is shared and noisy. Sections:
             opaque ptr (SipHash) and call-site references (cache, binary
             search) vs the record copy alone and --raw-kernel-addresses;
             consumer JSON with names vs hex (this kernel's symbols)
+  kernel    target 1: kmon (containers scope, tracked) vs bpftrace count-only
+            in paired rounds, and kmon_kfree's cost on untracked frees
+  memory    agent private RSS by component, 10k tracked PIDs, 110 pods
+  drops     offered rate at the first kernel drop with 1, 4, 16 consumers
 Not pass/fail: it fails only when a tool cannot run.
+
+One report (issue 18): every section also adds its targets' rows to
+report.REPORT (see report.py for that interface); the run ends with one
+Markdown table of every target (figure, baseline, ratio, spread over rounds,
+pass/miss) and PNG plots (--plots DIR, matplotlib). --write-readme README.md
+rewrites the README's marked cost region from it.
 """
 import argparse
 import json
@@ -47,7 +57,6 @@ import os
 import shutil
 import signal
 from statistics import median
-import struct
 import subprocess
 import sys
 import tempfile
@@ -57,6 +66,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Run by hand as well as by ctest: find the harness without PYTHONPATH.
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 from agentproc import Agent, Consumer  # noqa: E402
+from report import REPORT, write_readme  # noqa: E402
 
 B = os.environ.get("KMON_BUILD", os.path.join(HERE, "..", "..", "build"))
 AGENT = os.path.join(B, "agent", "kmon-agent")
@@ -71,6 +81,16 @@ MICRO = os.path.join(B, "tests", "bench_micro")
 BARE = os.path.join(B, "tests", "bench_bare_reader")
 FANOUT = os.path.join(B, "tests", "bench_fanout")
 ADDRMASK = os.path.join(B, "tests", "bench_addrmask")
+PIDMAP = os.path.join(B, "tests", "bench_pidmap")
+
+
+def free_addr():
+    """A loopback address with a port nobody listens on now: other checkouts
+    run these benchmarks on the same machine at the same time."""
+    import socket
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        return "127.0.0.1:%d" % so.getsockname()[1]
 
 
 def sh(*a, **kw):
@@ -163,9 +183,8 @@ class Tool:
     def __init__(self, kind, tmp):
         self.kind, self.tmp, self.p, self.agent, self.consumers = kind, tmp, None, None, []
 
-    METRICS = "127.0.0.1:19482"
-
     def start(self):
+        self.METRICS = free_addr()
         k = self.kind
         if k in ("kmon", "kmon-tracepoint", "kmon-consumers", "kmon-containers",
                  "kmon-exec-only"):
@@ -184,7 +203,7 @@ class Tool:
             if k in ("kmon-consumers", "kmon-containers", "kmon-exec-only"):
                 for argv in ([FORWARD, "--socket", self.agent.socket, "--output", "/dev/null"],
                              [AGGREGATE, "--socket", self.agent.socket, "--listen",
-                              "127.0.0.1:0"]):
+                              free_addr()]):
                     c = Consumer(argv)
                     c.wait_for_log("attached to")
                     self.consumers.append(c)
@@ -289,6 +308,56 @@ def bench_kmalloc(n, tmp):
                      "recursion_misses": res.get("recursion_misses")})
     pod.close()
     return rows
+
+
+def bench_kernel_target(n, tmp, rounds):
+    """Target 1, paired rounds: bpftrace count-only, then kmon in containers
+    scope with the loop in a tracked container (every kmon program loaded,
+    the memory ledger's included), per loop iteration; and kmon with the
+    loop outside any container, where each kfree is an untracked free that
+    still looks its owner up in the live-allocation map: the BPF ns per run
+    of kmon_kfree then, against bpftrace's count-only program on kfree."""
+    subprocess.run(["sysctl", "-qw", "kernel.bpf_stats_enabled=1"], check=False)
+    pod = PodCgroup()
+    out = {"bpftrace": [], "kmon": [], "untracked_free_ns": [], "bpftrace_free_ns": [],
+           "drops": 0}
+    try:
+        for _ in range(rounds):
+            for kind in ("bpftrace-count-kmalloc", "kmon-containers"):
+                tool = Tool(kind, tmp).start()
+                before = prog_stats()
+                secs = min(timed([FLOOD, str(n)], pod=pod, tool=tool) for _ in range(2))
+                after = prog_stats()
+                if kind == "kmon-containers":
+                    # The same agent, the loop now untracked (outside any pod).
+                    b2 = prog_stats()
+                    timed([FLOOD, str(n)])
+                    a2 = prog_stats()
+                    ns, _ = kmon_prog_ns(b2, a2, ("kmon_kfree",))
+                    out["untracked_free_ns"].append(ns)
+                else:
+                    fr = tuple(v[0] for k, v in after.items() if k not in before and
+                               v[1] > 0 and "kfree" in v[0]) or tuple(
+                        v[0] for k, v in after.items() if k not in before and v[1] > 0)
+                    ns, _ = kmon_prog_ns(before, after, fr)
+                    out["bpftrace_free_ns"].append(ns)
+                res = tool.stop()
+                if kind == "kmon-containers":
+                    out["drops"] += sum((res.get("kernel_dropped") or {}).values())
+                out["kmon" if kind == "kmon-containers" else "bpftrace"].append(secs / n * 1e9)
+    finally:
+        pod.close()
+    return out
+
+
+def report_kernel_target(r):
+    REPORT.add("1", "kmalloc+kfree loop, kmon containers scope, tracked, ledger programs on",
+               "ns/iter", r["kmon"], baselines=r["bpftrace"],
+               baseline_what="bpftrace count-only", limit=1.10, on="ratio",
+               note="%d kernel drops" % r["drops"])
+    REPORT.add("1", "per-free cost on untracked frees (kmon_kfree, owner lookup included)",
+               "BPF ns/run", r["untracked_free_ns"], baselines=r["bpftrace_free_ns"],
+               baseline_what="bpftrace count-only kfree program")
 
 
 def bench_exec(n, tmp, rounds):
@@ -668,9 +737,10 @@ def bench_tracked(counts, tmp, flood_n):
             deadline = time.monotonic() + 300
             while len(c.host_pids()) < k and time.monotonic() < deadline:
                 time.sleep(0.5)
+            maddr = free_addr()
             a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "1",
                               "--pid-map-size", str(max(16384, 2 * k)),
-                              "--metrics-addr", "127.0.0.1:19480"])
+                              "--metrics-addr", maddr])
             a.wait_attached()
             # A kmalloc flood from the same container while the agent rescans
             # every second: how long the drain stalls while scans update the map.
@@ -679,7 +749,7 @@ def bench_tracked(counts, tmp, flood_n):
             flood = subprocess.Popen(in_cgroup(procs, [FLOOD, str(flood_n), "1"]),
                                      stdout=subprocess.DEVNULL)
             time.sleep(5)
-            val = metrics("127.0.0.1:19480")
+            val = metrics(maddr)
             flood.wait()
             with open("/proc/%d/status" % a.proc.pid) as f:
                 rss = [int(l.split()[1]) for l in f if l.startswith("VmRSS")][0]
@@ -695,13 +765,329 @@ def bench_tracked(counts, tmp, flood_n):
     return rows
 
 
+def metric_sum(addr, name):
+    """Sum of a metric over all its label sets."""
+    m = sh("curl", "-s", "http://%s/metrics" % addr)
+    return sum(float(l.rsplit(" ", 1)[1]) for l in m.splitlines()
+               if l.startswith(name + "{") or l.startswith(name + " "))
+
+
+def bench_first_drop(counts, rates, secs):
+    """Target 7: the offered kmalloc+kfree rate (two flood threads, paced) at
+    which the first kernel drop appears, with 1, 4 and 16 consumers at
+    default settings (4 MiB rings, SCHED_BATCH, checksumming). Rates go up
+    until the kernel ring drops; the last step is the flood flat out."""
+    rows = []
+    addr = free_addr()
+    for k in counts:
+        a = Agent(AGENT, ["--scope", "all", "--rescan-interval", "0", "--metrics-addr", addr,
+                          "--max-consumers", str(max(16, k)),
+                          "--max-consumers-per-uid", str(max(8, k))])
+        a.wait_attached()
+        cs = []
+        for i in range(k):
+            c = Consumer([TC, "--socket", a.socket, "--name", "d%d" % i, "--sched-batch"])
+            c.wait_for_log("attached to")
+            cs.append(c)
+        first, best, curve = None, 0, []
+        for rate in list(rates) + [None]:
+            d0 = metric_sum(addr, "kmon_kernel_dropped_total")
+            r0 = metric_sum(addr, "kmon_events_read_total")
+            cpu0 = proc_cpu(a.proc.pid)
+            n = int((rate or 400000) * secs)
+            t0 = time.perf_counter()
+            subprocess.run([FLOOD, str(n), "2"] + (["--rate=%d" % rate] if rate else []),
+                           check=True, stdout=subprocess.DEVNULL)
+            el = time.perf_counter() - t0
+            time.sleep(0.3)
+            dropped = metric_sum(addr, "kmon_kernel_dropped_total") - d0
+            read = metric_sum(addr, "kmon_events_read_total") - r0
+            got = read / el
+            best = max(best, got)
+            # The agent's CPU per event at this rate (drain + fan-out copies).
+            curve.append((got, (proc_cpu(a.proc.pid) - cpu0) / max(read, 1) * 1e9))
+            if dropped > 0:
+                first = {"offered": "%d it/s" % rate if rate else "flat out",
+                         "events_per_s_at_first_drop": round((got * el + dropped) / el),
+                         "dropped": int(dropped)}
+                break
+        a.stop()
+        for c in cs:
+            c.stop()
+        rows.append({"consumers": k,
+                     "first_drop_at_events_per_s": first["events_per_s_at_first_drop"]
+                     if first else None,
+                     "offered_at_first_drop": first["offered"] if first else "none up to flat out",
+                     "dropped_then": first["dropped"] if first else 0,
+                     "highest_events_per_s_without_drop": round(best),
+                     "agent_cpu_ns_per_event_by_rate": [[round(x), round(y, 1)]
+                                                        for x, y in curve]})
+    return rows
+
+
+def report_first_drop(rows):
+    for r in rows:
+        for x, y in r["agent_cpu_ns_per_event_by_rate"]:
+            REPORT.point("cost_vs_rate", "agent CPU, %d consumer%s" % (
+                r["consumers"], "s" if r["consumers"] > 1 else ""), x, y)
+        if r["first_drop_at_events_per_s"]:
+            REPORT.add("7", "first kernel drop, %d consumer%s" % (r["consumers"],
+                       "s" if r["consumers"] > 1 else ""), "events/s",
+                       r["first_drop_at_events_per_s"], note=r["offered_at_first_drop"])
+        else:
+            REPORT.add("7", "no kernel drop up to flat out, %d consumer%s" % (
+                r["consumers"], "s" if r["consumers"] > 1 else ""), "events/s",
+                r["highest_events_per_s_without_drop"], note="flood's ceiling on 2 vCPUs")
+
+
+def smaps_components(pid, history_bytes):
+    """The agent's private (non-shared) resident memory from /proc/PID/smaps,
+    by component: the BPF maps' mappings (the ring) and the consumers' rings
+    (memfd) are set apart, everything else is the agent's own."""
+    import re
+    comp, cur = {}, None
+    hist_kb = history_bytes // 1024
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$", line)
+            if m:
+                size = (int(m.group(2), 16) - int(m.group(1), 16)) // 1024
+                name, perm = m.group(4), m.group(3)
+                if "bpf" in name:
+                    cur = "BPF maps (ring), excluded"
+                elif name.startswith("/memfd:") or "kmon" in name and perm.endswith("s"):
+                    cur = "consumer rings, excluded"
+                elif name == "[heap]":
+                    cur = "malloc main heap (pod table, PID set, libbpf, ...)"
+                elif name == "[stack]":
+                    cur = "main thread stack"
+                elif name.startswith("/"):
+                    cur = "binaries' and libraries' data"
+                elif name == "" and hist_kb and hist_kb <= size <= hist_kb + 64:
+                    cur = "history buffer (--history-bytes)"
+                elif name == "" and size in (8192, 8188, 8196):
+                    cur = "thread stacks"
+                elif name == "":
+                    cur = "other anonymous (thread arenas, stacks, large allocations)"
+                else:
+                    cur = "other: " + name
+                continue
+            if line.startswith(("Private_Clean:", "Private_Dirty:")) and cur:
+                comp[cur] = comp.get(cur, 0) + int(line.split()[1])
+    return comp
+
+
+def bench_memory(npids, npods, tmp, flood_n, rounds=1):
+    """Target 6: the agent's own memory (private RSS from smaps, the BPF ring
+    and the consumers' rings excluded) with npids tracked container
+    processes, a kubelet PodList of npods pods (one real, the others listed
+    with a container each), two consumers attached and a history filled by a
+    kmalloc flood from the container; per component."""
+    import types
+    from kubenode import Node, new_container_id, new_pod_uid
+    from fake_kubelet import FakeKubelet
+    rows = []
+    with Node() as n:
+        c = n.start_container(flavor="cgroupfs-containerd", pod_uid=new_pod_uid(), name="many",
+                              cmd=["/bin/sh", "-c", "i=0; while [ $i -lt %d ]; do sleep 3600 & "
+                                   "i=$((i+1)); done; wait" % npids])
+        deadline = time.monotonic() + 300
+        while len(c.host_pids()) < npids and time.monotonic() < deadline:
+            time.sleep(0.5)
+        pods = [{"name": "many", "namespace": "bench", "containers": [c]}]
+        for i in range(npods - 1):
+            uid = new_pod_uid()
+            fake = types.SimpleNamespace(sandbox=False, pod_uid=uid, id=new_container_id(),
+                                         name="app", runtime=c.runtime, qos="burstable")
+            pods.append({"name": "web-%d" % i, "namespace": "ns-%d" % (i % 10),
+                         "uid": uid, "containers": [fake]})
+        # The agent reads the token and CA as uid 65532 after attach.
+        kdir = os.path.join(tmp, "kubelet")
+        os.makedirs(kdir, exist_ok=True)
+        os.chmod(tmp, 0o755)
+        os.chmod(kdir, 0o755)
+        token = os.path.join(kdir, "token")
+        with open(token, "w") as f:
+            f.write("bench-token\n")
+        os.chmod(token, 0o644)
+        pods_file = os.path.join(kdir, "pods.json")
+        fk = FakeKubelet(kdir, pods_file, token)
+        fk.set_pods(n.podlist(pods))
+        os.chmod(pods_file, 0o644)
+        fk.start()
+        os.chmod(fk.ca, 0o644)
+        npids = len(c.host_pids())
+        procs = [m + c.cgroup_path + "/cgroup.procs" for m in c.node.cgroup_mounts
+                 if os.path.exists(m + c.cgroup_path + "/cgroup.procs")]
+        try:
+            for _ in range(rounds):
+                maddr = free_addr()
+                a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "2",
+                                  "--pid-map-size", str(max(16384, 2 * npids)),
+                                  "--kubelet-url", fk.url(), "--kubelet-token-file", token,
+                                  "--kubelet-ca-file", fk.ca, "--kubelet-refresh", "2",
+                                  "--metrics-addr", maddr])
+                a.wait_attached()
+                cs = []
+                for i in range(2):
+                    cc = Consumer([TC, "--socket", a.socket, "--name", "m%d" % i,
+                                   "--sched-batch"])
+                    cc.wait_for_log("attached to")
+                    cs.append(cc)
+                subprocess.run(in_cgroup(procs, [FLOOD, str(flood_n), "1"]), check=True,
+                               stdout=subprocess.DEVNULL)
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    val = metrics(maddr)
+                    if val.get("kmon_tracked_pids", 0) >= npids and \
+                            val.get("kmon_pods", 0) >= npods and \
+                            val.get("kmon_rescans_total", 0) >= 3:
+                        break
+                    time.sleep(1)
+                comp = smaps_components(a.proc.pid, 8 << 20)
+                with open("/proc/%d/status" % a.proc.pid) as f:
+                    st = {l.split(":")[0]: int(l.split()[1]) for l in f
+                          if l.startswith(("VmRSS", "Threads"))}
+                a.stop()
+                for cc in cs:
+                    cc.stop()
+                own = sum(v for k, v in comp.items() if "excluded" not in k)
+                row = {"tracked_pids": int(val.get("kmon_tracked_pids", 0)),
+                       "pods": int(val.get("kmon_pods", 0)),
+                       "threads": st.get("Threads"), "vm_rss_mib": round(st["VmRSS"] / 1024, 1),
+                       "own_private_mib": round(own / 1024, 2)}
+                row.update({"%s (MiB)" % k: round(v / 1024, 2) for k, v in sorted(comp.items())})
+                rows.append(row)
+        finally:
+            fk.stop()
+    return rows
+
+
+def report_memory(rows):
+    if not rows:
+        return
+    REPORT.add("6", "agent private RSS beyond the rings, %d PIDs, %d pods, 2 consumers"
+               % (rows[0]["tracked_pids"], rows[0]["pods"]), "MiB",
+               [r["own_private_mib"] for r in rows], limit=16, on="figure")
+    for k in rows[0]:
+        if k.endswith("(MiB)") and "excluded" not in k:
+            if max(r.get(k, 0) for r in rows) >= 0.05:
+                REPORT.add("6", "of it: " + k[:-6], "MiB", [r.get(k, 0) for r in rows])
+
+
 def bench_ring(n):
     out = sh(RING, "bench", str(n))
     return json.loads(out.strip().splitlines()[-1])
 
 
-def bench_podlist():
-    return [json.loads(sh(PODLIST, str(p), "20")) for p in (110, 500)]
+def bench_podlist(short=False):
+    """110 and 500 pods of 3 containers; a node's worth: 1,000 pods of 10
+    containers (10,000 containers)."""
+    return [json.loads(sh(PODLIST, str(p), str(r), str(c)))
+            for p, c, r in ((110, 3, 20), (500, 3, 20), (1000, 10, 3 if short else 10))]
+
+
+def report_fanout(flat, paced):
+    """Target 5: each of 4 consumers' events/s against one consumer's, per
+    round, flat out; plus the curve of events/s per consumer."""
+    def per(rows, k):
+        return [r["events_per_s_per_consumer"] for r in rows if r["consumers"] == k]
+    one, four = per(flat, 1), per(flat, 4)
+    kd = sum(r["kernel_dropped"] for r in flat if r["consumers"] == 4)
+    lost = sum(r["lost"] for r in flat if r["consumers"] == 4)
+    if one and four:
+        REPORT.add("5", "events/s per consumer, 4 consumers, two-thread flood", "events/s",
+                   four, baselines=one, baseline_what="1 consumer", limit=0.95, on="ratio",
+                   cmp=">=", note="%d kernel drops, %d lost" % (kd, lost))
+    for rows, series in ((flat, "flat out"), (paced, "paced")):
+        for r in rows:
+            if r["consumers"]:
+                REPORT.point("consumers", series, r["consumers"], r["events_per_s_per_consumer"])
+            if series == "flat out" and r["consumers"] == 0:
+                REPORT.point("consumers", series, 0, r["events_per_s_per_consumer"])
+
+
+def report_attach(rows, inproc):
+    """Target 2: the agent's longest drain stall while consumers attach and
+    detach with 8 MiB replay, against the same with nobody attaching."""
+    this = [r for r in rows if r["agent"] == "this build"]
+    yes = [r["longest_drain_stall_ms"] for r in this if r["attaching"]]
+    no = [r["longest_drain_stall_ms"] for r in this if not r["attaching"]]
+    REPORT.add("2", "longest drain stall, agent, attach+detach loop with 8 MiB replay", "ms",
+               yes, baselines=no, baseline_what="nobody attaching", limit=1.0, on="figure",
+               cmp="<", note="%d attaches" % sum(r["attaches"] for r in this if r["attaching"]))
+    ins = {r["attaching"]: r for r in inproc}
+    if True in ins and False in ins:
+        REPORT.add("2", "drain's longest wait for the fan-out lock, in-process (bench_fanout)",
+                   "ms", ins[True]["max_lock_wait_us"] / 1e3,
+                   baselines=ins[False]["max_lock_wait_us"] / 1e3,
+                   baseline_what="nobody attaching", limit=1.0, on="figure", cmp="<")
+
+
+def report_podlist(rows):
+    for r in rows:
+        what = "%d pods / %d containers" % (r["pods"], r["containers"])
+        REPORT.add("7", "PodList parse, " + what, "ms", r["parse_ms"],
+                   note="%.1f MiB body" % (r["body_bytes"] / 1048576))
+        REPORT.add("7", "PodList parse memory (peak RSS growth), " + what, "MiB",
+                   r["parse_rss_kb"] / 1024)
+
+
+def report_micro(micro):
+    """Target 3: the encoder as kmon-forward runs it (per-container cache),
+    against the encoder before issue 18 (kept in tests/support) side by side."""
+    REPORT.add("3", "JSON encoder (kmon-forward's cached path), %d bytes per event"
+               % micro["json_bytes_per_event"], "ns/event", micro["json_cached_ns"],
+               baselines=micro.get("json_ref_ns"), baseline_what="encoder before",
+               limit=150, on="figure")
+
+
+def report_forward(rows):
+    """Target 4: forward's CPU per event to an HTTP sink, per codec, against
+    an older kmon-forward with zlib when KMON_BASELINE_FORWARD gave one."""
+    fw = {r["consumer"]: r for r in rows}
+    base = fw.get("baseline-forward-http-zlib")
+    for codec in ("zstd", "gzip"):
+        r = fw.get("forward-http-" + codec)
+        if not r:
+            continue
+        REPORT.add("4", "kmon-forward CPU per event, HTTP sink, %s" % codec, "ns/event",
+                   r["cpu_ns_per_event"],
+                   baselines=base["cpu_ns_per_event"] if base else None,
+                   baseline_what="older forward, zlib" if base else "", limit=400,
+                   on="figure", note="%s bytes/event" % r.get("http_bytes_per_event"))
+
+
+def report_tracked(rows, pidmap):
+    for r in rows:
+        REPORT.add("7", "/proc scan with %d tracked PIDs" % r["tracked_pids"], "ms", r["scan_ms"])
+        REPORT.add("7", "longest drain stall, flood while scanning %d PIDs" % r["tracked_pids"],
+                   "ms", r["drain_stall_max_ms"],
+                   note="%d kernel drops" % r["kernel_dropped"])
+    if pidmap:
+        REPORT.add("7", "PID map re-assertion per scan, %d PIDs (batched)" % pidmap["pids"],
+                   "ms", pidmap["batch_us"] / 1e3)
+
+
+# Which rows each section's results give; --report-from rebuilds the report
+# from a saved results file through the same functions.
+REPORTERS = [
+    ("kernel_target", lambda r: report_kernel_target(r["kernel_target"])),
+    ("attach", lambda r: report_attach(r["attach"], r["attach_inprocess"])),
+    ("micro", lambda r: report_micro(r["micro"])),
+    ("forward", lambda r: report_forward(r["forward"])),
+    ("fanout", lambda r: report_fanout(r["fanout"], r["fanout_paced"])),
+    ("memory", lambda r: report_memory(r["memory"])),
+    ("tracked", lambda r: report_tracked(r["tracked"], r.get("pidmap"))),
+    ("drops", lambda r: report_first_drop(r["drops"])),
+    ("podlist", lambda r: report_podlist(r["podlist"])),
+]
+
+
+def report_all(res):
+    for key, fn in REPORTERS:
+        if key in res:
+            fn(res)
 
 
 SLAB_FLOOD = os.path.join(B, "tests", "bench_slab_flood")
@@ -819,6 +1205,13 @@ def main():
     ap.add_argument("--short", action="store_true")
     ap.add_argument("--out", default="bench-results.json")
     ap.add_argument("--only", help="comma-separated sections (default: all)")
+    ap.add_argument("--plots", help="directory for the PNG plots (default: beside --out)")
+    ap.add_argument("--note", default="", help="a sentence for the README region's header "
+                    "(how the run went: load, sections left out)")
+    ap.add_argument("--report-from", metavar="JSON",
+                    help="no run: the report of a saved results file")
+    ap.add_argument("--write-readme", metavar="README",
+                    help="rewrite README's generated cost region from this run's report")
     a = ap.parse_args()
     only = set(a.only.split(",")) if a.only else None
 
@@ -828,9 +1221,17 @@ def main():
     tmp = tempfile.mkdtemp(prefix="kmon-bench-")
     s = a.short
     res = {"machine": sh("uname", "-r").strip(), "short": s}
+    if a.report_from:
+        with open(a.report_from) as f:
+            res = json.load(f)
+        s = res.get("short", False)
+        only = set()  # nothing runs
     if want("kmalloc"):
         res["kmalloc"] = bench_kmalloc(200000 if s else 2000000, tmp)
         table("kmalloc/kfree loop (per-event cost)", res["kmalloc"])
+    if want("kernel"):
+        res["kernel_target"] = bench_kernel_target(100000 if s else 1000000, tmp, 2 if s else 5)
+        table("target 1: paired rounds, ns per iteration", [res["kernel_target"]])
     if want("exec"):
         res["exec"] = bench_exec(300 if s else 2000, tmp, 2 if s else 5)
         table("exec storm", res["exec"])
@@ -840,7 +1241,9 @@ def main():
         table("shm ring throughput (vs memcpy)", r["throughput"])
         table("shm ring one-way latency (ns, 108-byte records)", [r["latency_ns"]])
     if want("fanout"):
-        res["fanout"] = bench_fanout(100000 if s else 1000000, tmp)
+        # Rounds, each 0/1/2/4 consumers: target 5's ratio is taken per round.
+        res["fanout"] = sum((bench_fanout(100000 if s else 1000000, tmp)
+                             for _ in range(1 if s else 3)), [])
         table("fan-out under a 2-thread kmalloc flood, flat out", res["fanout"])
         # Below saturation: what a node offers, delivered to every consumer.
         res["fanout_paced"] = bench_fanout(100000 if s else 1000000, tmp, rate=100000)
@@ -876,9 +1279,22 @@ def main():
     if want("tracked"):
         res["tracked"] = bench_tracked([100, 2000] if s else [100, 10000], tmp,
                                        1000000 if s else 5000000)
+        # 100,000 processes cannot run on this VM: the map's side of a scan of
+        # that many, on a real BPF map of the agent's shape.
+        res["pidmap"] = json.loads(sh(PIDMAP, "100000", "3" if s else "10").strip()
+                                   .splitlines()[-1])
         table("agent cost vs tracked container processes", res["tracked"])
+    if want("memory"):
+        res["memory"] = bench_memory(1000 if s else 10000, 110, tmp, 1000000 if s else 3000000,
+                                     1)
+        table("agent memory by component (private RSS, MiB)", res["memory"])
+    if want("drops"):
+        res["drops"] = bench_first_drop((1, 4, 16), (100000,) if s else
+                                        (25000, 50000, 100000, 150000, 200000, 300000),
+                                        1.0 if s else 2.0)
+        table("first kernel drop vs consumers (default settings)", res["drops"])
     if want("podlist"):
-        res["podlist"] = bench_podlist()
+        res["podlist"] = bench_podlist(s)
         table("kubelet PodList parse", res["podlist"])
     if want("ledger"):
         res["ledger"] = bench_ledger(100000 if s else 1000000, 20000 if s else 200000, tmp)
@@ -888,8 +1304,30 @@ def main():
                                      .strip().splitlines()[-1])
         table("hiding kernel addresses, drain CPU ns per event (vs the record copy)",
               [res["addrmask"]])
-    with open(a.out, "w") as f:
-        json.dump(res, f, indent=1)
+    if not a.report_from:  # the raw results first, whatever the report does
+        with open(a.out, "w") as f:
+            json.dump(res, f, indent=1)
+    report_all(res)
+    print("\n## Targets (issue 18)%s\n" % (" -- short run, fewer rounds" if s else ""))
+    md = REPORT.markdown()
+    print(md)
+    # With --write-readme the plots go where the README links them (in git).
+    pngs = REPORT.plots(a.plots or (os.path.join(os.path.dirname(os.path.abspath(
+        a.write_readme)), "tests", "bench", "plots") if a.write_readme else
+        os.path.dirname(os.path.abspath(a.out))))
+    for p in (pngs or {}).values():
+        print("plot: " + p)
+    res["report"] = REPORT.rows
+    if not a.report_from:
+        with open(a.out, "w") as f:
+            json.dump(res, f, indent=1)
+    if a.write_readme:
+        write_readme(a.write_readme, md, pngs,
+                     header="Generated from `run_bench.py%s` on %s, kernel %s, %s." % (
+                         " --short" if s else "", time.strftime("%Y-%m-%d %H:%M UTC",
+                                                                time.gmtime()),
+                         res["machine"], "2 vCPUs" if os.cpu_count() == 2 else
+                         "%d CPUs" % os.cpu_count()) + (" " + a.note if a.note else ""))
     print("\nresults: " + a.out)
 
 
