@@ -61,8 +61,7 @@ static inline void put_hex(struct out *o, uint64_t v)
 	put(o, "\"", 1);
 }
 
-/* Length of a valid UTF-8 sequence at s (max n bytes), or 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+size_t event_json__utf8_len(const unsigned char *s, size_t n)
 {
 	unsigned char c = s[0];
 	size_t len, i;
@@ -120,7 +119,7 @@ static void put_str(struct out *o, const char *str, size_t n)
 			char e[6] = { '\\', 'u', '0', '0', hx[c >> 4], hx[c & 15] };
 			put(o, e, 6);
 			i++;
-		} else if ((l = utf8_len(s + i, n - i)) > 0 && !memchr(s + i, 0, l)) {
+		} else if ((l = event_json__utf8_len(s + i, n - i)) > 0 && !memchr(s + i, 0, l)) {
 			put(o, (const char *)s + i, l);
 			i += l;
 		} else {

@@ -21,11 +21,16 @@
 #include "consumers/client.h"
 #include "consumers/event_json.h"
 #include "consumers/http_sink.h"
+#include "consumers/otlp.h"
 #include "consumers/sink.h"
 #include "shm/meta.h"
 #include "shm/proto.h"
 
 #define MAX_HEADERS 16
+
+#ifndef KMON_VERSION
+#define KMON_VERSION "0.0.0"
+#endif
 
 struct forward {
 	uv_loop_t loop;
@@ -47,6 +52,10 @@ struct forward {
 	size_t batch_bytes;
 	unsigned batch_lines;
 	bool gzip;
+	int format; /* -1: NDJSON, else enum otlp_encoding */
+	char *otlp_url;
+	struct otlp_encoder *otlp;
+	struct http_sink_codec codec;
 	struct file_sink_opts rot;
 	size_t ring_bytes;
 	size_t replay_bytes;
@@ -80,6 +89,9 @@ static void usage(FILE *out)
 		"  --max-queue-bytes SIZE HTTP: bytes waiting to be sent; beyond, the oldest\n"
 		"                         batch is dropped and counted (default 64M)\n"
 		"  --no-gzip              HTTP: send uncompressed\n"
+		"  --format FMT           HTTP: ndjson (default), otlp (OpenTelemetry logs,\n"
+		"                         OTLP/HTTP protobuf) or otlp-json; a URL without a\n"
+		"                         path gets /v1/logs\n"
 		"  --ring-size SIZE       ring to ask the agent for (default: agent's choice)\n"
 		"  --replay SIZE          ask for up to SIZE of history before live events\n"
 		"  --name NAME            name in the agent's logs (default kmon-forward)\n"
@@ -127,7 +139,7 @@ static int parse_args(struct forward *f, int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_OUTPUT, O_EVENTS, O_NS, O_HEADER, O_FLUSH, O_QUEUE, O_NOGZIP,
 	       O_RING, O_REPLAY, O_NAME, O_ONCE, O_HELP, O_BBYTES, O_BLINES, O_SCHED,
-	       O_ROT_SIZE, O_ROT_KEEP, O_ROT_GZIP };
+	       O_ROT_SIZE, O_ROT_KEEP, O_ROT_GZIP, O_FORMAT };
 	static const struct option lo[] = {
 		{ "socket", required_argument, NULL, O_SOCKET },
 		{ "output", required_argument, NULL, O_OUTPUT },
@@ -147,6 +159,7 @@ static int parse_args(struct forward *f, int argc, char **argv)
 		{ "rotate-size", required_argument, NULL, O_ROT_SIZE },
 		{ "rotate-keep", required_argument, NULL, O_ROT_KEEP },
 		{ "rotate-gzip", no_argument, NULL, O_ROT_GZIP },
+		{ "format", required_argument, NULL, O_FORMAT },
 		{ "help", no_argument, NULL, O_HELP },
 		{ 0 }
 	};
@@ -163,6 +176,7 @@ static int parse_args(struct forward *f, int argc, char **argv)
 	f->batch_bytes = 1u << 20;
 	f->batch_lines = 10000;
 	f->gzip = true;
+	f->format = -1;
 	f->rot.sz = sizeof(f->rot);
 	f->rot.keep = 5;
 	opterr = 0;
@@ -249,6 +263,16 @@ static int parse_args(struct forward *f, int argc, char **argv)
 		case O_NOGZIP:
 			f->gzip = false;
 			break;
+		case O_FORMAT:
+			if (!strcmp(optarg, "ndjson"))
+				f->format = -1;
+			else if (!strcmp(optarg, "otlp"))
+				f->format = OTLP_PROTOBUF;
+			else if (!strcmp(optarg, "otlp-json"))
+				f->format = OTLP_JSON;
+			else
+				return fail("--format: '%s' is not ndjson, otlp or otlp-json", optarg);
+			break;
 		case O_RING:
 			if (parse_size_arg(optarg, &f->ring_bytes) || f->ring_bytes < 4096 ||
 			    (f->ring_bytes & (f->ring_bytes - 1)))
@@ -288,6 +312,9 @@ static int parse_args(struct forward *f, int argc, char **argv)
 		return fail("--rotate-size/--rotate-gzip: only a file --output can rotate");
 	if (f->rot.gzip && !f->rot.rotate_bytes)
 		return fail("--rotate-gzip: needs --rotate-size");
+	if (f->format >= 0 && strncmp(f->output, "http://", 7) && strncmp(f->output, "https://", 8))
+		return fail("--format %s: needs an http:// or https:// --output",
+			    f->format == OTLP_JSON ? "otlp-json" : "otlp");
 	return 0;
 }
 
@@ -308,10 +335,11 @@ static void print_counters(struct forward *f)
 		",\"lost_in_ring\":%" PRIu64 ",\"replayed\":%" PRIu64 ",\"reconnects\":%" PRIu64
 		",\"encode_errors\":%" PRIu64 ",\"seq_errors\":%" PRIu64 ",\"wakeups\":%" PRIu64
 		",\"rotations\":%" PRIu64 ",\"rotate_errors\":%" PRIu64
-		",\"response_bytes\":%" PRIu64 "}}\n",
+		",\"response_bytes\":%" PRIu64 ",\"rejected\":%" PRIu64
+		",\"retry_after\":%" PRIu64 "}}\n",
 		cs.received, ss.sent, ss.retried, ss.dropped, ss.dropped_batches, cs.lost,
 		cs.replayed, cs.reconnects, f->encode_errors, cs.seq_errors, cs.wakeups, ss.rotations,
-		ss.rotate_errors, ss.response_bytes);
+		ss.rotate_errors, ss.response_bytes, ss.rejected, ss.retry_after);
 	fflush(stderr);
 }
 
@@ -319,19 +347,48 @@ static void on_event(void *ctx, const struct kmon_event *ev, const struct kmon_m
 		     uint64_t seq, bool replay)
 {
 	struct forward *f = ctx;
-	char line[KMON_EVENT_JSON_MAX];
+	char line[KMON_EVENT_JSON_MAX > OTLP_ITEM_MAX ? KMON_EVENT_JSON_MAX : OTLP_ITEM_MAX];
 	int n;
 
 	(void)seq;
 	(void)replay;
-	n = event_json__write(line, sizeof(line), ev, meta, kmon_client__node(f->client),
-			      f->boot_offset);
+	if (f->otlp)
+		n = otlp__item(line, sizeof(line), ev, meta);
+	else
+		n = event_json__write(line, sizeof(line), ev, meta, kmon_client__node(f->client),
+				      f->boot_offset);
 	if (n < 0) {
 		f->encode_errors++;
 		return;
 	}
 	(void)f->sink->write(f->sink, line, (size_t)n);
 	f->dirty = true;
+}
+
+static int otlp_encode(void *ctx, const char *items, size_t len, uint64_t n, char **body,
+		       size_t *body_len)
+{
+	return otlp_encoder__encode(ctx, items, len, n, body, body_len);
+}
+
+static uint64_t otlp_rejected(void *ctx, const char *answer, size_t len)
+{
+	return otlp_encoder__rejected(ctx, answer, len);
+}
+
+/* OTLP/HTTP's convention (OTEL_EXPORTER_OTLP_ENDPOINT): a base URL without a
+ * path means the signal's path, /v1/logs; a URL with a path is used as is. */
+static char *otlp_url(const char *url)
+{
+	const char *path = strchr(strstr(url, "://") + 3, '/');
+	char *out;
+
+	if (path && strcmp(path, "/"))
+		return strdup(url);
+	if (asprintf(&out, "%.*s/v1/logs", (int)(path ? (size_t)(path - url) : strlen(url)),
+		     url) < 0)
+		return NULL;
+	return out;
 }
 
 static void on_lost(void *ctx, uint64_t count, uint64_t since)
@@ -352,6 +409,8 @@ static void on_state(void *ctx, enum kmon_client_state s, const char *why)
 		break;
 	case KMON_CLIENT_ATTACHED:
 		fprintf(stderr, "kmon-forward: %s\n", why);
+		if (f->otlp && otlp_encoder__set_node(f->otlp, kmon_client__node(f->client)))
+			fprintf(stderr, "kmon-forward: out of memory for the node name\n");
 		break;
 	case KMON_CLIENT_DISCONNECTED:
 		fprintf(stderr, "kmon-forward: %s%s\n", why, f->once ? "" : "; reconnecting");
@@ -455,12 +514,33 @@ int main(int argc, char **argv)
 			.batch_lines = f.batch_lines, .max_queue_bytes = f.max_queue_bytes,
 			.gzip = f.gzip,
 		};
+
+		if (f.format >= 0) {
+			f.otlp = otlp_encoder__new((enum otlp_encoding)f.format, KMON_VERSION,
+						   f.boot_offset);
+			f.otlp_url = otlp_url(f.output);
+			if (!f.otlp || !f.otlp_url) {
+				fail("out of memory");
+				otlp_encoder__free(f.otlp);
+				free(f.otlp_url);
+				uv_loop_close(&f.loop);
+				return 1;
+			}
+			f.codec.content_type = otlp_encoder__content_type(f.otlp);
+			f.codec.encode = otlp_encode;
+			f.codec.rejected = otlp_rejected;
+			f.codec.ctx = f.otlp;
+			ho.codec = &f.codec;
+			ho.url = f.otlp_url;
+		}
 		f.sink = http_sink__new(&ho);
 	} else {
 		f.sink = file_sink__new(f.output, &f.rot);
 	}
 	if (!f.sink) {
 		fail("--output %s: %s", f.output, strerror(errno));
+		otlp_encoder__free(f.otlp);
+		free(f.otlp_url);
 		uv_loop_close(&f.loop);
 		return 1;
 	}
@@ -510,5 +590,7 @@ int main(int argc, char **argv)
 	uv_run(&f.loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&f.loop))
 		fprintf(stderr, "kmon-forward: loop closed with handles open\n");
+	otlp_encoder__free(f.otlp);
+	free(f.otlp_url);
 	return f.exit_code;
 }

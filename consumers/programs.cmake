@@ -6,6 +6,7 @@ add_executable(kmon-forward ${CMAKE_CURRENT_LIST_DIR}/forward.c
                ${CMAKE_CURRENT_LIST_DIR}/file_sink.c ${CMAKE_CURRENT_LIST_DIR}/http_sink.c)
 target_link_libraries(kmon-forward PRIVATE kmon_client kmon_consumer_fmt kmon_event
                       PkgConfig::LIBCURL PkgConfig::ZLIB PkgConfig::LIBUV Threads::Threads)
+target_compile_definitions(kmon-forward PRIVATE KMON_VERSION="${KMON_VERSION_STRING}")
 install(TARGETS kmon-forward RUNTIME DESTINATION bin)
 
 add_executable(kmon-aggregate ${CMAKE_CURRENT_LIST_DIR}/aggregate.c)
