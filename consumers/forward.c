@@ -207,8 +207,12 @@ static int parse_args(struct forward *f, int argc, char **argv)
 		case O_HEADER:
 			if (f->n_headers >= MAX_HEADERS)
 				return fail("--header: at most %d may be given", MAX_HEADERS);
+			/* The value may be a credential (from a Secret): the
+			 * error names the header, never shows its value. */
 			if (!strchr(optarg, ':') || strpbrk(optarg, "\r\n"))
-				return fail("--header: '%s' is not 'Name: value'", optarg);
+				return fail("--header: '%.*s' is not 'Name: value' on one line "
+					    "(value not shown)",
+					    (int)strcspn(optarg, ":\r\n"), optarg);
 			f->headers[f->n_headers++] = optarg;
 			break;
 		case O_FLUSH:
