@@ -166,6 +166,9 @@ class ForwardOtlpTest(unittest.TestCase):
         self.addCleanup(ra.stop)
         rb = Receiver(self.tmp, "b", "200:partial:2", node_path)
         self.addCleanup(rb.stop)
+        # A hostile (or broken) receiver asks for a pause of 31 years.
+        rc = Receiver(self.tmp, "c", "429:999999999", node_path)
+        self.addCleanup(rc.stop)
         a = Agent(AGENT, agent_args)
         self.procs.append(a)
         a.wait_attached()
@@ -180,7 +183,9 @@ class ForwardOtlpTest(unittest.TestCase):
         fb = Consumer([FORWARD] + common + ["--name", "otlp-b", "--format", "otlp-json",
                                             "--no-gzip", "--output", rb.url + "/v1/logs",
                                             "--flush-interval", "0.3"])
-        for c in (ref, fa, fb):
+        fc = Consumer([FORWARD] + common + ["--name", "otlp-c", "--format", "otlp",
+                                            "--output", rc.url, "--flush-interval", "0.3"])
+        for c in (ref, fa, fb, fc):
             self.procs.append(c)
             c.wait_for_log("attached to")
 
@@ -211,7 +216,7 @@ class ForwardOtlpTest(unittest.TestCase):
         # Both receivers answered the last flush of the workload.
         time.sleep(1.5)
         a.stop()
-        for c in (ref, fa, fb):
+        for c in (ref, fa, fb, fc):
             c.wait_for_log("agent closed the connection")
             self.assertEqual(c.stop(), 0, c.log()[-2000:])
         reference = ref_lines()
@@ -234,6 +239,15 @@ class ForwardOtlpTest(unittest.TestCase):
         self.assertEqual(ca["retry_after"], 2, ca)
         self.assertEqual(ca["retried"], 2, ca)
         self.assertIn("answered HTTP 429; retrying in 1 s as its Retry-After says", fa.log())
+
+        # C: the wait is bounded (60 s), and at exit what could not be sent
+        # within the close timeout is counted, not lost silently.
+        self.assertIn("answered HTTP 429; retrying in 60 s as its Retry-After says", fc.log())
+        self.assertEqual([r["status"] for r in rc.requests()], [429])
+        cc = counters(fc)
+        self.assertEqual(cc["retry_after"], 1, cc)
+        self.assertEqual(cc["sent"], 0, cc)
+        self.assertEqual(cc["dropped_in_queue"], cc["received"], cc)
 
     def check_receiver(self, rcv, fwd, reference, ids, version, ctype, cenc):
         reqs = rcv.requests()
