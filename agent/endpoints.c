@@ -18,7 +18,7 @@
 
 #include <microhttpd.h>
 
-#include "consumers/metrics_text.h"
+#include "shm/common/metrics_text.h"
 
 #define HEARTBEAT_STALE_SEC 10
 /* One MHD_run accepts up to ~11 connections before we see them (libmicrohttpd

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#include "agent/log.h"
+#include "shm/common/log.h"
 
 #define AGENT_MAX_PIDS 64
 

@@ -15,7 +15,7 @@
 #include <linux/types.h>
 #include "agent/fanout.h"
 #include "agent/loader.h"
-#include "agent/log.h"
+#include "shm/common/log.h"
 #include "agent/pidset.h"
 #include "bpf/kmon_event.h"
 #include "k8s/cgroup.h"

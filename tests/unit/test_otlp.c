@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* The OTLP logs encoder (consumers/otlp.c): requests read back with a wire
+/* The OTLP logs encoder (consumers/forward/otlp.c): requests read back with a wire
  * reader written here independently (field numbers from opentelemetry-proto),
  * the JSON form parsed by cJSON, malformed batches refused, and the
  * partial-success reader fed hostile answers. The official decoder checks the
@@ -18,7 +18,7 @@
 #include <linux/types.h>
 
 #include "bpf/kmon_event.h"
-#include "consumers/otlp.h"
+#include "consumers/forward/otlp.h"
 #include "shm/meta.h"
 
 #define BOOT_OFFSET 1700000000000000000ull

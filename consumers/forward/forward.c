@@ -18,11 +18,11 @@
 #include <linux/types.h>
 #include "bpf/event_util.h"
 #include "bpf/kmon_event.h"
-#include "consumers/client.h"
-#include "consumers/event_json.h"
-#include "consumers/http_sink.h"
-#include "consumers/otlp.h"
-#include "consumers/sink.h"
+#include "consumers/lib/client.h"
+#include "shm/common/event_json.h"
+#include "consumers/forward/http_sink.h"
+#include "consumers/forward/otlp.h"
+#include "consumers/forward/sink.h"
 #include "shm/meta.h"
 #include "shm/proto.h"
 

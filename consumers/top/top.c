@@ -26,8 +26,8 @@
 
 #include <linux/types.h>
 #include "bpf/kmon_event.h"
-#include "consumers/client.h"
-#include "consumers/toptable.h"
+#include "consumers/lib/client.h"
+#include "consumers/top/toptable.h"
 #include "shm/meta.h"
 #include "shm/proto.h"
 

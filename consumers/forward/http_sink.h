@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <uv.h>
 
-#include "consumers/sink.h"
+#include "consumers/forward/sink.h"
 
 /* What a batch goes out as. Without one, the lines are sent as written
  * (NDJSON). With one (OTLP), what is written are the codec's items and the

@@ -21,9 +21,9 @@
 
 #include <linux/types.h>
 #include "bpf/kmon_event.h"
-#include "consumers/aggtable.h"
-#include "consumers/client.h"
-#include "consumers/metrics_text.h"
+#include "consumers/aggregate/aggtable.h"
+#include "consumers/lib/client.h"
+#include "shm/common/metrics_text.h"
 #include "shm/meta.h"
 #include "shm/proto.h"
 

@@ -8,7 +8,7 @@
  * The JSON form follows the OTLP/HTTP JSON mapping: lowerCamelCase keys,
  * 64-bit integers as decimal strings, enums as numbers.
  */
-#include "consumers/otlp.h"
+#include "consumers/forward/otlp.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -20,7 +20,7 @@
 #include <linux/types.h>
 #include "bpf/event_util.h"
 #include "bpf/kmon_event.h"
-#include "consumers/event_json.h"
+#include "shm/common/event_json.h"
 #include "shm/meta.h"
 
 #define N_NAMES 5 /* container_id, pod_uid, pod, namespace, container */

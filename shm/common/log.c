@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-#include "agent/log.h"
+#include "shm/common/log.h"
 
 #include <errno.h>
 #include <stdarg.h>
