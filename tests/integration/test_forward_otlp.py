@@ -46,6 +46,9 @@ TRANSFORMER = "@opentelemetry/otlp-transformer@0.57.2"
 NODE_NAME = "otlp-node-7"
 EXECS = 60
 EVENTS = "process_exec,memory_alloc,memory_free"
+# Namespaces of our own: the forwards subscribe to them only, so other
+# containers on the machine (other tests' floods) never reach them.
+NAMESPACES = ("otlp-shop", "otlp-web")
 
 # The workload, once /tmp/go exists: EXECS runs of /bin/true, then a program
 # whose name is not UTF-8 (a tenant chooses its process names).
@@ -141,7 +144,8 @@ class ForwardOtlpTest(unittest.TestCase):
         pods = []
         # The containers stay quiet (one sleep) until the workload starts, after
         # every forward attached: all three see the same events of them.
-        for ns, pod, cname in (("shop", "checkout-1", "app"), ("web", "front-2", "nginx")):
+        for ns, pod, cname in ((NAMESPACES[0], "checkout-1", "app"),
+                               (NAMESPACES[1], "front-2", "nginx")):
             c = node.start_container(flavor="systemd-containerd", pod_uid=new_pod_uid(),
                                      name=cname,
                                      cmd=["/bin/sleep", "100000"])
@@ -176,7 +180,8 @@ class ForwardOtlpTest(unittest.TestCase):
         version = subprocess.run([AGENT, "--version"], capture_output=True, text=True,
                                  check=True).stdout.split()[1]
 
-        common = ["--socket", a.socket, "--events", EVENTS, "--ring-size", "16M"]
+        common = ["--socket", a.socket, "--events", EVENTS, "--ring-size", "16M",
+                  "--namespace", NAMESPACES[0], "--namespace", NAMESPACES[1]]
         ref = Consumer([FORWARD] + common + ["--name", "otlp-ref"])
         fa = Consumer([FORWARD] + common + ["--name", "otlp-a", "--format", "otlp",
                                             "--output", ra.url, "--flush-interval", "0.3"])
