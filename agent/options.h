@@ -66,7 +66,4 @@ int agent_options_parse(int argc, char **argv, struct agent_options *o, char *er
 			size_t errlen);
 void agent_options_usage(FILE *out);
 
-/* "4M", "65536", "1G" -> bytes. Returns 0 or -EINVAL / -ERANGE. */
-int parse_size(const char *s, size_t *out);
-
 #endif
