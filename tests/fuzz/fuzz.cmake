@@ -20,4 +20,5 @@ exec $<TARGET_FILE:${name}> -max_total_time=${KMON_FUZZ_SECONDS} -rss_limit_mb=2
   kmon_fuzzer(fuzz_hello ${CMAKE_CURRENT_LIST_DIR}/fuzz_hello.c ${C}/hello kmon_shm)
   kmon_fuzzer(fuzz_event ${CMAKE_CURRENT_LIST_DIR}/fuzz_event.c ${C}/event kmon_event_json
               PkgConfig::CJSON)
+  kmon_fuzzer(fuzz_otlp ${CMAKE_CURRENT_LIST_DIR}/fuzz_otlp.c ${C}/otlp kmon_otlp PkgConfig::CJSON)
 endif()
