@@ -44,7 +44,7 @@ struct peer {
 
 struct control {
 	struct control_opts o;
-	char path[108];
+	char path[KMON_PROTO_PATH_MAX];
 	int fd;
 	uv_poll_t poll;
 	uv_async_t bad_async;
@@ -308,7 +308,7 @@ static void on_ready(struct peer *p)
 	sub.uid = p->cred.uid;
 	sub.pid = p->cred.pid;
 	sub.event_mask = h->event_mask;
-	sub.namespaces = (const char(*)[64])h->namespaces;
+	sub.namespaces = (const char(*)[KMON_PROTO_NS_LEN])h->namespaces;
 	sub.n_namespaces = h->n_namespaces;
 	sub.ring_bytes = p->ring_bytes;
 	sub.replay_bytes = h->replay_bytes;
@@ -520,7 +520,7 @@ static int clear_stale(const char *path, char *err, size_t errlen)
  * owns it (a directory someone else made could hold anything). */
 static int secure_dir(const char *path, gid_t gid, char *err, size_t errlen)
 {
-	char dir[108], parent[112];
+	char dir[KMON_PROTO_PATH_MAX], parent[KMON_PROTO_PATH_MAX + 4];
 	struct statx sd, sp;
 	struct stat st;
 	char *slash;

@@ -13,21 +13,21 @@
 #include "shm/meta.h"
 #include "shm/ring.h"
 
-#define BITMAP_BYTES (FANOUT_MAX_KEYS / 8)
+#define BITMAP_BYTES (KMON_CONTAINER_KEYS / 8)
 #define EVENT_REC_BYTES kmon_rec_size(sizeof(struct kmon_event))
 #define META_REC_BYTES kmon_rec_size(sizeof(struct kmon_meta))
 #define LOST_REC_BYTES kmon_rec_size(sizeof(struct kmon_rec_lost))
 
 struct consumer {
 	uint32_t id;
-	char name[64];
+	char name[KMON_PROTO_NAME_MAX];
 	uid_t uid;
 	pid_t pid;
 	struct ring_prod *ring;
 	size_t ring_bytes;
 	uint32_t event_mask;
 	unsigned n_ns;
-	char (*ns)[64];
+	char (*ns)[KMON_PROTO_NS_LEN];
 	uint8_t *allowed;      /* by key; only with a namespace filter */
 	uint8_t *meta_pending; /* by key: META to write before the next event */
 	uint64_t seq;
@@ -86,7 +86,7 @@ struct fanout *fanout__new(const struct fanout_opts *opts)
 		fo->o.max_ring_bytes = 64u << 20;
 	fo->next_id = 1;
 	fo->cons = calloc(fo->o.max_consumers, sizeof(*fo->cons));
-	fo->meta = calloc(FANOUT_MAX_KEYS, sizeof(*fo->meta));
+	fo->meta = calloc(KMON_CONTAINER_KEYS, sizeof(*fo->meta));
 	fo->hist_cap = fo->o.history_bytes / sizeof(struct kmon_event);
 	if (fo->hist_cap)
 		fo->hist = malloc(fo->hist_cap * sizeof(*fo->hist));
@@ -121,7 +121,7 @@ void fanout__free(struct fanout *fo)
 		return;
 	for (i = 0; i < fo->n_cons; i++)
 		consumer_free(fo->cons[i]);
-	for (i = 0; i < FANOUT_MAX_KEYS; i++)
+	for (i = 0; i < KMON_CONTAINER_KEYS; i++)
 		free(fo->meta[i]);
 	pthread_mutex_destroy(&fo->lock);
 	free(fo->cons);
@@ -221,7 +221,7 @@ static void deliver(struct fanout *fo, struct consumer *c, const struct kmon_eve
 {
 	uint32_t key = ev->container_key;
 	struct kmon_rec_hdr *h;
-	bool want_meta = key && key < FANOUT_MAX_KEYS && bit_get(c->meta_pending, key);
+	bool want_meta = key && key < KMON_CONTAINER_KEYS && bit_get(c->meta_pending, key);
 	size_t need = 2 * EVENT_REC_BYTES + HEADROOM;
 	bool bad;
 
@@ -263,7 +263,7 @@ static inline bool wants(const struct fanout *fo, const struct consumer *c,
 	if (c->bad || !(c->event_mask & KMON_EV_MASK(ev->event_type)))
 		return false;
 	if (c->n_ns)
-		return key && key < FANOUT_MAX_KEYS && bit_get(c->allowed, key);
+		return key && key < KMON_CONTAINER_KEYS && bit_get(c->allowed, key);
 	(void)fo;
 	return true;
 }
@@ -337,7 +337,7 @@ int fanout__set_meta(struct fanout *fo, const struct kmon_meta *meta)
 	struct kmon_meta *m;
 	unsigned i;
 
-	if (!key || key >= FANOUT_MAX_KEYS)
+	if (!key || key >= KMON_CONTAINER_KEYS)
 		return -EINVAL;
 	pthread_mutex_lock(&fo->lock);
 	m = fo->meta[key];
@@ -368,7 +368,7 @@ int fanout__forget_meta(struct fanout *fo, uint32_t key)
 {
 	unsigned i;
 
-	if (!key || key >= FANOUT_MAX_KEYS)
+	if (!key || key >= KMON_CONTAINER_KEYS)
 		return -EINVAL;
 	pthread_mutex_lock(&fo->lock);
 	free(fo->meta[key]);
@@ -543,7 +543,7 @@ int fanout__attach(struct fanout *fo, const struct fanout_sub *sub, uint32_t *id
 	/* The whole dictionary goes to a new consumer first, as far as its ring
 	 * holds it with room to spare; what does not fit follows lazily, before
 	 * the first event of each container. */
-	for (i = 1; i < FANOUT_MAX_KEYS; i++) {
+	for (i = 1; i < KMON_CONTAINER_KEYS; i++) {
 		bool bad;
 
 		if (!fo->meta[i])

@@ -21,11 +21,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "shm/meta.h"
+#include "shm/proto.h"
+
 struct kmon_event;
 struct kmon_meta;
 struct fanout;
 
-#define FANOUT_MAX_KEYS 65536u /* container keys 1..65535 */
 
 struct fanout_opts {
 	size_t sz;              /* sizeof(struct fanout_opts) */
@@ -45,7 +47,7 @@ struct fanout_sub {
 	uid_t uid;
 	pid_t pid;
 	uint32_t event_mask; /* 0 = all */
-	const char (*namespaces)[64];
+	const char (*namespaces)[KMON_PROTO_NS_LEN];
 	unsigned n_namespaces;
 	size_t ring_bytes;   /* 0 = default */
 	size_t replay_bytes;
@@ -57,7 +59,7 @@ struct fanout_sub {
 
 struct fanout_consumer_stats {
 	uint32_t id;
-	char name[64];
+	char name[KMON_PROTO_NAME_MAX];
 	uid_t uid;
 	pid_t pid;
 	uint64_t produced;  /* records the agent tried to give this consumer */

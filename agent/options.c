@@ -16,6 +16,7 @@
 #include "bpf/event_util.h"
 #include "shm/common/err.h"
 #include "shm/common/parse.h"
+#include "shm/proto.h"
 
 enum {
 	OPT_SCOPE = 0x100,
@@ -305,8 +306,9 @@ static int parse_one(int c, const char *arg, struct agent_options *o, char *err,
 			return fail(err, errlen, "--log-level: '%s' is not one of error, warn, info, debug", arg);
 		return 0;
 	case OPT_SOCKET:
-		if (!*arg || strlen(arg) >= 108)
-			return fail(err, errlen, "--socket: path must be 1 to 107 bytes long");
+		if (!*arg || strlen(arg) >= KMON_PROTO_PATH_MAX)
+			return fail(err, errlen, "--socket: path must be 1 to %d bytes long",
+				    KMON_PROTO_PATH_MAX - 1);
 		o->socket_path = arg;
 		return 0;
 	case OPT_SOCKET_GROUP:

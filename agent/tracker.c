@@ -69,9 +69,10 @@ struct scan_work {
 /* One pod container from the PodList, flattened. */
 struct pod_entry {
 	double last_seen; /* monotonic seconds */
-	char id[72];
-	char pod[254], ns[254], container[254], uid[40];
-	char runtime[16]; /* from the containerID scheme */
+	char id[KMON_META_ID_MAX];
+	char pod[KMON_META_NAME_MAX], ns[KMON_META_NAME_MAX], container[KMON_META_NAME_MAX];
+	char uid[KMON_META_UID_MAX];
+	char runtime[KMON_META_RUNTIME_MAX]; /* from the containerID scheme */
 };
 
 struct pods_work {
@@ -363,10 +364,10 @@ static uint32_t add_container(struct tracker *t, const struct cgroup_info *info,
 	*is_new = false;
 	if (k)
 		return k;
-	for (k = 1; k < FANOUT_MAX_KEYS; k++)
+	for (k = 1; k < KMON_CONTAINER_KEYS; k++)
 		if (!t->c[k].used)
 			break;
-	if (k == FANOUT_MAX_KEYS)
+	if (k == KMON_CONTAINER_KEYS)
 		return 0;
 	if (k >= t->hi)
 		t->hi = k + 1;
@@ -797,7 +798,7 @@ struct tracker *tracker__new(const struct tracker_opts *opts)
 	if (!t)
 		return NULL;
 	t->o = *opts;
-	t->c = calloc(FANOUT_MAX_KEYS, sizeof(*t->c));
+	t->c = calloc(KMON_CONTAINER_KEYS, sizeof(*t->c));
 	t->tracked = pidset__new(opts->pid_map_size);
 	t->next = pidset__new(opts->pid_map_size);
 	if (!t->c || !t->tracked || !t->next)

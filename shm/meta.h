@@ -17,6 +17,11 @@
 #define KMON_META_UID_MAX 40
 #define KMON_META_NAME_MAX 254
 
+/* The container key space, shared by the agent (which hands keys out), the
+ * client and the consumers' tables (which index by key): keys 1..65535; 0 is
+ * "no container". */
+#define KMON_CONTAINER_KEYS 65536u
+
 struct kmon_meta {
 	uint32_t key; /* == kmon_event.container_key; never 0 */
 	char runtime[KMON_META_RUNTIME_MAX];
@@ -25,6 +30,16 @@ struct kmon_meta {
 	char pod[KMON_META_NAME_MAX];
 	char namespace[KMON_META_NAME_MAX];
 	char container[KMON_META_NAME_MAX];
+	char reserved[2]; /* zero; explicit so the size has no hidden padding */
 };
+
+/* The layout is a wire format (META records; the Python bindings map it). */
+_Static_assert(sizeof(struct kmon_meta) == 896, "kmon_meta size");
+_Static_assert(__builtin_offsetof(struct kmon_meta, runtime) == 4, "kmon_meta.runtime");
+_Static_assert(__builtin_offsetof(struct kmon_meta, container_id) == 20, "kmon_meta.container_id");
+_Static_assert(__builtin_offsetof(struct kmon_meta, pod_uid) == 92, "kmon_meta.pod_uid");
+_Static_assert(__builtin_offsetof(struct kmon_meta, pod) == 132, "kmon_meta.pod");
+_Static_assert(__builtin_offsetof(struct kmon_meta, namespace) == 386, "kmon_meta.namespace");
+_Static_assert(__builtin_offsetof(struct kmon_meta, container) == 640, "kmon_meta.container");
 
 #endif

@@ -41,6 +41,7 @@
 #define KMON_PROTO_NS_LEN 64     /* DNS label (63) + NUL */
 #define KMON_PROTO_ERR_MAX 200
 #define KMON_PROTO_NODE_MAX 254
+#define KMON_PROTO_PATH_MAX 108  /* control socket path with its NUL (sun_path) */
 
 struct kmon_hello {
 	uint32_t magic;
@@ -53,6 +54,12 @@ struct kmon_hello {
 	char name[KMON_PROTO_NAME_MAX];
 	char namespaces[KMON_PROTO_NS_MAX][KMON_PROTO_NS_LEN];
 };
+_Static_assert(sizeof(struct kmon_hello) == 1120, "kmon_hello size");
+_Static_assert(__builtin_offsetof(struct kmon_hello, event_mask) == 8, "kmon_hello.event_mask");
+_Static_assert(__builtin_offsetof(struct kmon_hello, ring_bytes) == 16, "kmon_hello.ring_bytes");
+_Static_assert(__builtin_offsetof(struct kmon_hello, replay_bytes) == 24, "kmon_hello.replay_bytes");
+_Static_assert(__builtin_offsetof(struct kmon_hello, name) == 32, "kmon_hello.name");
+_Static_assert(__builtin_offsetof(struct kmon_hello, namespaces) == 96, "kmon_hello.namespaces");
 
 enum kmon_hello_status {
 	KMON_HELLO_OK = 0,
@@ -83,6 +90,7 @@ struct kmon_ready {
 	uint16_t version;
 	uint16_t flags; /* none defined; must be 0 */
 };
+_Static_assert(sizeof(struct kmon_ready) == 8, "kmon_ready size");
 
 struct kmon_hello_reply {
 	uint32_t magic;
@@ -94,7 +102,14 @@ struct kmon_hello_reply {
 	uint64_t replay_bytes; /* history actually replayed */
 	char node[KMON_PROTO_NODE_MAX];
 	char error[KMON_PROTO_ERR_MAX]; /* status != OK: why, for the consumer's log */
+	uint8_t reserved[2];            /* zero; explicit so no padding is hidden */
 };
+_Static_assert(sizeof(struct kmon_hello_reply) == 488, "kmon_hello_reply size");
+_Static_assert(__builtin_offsetof(struct kmon_hello_reply, status) == 6, "reply.status");
+_Static_assert(__builtin_offsetof(struct kmon_hello_reply, step) == 12, "reply.step");
+_Static_assert(__builtin_offsetof(struct kmon_hello_reply, ring_bytes) == 16, "reply.ring_bytes");
+_Static_assert(__builtin_offsetof(struct kmon_hello_reply, node) == 32, "reply.node");
+_Static_assert(__builtin_offsetof(struct kmon_hello_reply, error) == 286, "reply.error");
 
 /* Validates a received hello of msg_len bytes against the agent's limits.
  * Returns KMON_HELLO_OK, or a status with a one-line reason in err. */

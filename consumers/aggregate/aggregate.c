@@ -45,6 +45,7 @@ struct agg {
 	bool sched_normal;
 	uint64_t lost, received;
 	bool attached;
+	int exit_code; /* 1 once the agent refused for good */
 };
 
 static void usage(void)
@@ -99,8 +100,9 @@ static int parse_args(struct agg *g, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			if (!*optarg || strlen(optarg) > 107)
-				return log_fail("--socket: path must be 1 to 107 bytes long");
+			if (!*optarg || strlen(optarg) >= KMON_PROTO_PATH_MAX)
+				return log_fail("--socket: path must be 1 to %d bytes long",
+						KMON_PROTO_PATH_MAX - 1);
 			g->socket_path = optarg;
 			break;
 		case 'l': {
@@ -189,8 +191,10 @@ static void on_state(void *ctx, enum kmon_client_state s, const char *why)
 	fprintf(stderr, "kmon-aggregate: %s%s\n", why,
 		s == KMON_CLIENT_DISCONNECTED ? "; reconnecting" : "");
 	g->attached = s == KMON_CLIENT_ATTACHED;
-	if (s == KMON_CLIENT_REFUSED)
+	if (s == KMON_CLIENT_REFUSED) {
+		g->exit_code = 1;
 		uv_stop(&g->loop);
+	}
 }
 
 static void render(struct agg *g)
@@ -401,5 +405,5 @@ int main(int argc, char **argv)
 	aggtable__free(g.table);
 	metrics_text__free(g.m);
 	uv_loop_close(&g.loop);
-	return 0;
+	return g.exit_code;
 }

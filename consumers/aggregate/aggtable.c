@@ -13,7 +13,6 @@
 #include "shm/common/metrics_text.h"
 #include "shm/meta.h"
 
-#define MAX_KEYS 65536u
 
 struct top {
 	char name[KMON_FILENAME_LEN + 1];
@@ -62,7 +61,7 @@ struct aggtable *aggtable__new(unsigned max_series, unsigned top_n)
 	while (t->cap < t->max_series * 2)
 		t->cap *= 2;
 	t->s = calloc(t->cap, sizeof(*t->s));
-	t->by_key = calloc(MAX_KEYS, sizeof(*t->by_key));
+	t->by_key = calloc(KMON_CONTAINER_KEYS, sizeof(*t->by_key));
 	if (!t->s || !t->by_key) {
 		free(t->s);
 		free(t->by_key);
@@ -163,7 +162,7 @@ void aggtable__add(struct aggtable *t, const struct kmon_event *ev, const struct
 	uint32_t key = meta ? meta->key : 0, slot;
 	struct series *s;
 
-	if (key && key < MAX_KEYS && t->by_key[key] && t->s[t->by_key[key] - 1].used) {
+	if (key && key < KMON_CONTAINER_KEYS && t->by_key[key] && t->s[t->by_key[key] - 1].used) {
 		s = &t->s[t->by_key[key] - 1];
 	} else {
 		s = lookup(t, meta ? meta->namespace : "", meta ? meta->pod : "",
@@ -172,7 +171,7 @@ void aggtable__add(struct aggtable *t, const struct kmon_event *ev, const struct
 			t->overflow++;
 			return;
 		}
-		if (key && key < MAX_KEYS)
+		if (key && key < KMON_CONTAINER_KEYS)
 			t->by_key[key] = slot + 1;
 	}
 	s->last_seen = now;
@@ -199,7 +198,7 @@ void aggtable__add(struct aggtable *t, const struct kmon_event *ev, const struct
 
 void aggtable__meta_changed(struct aggtable *t, uint32_t key)
 {
-	if (key < MAX_KEYS)
+	if (key < KMON_CONTAINER_KEYS)
 		t->by_key[key] = 0;
 }
 
@@ -233,7 +232,7 @@ unsigned aggtable__expire(struct aggtable *t, double now, double expire)
 	free(old);
 	t->s = n;
 	t->n -= dropped;
-	memset(t->by_key, 0, MAX_KEYS * sizeof(*t->by_key));
+	memset(t->by_key, 0, KMON_CONTAINER_KEYS * sizeof(*t->by_key));
 	return dropped;
 }
 

@@ -151,8 +151,9 @@ static int parse_args(struct forward *f, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
 		case O_SOCKET:
-			if (!*optarg || strlen(optarg) > 107)
-				return log_fail("--socket: path must be 1 to 107 bytes long");
+			if (!*optarg || strlen(optarg) >= KMON_PROTO_PATH_MAX)
+				return log_fail("--socket: path must be 1 to %d bytes long",
+						KMON_PROTO_PATH_MAX - 1);
 			f->socket_path = optarg;
 			break;
 		case O_OUTPUT:
@@ -168,7 +169,7 @@ static int parse_args(struct forward *f, int argc, char **argv)
 		case O_NS:
 			if (f->n_ns >= KMON_PROTO_NS_MAX)
 				return log_fail("--namespace: at most %d may be given", KMON_PROTO_NS_MAX);
-			if (!*optarg || strlen(optarg) > 63)
+			if (!*optarg || strlen(optarg) >= KMON_PROTO_NS_LEN)
 				return log_fail("--namespace: '%s' is not a namespace name", optarg);
 			f->ns[f->n_ns++] = optarg;
 			break;
@@ -389,7 +390,9 @@ static void on_state(void *ctx, enum kmon_client_state s, const char *why)
 		break;
 	case KMON_CLIENT_REFUSED:
 		fprintf(stderr, "kmon-forward: %s\n", why);
-		stop(f, f->once && !strstr(why, "refused") && !strstr(why, "cannot") ? 0 : 1);
+		/* With --once the agent going away is the normal end; anything
+		 * else (refused, unreachable, protocol, no answer) is a failure. */
+		stop(f, f->once && kmon_client__reason(f->client) == KMON_REASON_AGENT_GONE ? 0 : 1);
 		break;
 	}
 }

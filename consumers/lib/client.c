@@ -17,7 +17,6 @@
 #include "shm/proto.h"
 #include "shm/ring.h"
 
-#define MAX_KEYS 65536u
 #define BATCH 1024           /* records per loop turn: others get the loop too */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -28,7 +27,7 @@ struct kmon_client {
 	struct kmon_client_opts o;
 	struct kmon_client_cbs cbs;
 	void *ctx;
-	char socket_path[108];
+	char socket_path[KMON_PROTO_PATH_MAX];
 	char name[KMON_PROTO_NAME_MAX];
 	char (*ns)[KMON_PROTO_NS_LEN];
 	char node[KMON_PROTO_NODE_MAX];
@@ -55,6 +54,8 @@ struct kmon_client {
 	uint64_t next_seq;
 	bool seq_known;
 	struct kmon_client_stats st;
+	enum kmon_client_reason reason;
+	unsigned hello_status;
 };
 
 static void set_state(struct kmon_client *c, enum kmon_client_state s, const char *why)
@@ -86,7 +87,7 @@ struct kmon_client *kmon_client__new(uv_loop_t *loop, const struct kmon_client_o
 	snprintf(c->socket_path, sizeof(c->socket_path), "%s",
 		 opts->socket_path ? opts->socket_path : "/run/kmon/kmon.sock");
 	snprintf(c->name, sizeof(c->name), "%s", opts->name ? opts->name : "consumer");
-	c->meta = calloc(MAX_KEYS, sizeof(*c->meta));
+	c->meta = calloc(KMON_CONTAINER_KEYS, sizeof(*c->meta));
 	if (opts->n_namespaces)
 		c->ns = calloc(opts->n_namespaces, sizeof(*c->ns));
 	if (!c->meta || (opts->n_namespaces && !c->ns)) {
@@ -111,7 +112,7 @@ static void free_client(struct kmon_client *c)
 {
 	if (c->on_closed)
 		c->on_closed(c->ctx);
-	for (unsigned i = 0; i < MAX_KEYS; i++)
+	for (unsigned i = 0; i < KMON_CONTAINER_KEYS; i++)
 		free(c->meta[i]);
 	free(c->meta);
 	free(c->ns);
@@ -186,6 +187,7 @@ static void on_timer(uv_timer_t *t)
 	if (c->closing)
 		return;
 	if (c->sock >= 0 && !c->attached) {
+		c->reason = KMON_REASON_TIMEOUT;
 		retry_later(c, "the agent did not answer the hello in time");
 		return;
 	}
@@ -222,7 +224,7 @@ static void handle_record(struct kmon_client *c, const struct kmon_rec_hdr *h)
 			c->st.seq_errors++;
 		c->next_seq = h->seq + 1;
 		c->seq_known = true;
-		if (ev->container_key && ev->container_key < MAX_KEYS)
+		if (ev->container_key && ev->container_key < KMON_CONTAINER_KEYS)
 			m = c->meta[ev->container_key];
 		c->st.received++;
 		if (h->flags & KMON_RECF_REPLAY)
@@ -240,7 +242,7 @@ static void handle_record(struct kmon_client *c, const struct kmon_rec_hdr *h)
 			c->st.seq_errors++;
 		c->next_seq = h->seq + 1;
 		c->seq_known = true;
-		if (!m.key || m.key >= MAX_KEYS)
+		if (!m.key || m.key >= KMON_CONTAINER_KEYS)
 			break;
 		/* Strings from the agent are fixed fields: terminate them anyway. */
 		m.runtime[sizeof(m.runtime) - 1] = m.container_id[sizeof(m.container_id) - 1] = '\0';
@@ -292,6 +294,7 @@ static bool read_batch(struct kmon_client *c)
 		ring_cons__release(c->ring);
 	if (bad) {
 		c->st.bad_records++;
+		c->reason = KMON_REASON_PROTOCOL;
 		retry_later(c, "the agent's ring holds a malformed record");
 		return false;
 	}
@@ -360,6 +363,7 @@ static void take_offer(struct kmon_client *c, const struct kmon_hello_reply *r, 
 		return;
 	}
 	if (send(c->sock, &rd, sizeof(rd), MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(rd)) {
+		c->reason = KMON_REASON_CONNECT_FAILED;
 		snprintf(why, whylen, "cannot send the ready: %s", strerror(errno));
 		return;
 	}
@@ -389,7 +393,10 @@ static bool recv_reply(struct kmon_client *c, char *why, size_t whylen)
 		else
 			close(fds[i]);
 	}
+	/* Protocol trouble unless a branch below says otherwise. */
+	c->reason = KMON_REASON_PROTOCOL;
 	if (n <= 0) {
+		c->reason = KMON_REASON_AGENT_GONE;
 		snprintf(why, whylen, "the agent closed the connection during the hello");
 		return true;
 	}
@@ -399,6 +406,8 @@ static bool recv_reply(struct kmon_client *c, char *why, size_t whylen)
 		snprintf(why, whylen, "the agent refused the hello (%s): %s",
 			 kmon_hello_status_name(r.status), r.error);
 		c->give_up = !kmon_hello_status_retryable(r.status);
+		c->reason = KMON_REASON_REFUSED;
+		c->hello_status = r.status;
 		return true;
 	}
 	if (r.step != step) {
@@ -441,6 +450,8 @@ static void on_sock(uv_poll_t *p, int status, int events)
 			return;
 		}
 		c->attached = true;
+		c->reason = KMON_REASON_NONE;
+		c->hello_status = 0;
 		if (c->ever_attached)
 			c->st.reconnects++;
 		c->ever_attached = true;
@@ -462,6 +473,7 @@ static void on_sock(uv_poll_t *p, int status, int events)
 		/* The agent is gone: what it wrote before going is still ours. */
 		while (c->ring && read_batch(c))
 			;
+		c->reason = KMON_REASON_AGENT_GONE;
 		retry_later(c, "the agent closed the connection");
 	}
 }
@@ -473,6 +485,8 @@ static void connect_now(struct kmon_client *c)
 	char why[300];
 	unsigned i;
 
+	c->reason = KMON_REASON_CONNECT_FAILED; /* until the hello is answered */
+	c->hello_status = 0;
 	c->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (c->sock < 0) {
 		snprintf(why, sizeof(why), "socket: %s", strerror(errno));
@@ -547,4 +561,14 @@ int kmon_client__sched_batch(void)
 	struct sched_param sp = { .sched_priority = 0 };
 
 	return sched_setscheduler(0, SCHED_BATCH, &sp) ? -errno : 0;
+}
+
+enum kmon_client_reason kmon_client__reason(const struct kmon_client *c)
+{
+	return c->reason;
+}
+
+unsigned kmon_client__hello_status(const struct kmon_client *c)
+{
+	return c->hello_status;
 }

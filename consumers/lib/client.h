@@ -29,6 +29,17 @@ enum kmon_client_state {
 				   * per-uid limits are retried with backoff instead. */
 };
 
+/* Why the state last changed, as a code: programs decide (retry, exit code)
+ * from this, never from the English of `why`. */
+enum kmon_client_reason {
+	KMON_REASON_NONE = 0,
+	KMON_REASON_AGENT_GONE,     /* the agent closed the connection (or died) */
+	KMON_REASON_CONNECT_FAILED, /* the control socket could not be reached or used */
+	KMON_REASON_REFUSED,        /* the agent refused: kmon_client__hello_status says why */
+	KMON_REASON_PROTOCOL,       /* a reply, descriptor or ring record was not acceptable */
+	KMON_REASON_TIMEOUT,        /* the agent did not answer the hello in time */
+};
+
 struct kmon_client_opts {
 	size_t sz;               /* sizeof(struct kmon_client_opts) */
 	const char *socket_path; /* default /run/kmon/kmon.sock */
@@ -82,5 +93,10 @@ void kmon_client__get_stats(const struct kmon_client *c, struct kmon_client_stat
 int kmon_client__sched_batch(void);
 /* Node name the agent reported in its hello reply ("" until attached). */
 const char *kmon_client__node(const struct kmon_client *c);
+/* The code behind the last on_state (KMON_REASON_NONE once attached). */
+enum kmon_client_reason kmon_client__reason(const struct kmon_client *c);
+/* With KMON_REASON_REFUSED: the agent's status (enum kmon_hello_status in
+ * shm/proto.h, e.g. 3 = ring too big, 6 = shm budget); 0 otherwise. */
+unsigned kmon_client__hello_status(const struct kmon_client *c);
 
 #endif

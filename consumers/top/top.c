@@ -103,8 +103,9 @@ static int parse_args(struct top *t, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
 		case O_SOCKET:
-			if (!*optarg || strlen(optarg) > 107)
-				return log_fail("--socket: path must be 1 to 107 bytes long");
+			if (!*optarg || strlen(optarg) >= KMON_PROTO_PATH_MAX)
+				return log_fail("--socket: path must be 1 to %d bytes long",
+						KMON_PROTO_PATH_MAX - 1);
 			t->socket_path = optarg;
 			break;
 		case O_INTERVAL:

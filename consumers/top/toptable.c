@@ -9,7 +9,6 @@
 #include "bpf/kmon_event.h"
 #include "shm/meta.h"
 
-#define MAX_KEYS 65536u
 #define SITES 4 /* call sites tracked per container */
 
 struct site {
@@ -39,8 +38,8 @@ struct toptable *toptable__new(void)
 
 	if (!t)
 		return NULL;
-	t->by_key = calloc(MAX_KEYS, sizeof(*t->by_key));
-	t->used = calloc(MAX_KEYS, sizeof(*t->used));
+	t->by_key = calloc(KMON_CONTAINER_KEYS, sizeof(*t->by_key));
+	t->used = calloc(KMON_CONTAINER_KEYS, sizeof(*t->used));
 	if (!t->by_key || !t->used) {
 		toptable__free(t);
 		errno = ENOMEM;
@@ -84,7 +83,7 @@ static void count_site(struct entry *e, uint64_t addr)
 
 void toptable__add(struct toptable *t, const struct kmon_event *ev, const struct kmon_meta *meta)
 {
-	uint32_t key = ev->container_key < MAX_KEYS ? ev->container_key : 0;
+	uint32_t key = ev->container_key < KMON_CONTAINER_KEYS ? ev->container_key : 0;
 	struct entry *e = t->by_key[key];
 
 	if (!e) {

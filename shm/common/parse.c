@@ -82,8 +82,8 @@ int kmon_parse__hostport(const char *s, char *host, size_t hostlen, uint16_t *po
 		return kmon_err__set(err, errlen, -EINVAL, "'%s': port is not a number", s);
 	errno = 0;
 	p = strtoul(colon + 1, &end, 10);
-	if (errno || *end || p < 1 || p > 65535)
-		return kmon_err__set(err, errlen, -EINVAL, "'%s': port is not a number from 1 to 65535",
+	if (errno || *end || p > 65535)
+		return kmon_err__set(err, errlen, -EINVAL, "'%s': port is not a number from 0 to 65535",
 				     s);
 	memcpy(host, h, hlen);
 	host[hlen] = '\0';

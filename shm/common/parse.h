@@ -23,8 +23,8 @@ int kmon_parse__size(const char *s, size_t *out);
  * HOST:PORT of a listener, split without resolving: "0.0.0.0:9470",
  * "localhost:9470", "[::1]:9470", "[::]:9470", ":9470" (no host: the
  * loopback address, as getaddrinfo gives it). An IPv6 address needs its
- * brackets ("::1:9470" is ambiguous and refused). PORT is 1 to 65535 in
- * decimal. host receives the host without brackets ("" for none). Returns 0,
+ * brackets ("::1:9470" is ambiguous and refused). PORT is 0 to 65535 in
+ * decimal (0: any free port, as bind(2) takes it). host receives the host without brackets ("" for none). Returns 0,
  * or -EINVAL with a message in err naming what was wrong.
  */
 int kmon_parse__hostport(const char *s, char *host, size_t hostlen, uint16_t *port, char *err,

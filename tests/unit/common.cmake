@@ -10,3 +10,11 @@ add_executable(test_parse ${CMAKE_CURRENT_LIST_DIR}/test_parse.c)
 target_link_libraries(test_parse PRIVATE kmon_parse kmon_err PkgConfig::CMOCKA)
 add_test(NAME unit_parse COMMAND test_parse)
 set_tests_properties(unit_parse PROPERTIES LABELS unit)
+
+# Layering (README "Layering"): no lower layer includes a higher one; the
+# self-test plants one offence per rule and expects each to be caught.
+add_test(NAME unit_layering COMMAND ${KMON_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/layering.py
+         ${CMAKE_SOURCE_DIR})
+add_test(NAME unit_layering_selftest
+         COMMAND ${KMON_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/layering.py --self-test)
+set_tests_properties(unit_layering unit_layering_selftest PROPERTIES LABELS unit)
