@@ -21,6 +21,7 @@
 #include "consumers/lib/client.h"
 #include "shm/common/event_json.h"
 #include "consumers/forward/http_sink.h"
+#include "consumers/forward/otlp.h"
 #include "consumers/forward/sink.h"
 #include "shm/meta.h"
 #include "shm/proto.h"
@@ -28,6 +29,10 @@
 #include "shm/common/parse.h"
 
 #define MAX_HEADERS 16
+
+#ifndef KMON_VERSION
+#define KMON_VERSION "0.0.0"
+#endif
 
 struct forward {
 	uv_loop_t loop;
@@ -52,6 +57,10 @@ struct forward {
 	int level; /* 0: the codec's default */
 	bool level_set, codec_set;
 	struct event_json_cache *json_cache;
+	int format; /* -1: NDJSON, else enum otlp_encoding */
+	char *otlp_url;
+	struct otlp_encoder *otlp;
+	struct http_sink_encoder encoder;
 	struct file_sink_opts rot;
 	size_t ring_bytes;
 	size_t replay_bytes;
@@ -88,6 +97,9 @@ static void usage(FILE *out)
 		"                         sinks that accept it) or none\n"
 		"  --compress-level N     HTTP: gzip 1-12, zstd -7..19 (default 1 for both)\n"
 		"  --no-gzip              HTTP: same as --compress none\n"
+		"  --format FMT           HTTP: ndjson (default), otlp (OpenTelemetry logs,\n"
+		"                         OTLP/HTTP protobuf) or otlp-json; a URL without a\n"
+		"                         path gets /v1/logs\n"
 		"  --ring-size SIZE       ring to ask the agent for (default: agent's choice)\n"
 		"  --replay SIZE          ask for up to SIZE of history before live events\n"
 		"  --name NAME            name in the agent's logs (default kmon-forward)\n"
@@ -101,7 +113,7 @@ static int parse_args(struct forward *f, int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_OUTPUT, O_EVENTS, O_NS, O_HEADER, O_FLUSH, O_QUEUE, O_NOGZIP,
 	       O_RING, O_REPLAY, O_NAME, O_ONCE, O_HELP, O_BBYTES, O_BLINES, O_SCHED,
-	       O_ROT_SIZE, O_ROT_KEEP, O_ROT_GZIP, O_COMPRESS, O_LEVEL };
+	       O_ROT_SIZE, O_ROT_KEEP, O_ROT_GZIP, O_COMPRESS, O_LEVEL, O_FORMAT };
 	static const struct option lo[] = {
 		{ "socket", required_argument, NULL, O_SOCKET },
 		{ "output", required_argument, NULL, O_OUTPUT },
@@ -123,6 +135,7 @@ static int parse_args(struct forward *f, int argc, char **argv)
 		{ "rotate-size", required_argument, NULL, O_ROT_SIZE },
 		{ "rotate-keep", required_argument, NULL, O_ROT_KEEP },
 		{ "rotate-gzip", no_argument, NULL, O_ROT_GZIP },
+		{ "format", required_argument, NULL, O_FORMAT },
 		{ "help", no_argument, NULL, O_HELP },
 		{ 0 }
 	};
@@ -139,6 +152,7 @@ static int parse_args(struct forward *f, int argc, char **argv)
 	f->batch_bytes = 1u << 20;
 	f->batch_lines = 10000;
 	f->codec = COMPRESS_GZIP;
+	f->format = -1;
 	f->rot.sz = sizeof(f->rot);
 	f->rot.keep = 5;
 	opterr = 0;
@@ -170,8 +184,12 @@ static int parse_args(struct forward *f, int argc, char **argv)
 		case O_HEADER:
 			if (f->n_headers >= MAX_HEADERS)
 				return log_fail("--header: at most %d may be given", MAX_HEADERS);
+			/* The value may be a credential (from a Secret): the
+			 * error names the header, never shows its value. */
 			if (!strchr(optarg, ':') || strpbrk(optarg, "\r\n"))
-				return log_fail("--header: '%s' is not 'Name: value'", optarg);
+				return log_fail("--header: '%.*s' is not 'Name: value' on one line "
+					    "(value not shown)",
+					    (int)strcspn(optarg, ":\r\n"), optarg);
 			f->headers[f->n_headers++] = optarg;
 			break;
 		case O_FLUSH:
@@ -242,6 +260,16 @@ static int parse_args(struct forward *f, int argc, char **argv)
 			f->level_set = true;
 			break;
 		}
+		case O_FORMAT:
+			if (!strcmp(optarg, "ndjson"))
+				f->format = -1;
+			else if (!strcmp(optarg, "otlp"))
+				f->format = OTLP_PROTOBUF;
+			else if (!strcmp(optarg, "otlp-json"))
+				f->format = OTLP_JSON;
+			else
+				return log_fail("--format: '%s' is not ndjson, otlp or otlp-json", optarg);
+			break;
 		case O_RING:
 			if (kmon_parse__size(optarg, &f->ring_bytes) || f->ring_bytes < 4096 ||
 			    (f->ring_bytes & (f->ring_bytes - 1)))
@@ -294,6 +322,9 @@ static int parse_args(struct forward *f, int argc, char **argv)
 		return log_fail("--compress-level: %d is not a %s level (%d to %d)", f->level,
 			    compress__codec_name(f->codec), min, max);
 	}
+	if (f->format >= 0 && strncmp(f->output, "http://", 7) && strncmp(f->output, "https://", 8))
+		return log_fail("--format %s: needs an http:// or https:// --output",
+			    f->format == OTLP_JSON ? "otlp-json" : "otlp");
 	return 0;
 }
 
@@ -314,10 +345,11 @@ static void print_counters(struct forward *f)
 		",\"lost_in_ring\":%" PRIu64 ",\"replayed\":%" PRIu64 ",\"reconnects\":%" PRIu64
 		",\"encode_errors\":%" PRIu64 ",\"seq_errors\":%" PRIu64 ",\"wakeups\":%" PRIu64
 		",\"rotations\":%" PRIu64 ",\"rotate_errors\":%" PRIu64
-		",\"response_bytes\":%" PRIu64 "}}\n",
+		",\"response_bytes\":%" PRIu64 ",\"rejected\":%" PRIu64
+		",\"retry_after\":%" PRIu64 "}}\n",
 		cs.received, ss.sent, ss.retried, ss.dropped, ss.dropped_batches, cs.lost,
 		cs.replayed, cs.reconnects, f->encode_errors, cs.seq_errors, cs.wakeups, ss.rotations,
-		ss.rotate_errors, ss.response_bytes);
+		ss.rotate_errors, ss.response_bytes, ss.rejected, ss.retry_after);
 	fflush(stderr);
 }
 
@@ -325,14 +357,17 @@ static void on_event(void *ctx, const struct kmon_event *ev, const struct kmon_m
 		     uint64_t seq, bool replay)
 {
 	struct forward *f = ctx;
-	char line[KMON_EVENT_JSON_MAX];
+	char line[KMON_EVENT_JSON_MAX > OTLP_ITEM_MAX ? KMON_EVENT_JSON_MAX : OTLP_ITEM_MAX];
 	int n;
 
 	(void)seq;
 	(void)replay;
-	n = event_json__write_cached(f->json_cache, line, sizeof(line), ev, meta,
-				     kmon_client__node(f->client), f->boot_offset,
-				     kmon_client__symtab(f->client));
+	if (f->otlp)
+		n = otlp__item(line, sizeof(line), ev, meta);
+	else
+		n = event_json__write_cached(f->json_cache, line, sizeof(line), ev, meta,
+					     kmon_client__node(f->client), f->boot_offset,
+					     kmon_client__symtab(f->client));
 	if (n < 0) {
 		f->encode_errors++;
 		return;
@@ -348,6 +383,32 @@ static void on_meta(void *ctx, const struct kmon_meta *meta)
 
 	(void)meta;
 	event_json_cache__invalidate(f->json_cache);
+}
+
+static int otlp_encode(void *ctx, const char *items, size_t len, uint64_t n, char **body,
+		       size_t *body_len)
+{
+	return otlp_encoder__encode(ctx, items, len, n, body, body_len);
+}
+
+static uint64_t otlp_rejected(void *ctx, const char *answer, size_t len)
+{
+	return otlp_encoder__rejected(ctx, answer, len);
+}
+
+/* OTLP/HTTP's convention (OTEL_EXPORTER_OTLP_ENDPOINT): a base URL without a
+ * path means the signal's path, /v1/logs; a URL with a path is used as is. */
+static char *otlp_url(const char *url)
+{
+	const char *path = strchr(strstr(url, "://") + 3, '/');
+	char *out;
+
+	if (path && strcmp(path, "/"))
+		return strdup(url);
+	if (asprintf(&out, "%.*s/v1/logs", (int)(path ? (size_t)(path - url) : strlen(url)),
+		     url) < 0)
+		return NULL;
+	return out;
 }
 
 static void on_lost(void *ctx, uint64_t count, uint64_t since)
@@ -370,6 +431,8 @@ static void on_state(void *ctx, enum kmon_client_state s, const char *why)
 		/* maybe another agent, another node name */
 		event_json_cache__invalidate(f->json_cache);
 		fprintf(stderr, "kmon-forward: %s\n", why);
+		if (f->otlp && otlp_encoder__set_node(f->otlp, kmon_client__node(f->client)))
+			fprintf(stderr, "kmon-forward: out of memory for the node name\n");
 		break;
 	case KMON_CLIENT_DISCONNECTED:
 		fprintf(stderr, "kmon-forward: %s%s\n", why, f->once ? "" : "; reconnecting");
@@ -480,12 +543,33 @@ int main(int argc, char **argv)
 			.batch_lines = f.batch_lines, .max_queue_bytes = f.max_queue_bytes,
 			.codec = f.codec, .level = f.level,
 		};
+
+		if (f.format >= 0) {
+			f.otlp = otlp_encoder__new((enum otlp_encoding)f.format, KMON_VERSION,
+						   f.boot_offset);
+			f.otlp_url = otlp_url(f.output);
+			if (!f.otlp || !f.otlp_url) {
+				log_fail("out of memory");
+				otlp_encoder__free(f.otlp);
+				free(f.otlp_url);
+				uv_loop_close(&f.loop);
+				return 1;
+			}
+			f.encoder.content_type = otlp_encoder__content_type(f.otlp);
+			f.encoder.encode = otlp_encode;
+			f.encoder.rejected = otlp_rejected;
+			f.encoder.ctx = f.otlp;
+			ho.encoder = &f.encoder;
+			ho.url = f.otlp_url;
+		}
 		f.sink = http_sink__new(&ho);
 	} else {
 		f.sink = file_sink__new(f.output, &f.rot);
 	}
 	if (!f.sink) {
 		log_fail("--output %s: %s", f.output, strerror(errno));
+		otlp_encoder__free(f.otlp);
+		free(f.otlp_url);
 		uv_loop_close(&f.loop);
 		return 1;
 	}
@@ -536,5 +620,7 @@ int main(int argc, char **argv)
 	if (uv_loop_close(&f.loop))
 		fprintf(stderr, "kmon-forward: loop closed with handles open\n");
 	event_json_cache__free(f.json_cache);
+	otlp_encoder__free(f.otlp);
+	free(f.otlp_url);
 	return f.exit_code;
 }

@@ -11,6 +11,9 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 30000
+/* A server's Retry-After is honoured up to this: a peer must not park the
+ * queue for hours (it fills and drops, counted, meanwhile). */
+#define RETRY_AFTER_MAX_MS 60000
 /* Bytes of a server's answer kept to say why a request failed; the rest is
  * counted and discarded. */
 #define ANSWER_KEEP 200
@@ -163,7 +166,24 @@ static void seal(struct http_sink *h)
 	if (!b)
 		goto drop;
 	b->lines = h->cur_lines;
-	r = compressor__compress(h->z, h->cur, h->cur_len, &b->data, &b->len);
+	if (h->o.encoder) {
+		char *body;
+		size_t body_len;
+
+		r = h->o.encoder->encode(h->o.encoder->ctx, h->cur, h->cur_len, h->cur_lines, &body,
+					 &body_len);
+		if (r) {
+			log_once(h, -1000 + r, "%s: cannot encode a batch of %llu lines (%s); "
+				 "dropping it", h->url, (unsigned long long)h->cur_lines,
+				 strerror(-r));
+			free(b);
+			goto drop;
+		}
+		r = compressor__compress(h->z, body, body_len, &b->data, &b->len);
+		free(body);
+	} else {
+		r = compressor__compress(h->z, h->cur, h->cur_len, &b->data, &b->len);
+	}
 	if (r) {
 		free(b);
 		goto drop;
@@ -231,21 +251,37 @@ static void complete(struct http_sink *h, CURLcode cc, long status)
 {
 	struct batch *b = h->head;
 	char said[ANSWER_KEEP * 4 + 1];
-	unsigned jitter;
+	unsigned jitter, wait_ms;
+	curl_off_t ra = 0;
 
 	h->in_flight = false;
 	answer_text(h, said, sizeof(said));
 	if (cc == CURLE_OK && status >= 200 && status < 300) {
+		uint64_t rej = 0;
+
 		h->head = b->next;
 		if (!h->head)
 			h->tail = NULL;
-		h->st.sent += b->lines;
+		if (h->o.encoder && h->o.encoder->rejected)
+			rej = h->o.encoder->rejected(h->o.encoder->ctx, h->answer, h->answer_len);
+		if (rej > b->lines)
+			rej = b->lines;
+		if (rej) {
+			/* Accepted, but not all of it: the receiver's call, not a
+			 * reason to resend. Counted, said once per change. */
+			h->st.rejected += rej;
+			log_once(h, 1, "%s accepted a batch of %llu lines but rejected %llu "
+				 "(partial success)%s%s%s", h->url, (unsigned long long)b->lines,
+				 (unsigned long long)rej, said[0] ? ": \"" : "", said,
+				 said[0] ? "\"" : "");
+		}
+		h->st.sent += b->lines - rej;
 		h->st.batches++;
 		h->queued_bytes -= b->len;
 		free(b->data);
 		free(b);
 		h->backoff_ms = BACKOFF_MIN_MS;
-		if (h->last_status_logged) {
+		if (h->last_status_logged && !rej) {
 			fprintf(stderr, "kmon-forward: %s accepts batches again\n", h->url);
 			h->last_status_logged = 0;
 		}
@@ -264,16 +300,28 @@ static void complete(struct http_sink *h, CURLcode cc, long status)
 		start_next(h);
 		return;
 	}
+	h->st.retried++;
+	jitter = (unsigned)rand() % (h->backoff_ms / 2 + 1);
+	wait_ms = h->backoff_ms + jitter;
+	/* 429/503 may say when to come back (RFC 9110 10.2.3), as seconds or
+	 * as an HTTP-date: libcurl reads both and gives seconds from now. */
+	if (cc == CURLE_OK && (status == 429 || status == 503) &&
+	    curl_easy_getinfo(h->easy, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0) {
+		wait_ms = ra > RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : (unsigned)ra * 1000;
+		h->st.retry_after++;
+	}
 	if (cc != CURLE_OK)
 		log_once(h, -(long)cc, "%s: %s; retrying with backoff", h->url,
 			 h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc));
+	else if (ra > 0)
+		log_once(h, status, "%s answered HTTP %ld; retrying in %u s as its Retry-After "
+			 "says%s%s%s", h->url, status, wait_ms / 1000, said[0] ? ": \"" : "", said,
+			 said[0] ? "\"" : "");
 	else
 		log_once(h, status, "%s answered HTTP %ld; retrying with backoff%s%s%s", h->url,
 			 status, said[0] ? ": \"" : "", said, said[0] ? "\"" : "");
-	h->st.retried++;
-	jitter = (unsigned)rand() % (h->backoff_ms / 2 + 1);
 	h->retry_pending = true;
-	uv_timer_start(&h->retry_timer, on_retry, h->backoff_ms + jitter, 0);
+	uv_timer_start(&h->retry_timer, on_retry, wait_ms, 0);
 	h->backoff_ms = h->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : h->backoff_ms * 2;
 }
 
@@ -504,7 +552,14 @@ struct sink *http_sink__new(const struct http_sink_opts *opts)
 	if (!h->z)
 		goto fail;
 	h->backoff_ms = BACKOFF_MIN_MS;
-	h->hdrs = curl_slist_append(NULL, "Content-Type: application/x-ndjson");
+	if (opts->encoder) {
+		char ct[128];
+
+		snprintf(ct, sizeof(ct), "Content-Type: %s", opts->encoder->content_type);
+		h->hdrs = curl_slist_append(NULL, ct);
+	} else {
+		h->hdrs = curl_slist_append(NULL, "Content-Type: application/x-ndjson");
+	}
 	if (h->hdrs && compress__content_encoding(opts->codec)) {
 		char ce[64];
 

@@ -8,8 +8,9 @@
  * flush_interval passes; the batch is then compressed (gzip with libdeflate,
  * zstd, or not: compress.h) and queued. One batch is in flight at a time, so the server sees lines in
  * order. Connection errors, 408/429 and 5xx are retried with exponential
- * backoff and jitter; other 4xx drop the batch (retrying cannot help) and say
- * why. The queue holds at most max_queue_bytes: when full, the oldest batch
+ * backoff and jitter; a 429 or 503 with Retry-After (seconds or an HTTP-date)
+ * waits what it says instead, at most 60 s; other 4xx drop the batch
+ * (retrying cannot help) and say why. The queue holds at most max_queue_bytes: when full, the oldest batch
  * not in flight is dropped and counted.
  */
 #ifndef KMON_CONSUMERS_HTTP_SINK_H
@@ -21,6 +22,22 @@
 
 #include "consumers/forward/compress.h"
 #include "consumers/forward/sink.h"
+
+/* What a batch goes out as. Without one, the lines are sent as written
+ * (NDJSON). With one (OTLP), what is written are the encoder's items and the
+ * encoder turns a sealed batch into the request body; compression (the
+ * codec), retries, backoff and the queue bound are the same. */
+struct http_sink_encoder {
+	const char *content_type;
+	/* n items, len bytes -> *body (malloc'd). A failure drops the batch,
+	 * counted in dropped/dropped_batches. */
+	int (*encode)(void *ctx, const char *items, size_t len, uint64_t n, char **body,
+		      size_t *body_len);
+	/* A 2xx answer's first bytes -> items the server says it rejected
+	 * (OTLP partial success); NULL: none. */
+	uint64_t (*rejected)(void *ctx, const char *answer, size_t len);
+	void *ctx;
+};
 
 struct http_sink_opts {
 	size_t sz;
@@ -35,6 +52,7 @@ struct http_sink_opts {
 	enum compress_codec codec; /* and Content-Encoding */
 	int level;                 /* 0: the codec's default */
 	double close_timeout;   /* seconds to keep trying at close; default 10 */
+	const struct http_sink_encoder *encoder; /* NULL: NDJSON */
 };
 
 struct sink *http_sink__new(const struct http_sink_opts *opts);

@@ -28,6 +28,9 @@ struct sink_stats {
 	uint64_t rotations;     /* file: rotations done */
 	uint64_t rotate_errors; /* file: rename/open/compress failures (no line lost) */
 	uint64_t response_bytes; /* http: bytes of the server's answers, read and discarded */
+	uint64_t rejected;       /* http: lines the server accepted the request of but
+				  * rejected (OTLP partial success); not in sent */
+	uint64_t retry_after;    /* http: retries timed by the server's Retry-After */
 };
 
 struct sink {

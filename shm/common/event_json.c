@@ -643,6 +643,12 @@ int event_json__write_cached(struct event_json_cache *c, char *buf, size_t cap,
 	return write_line(buf, cap, ev, frag, (size_t)n, boot_offset_ns, st);
 }
 
+/* The encoder's own validator, for the other encoders (OTLP) to share. */
+size_t event_json__utf8_len(const unsigned char *s, size_t n)
+{
+	return utf8_len(s, n);
+}
+
 int event_json__string(char *buf, size_t cap, const char *s, size_t n)
 {
 	char small[STR_BOUND(64)], *tmp = small;

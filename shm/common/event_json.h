@@ -76,5 +76,9 @@ uint64_t event_json__boot_offset_ns(void);
 /* Appends s (at most n bytes, stopping at NUL) as a JSON string with quotes.
  * Returns bytes written or -ENOSPC. Exposed for tests and other encoders. */
 int event_json__string(char *out, size_t cap, const char *s, size_t n);
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid
+ * (overlong, surrogate, beyond U+10FFFF, cut short). The one validator the
+ * encoders share. */
+size_t event_json__utf8_len(const unsigned char *s, size_t n);
 
 #endif

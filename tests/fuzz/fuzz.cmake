@@ -22,4 +22,5 @@ exec $<TARGET_FILE:${name}> -max_total_time=${KMON_FUZZ_SECONDS} -rss_limit_mb=2
   include(${CMAKE_SOURCE_DIR}/tests/support/event_json_ref.cmake)
   kmon_fuzzer(fuzz_event ${CMAKE_CURRENT_LIST_DIR}/fuzz_event.c ${C}/event kmon_event_json
               kmon_event_json_ref PkgConfig::CJSON)
+  kmon_fuzzer(fuzz_otlp ${CMAKE_CURRENT_LIST_DIR}/fuzz_otlp.c ${C}/otlp kmon_otlp PkgConfig::CJSON)
 endif()

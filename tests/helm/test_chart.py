@@ -405,6 +405,12 @@ class ChartTest(unittest.TestCase):
             "forward.enabled=maybe": "forward.enabled",
             "socket.dir=relative": "socket.dir",
             "kubelet.url=ftp://x": "kubelet.url",
+            "forward.otlp.endpoint=otel:4318": "forward.otlp.endpoint",
+            "forward.otlp.encoding=xml": "forward.otlp.encoding",
+            "forward.otlp.compression=brotli": "forward.otlp.compression",
+            "forward.otlp.headers[0]=no colon": "forward.otlp.headers",
+            "forward.otlp.secretHeaders[0].header=Authorization": "forward.otlp.secretHeaders",
+            "forward.otlp.secretHeaders[0].header=Bad: x": "forward.otlp.secretHeaders",
             "agnet.scope=all": "agnet",
         }
         for s, key in bad.items():
@@ -455,6 +461,49 @@ class ChartTest(unittest.TestCase):
                 res = helm("template", "kmon", CHART, "--set", bad)
                 self.assertNotEqual(res.returncode, 0, f"--set {bad} was accepted")
                 self.assertIn(key, res.stderr)
+    def test_otlp_endpoint_replaces_output_with_secret_headers_from_env(self):
+        res = helm("template", "kmon", CHART, "--set", "forward.output=/var/log/kmon.jsonl",
+                   "--set", "forward.otlp.endpoint=https://otel-collector.obs:4318",
+                   "--set", "forward.otlp.encoding=json", "--set", "forward.otlp.compression=none",
+                   "--set", "forward.otlp.headers[0]=X-Scope-OrgID: tenant-1",
+                   "--set", "forward.otlp.secretHeaders[0].header=Authorization",
+                   "--set", "forward.otlp.secretHeaders[0].secretName=otlp-auth",
+                   "--set", "forward.otlp.secretHeaders[0].secretKey=authorization",
+                   "--set", "forward.otlp.secretHeaders[1].header=X-Api-Key",
+                   "--set", "forward.otlp.secretHeaders[1].secretName=otlp-auth",
+                   "--set", "forward.otlp.secretHeaders[1].secretKey=api-key")
+        self.assertEqual(res.returncode, 0, f"template failed: {res.stderr}")
+        c = self.containers(Rendered(yaml.safe_load_all(res.stdout)))["kmon-forward"]
+        opts = parse_args(c["args"])
+        self.assertEqual(opts.get("output"), ["https://otel-collector.obs:4318"],
+                         "the OTLP endpoint replaces forward.output")
+        self.assertEqual(opts.get("format"), ["otlp-json"])
+        self.assertEqual(opts.get("no-gzip"), [True])
+        self.assertEqual(opts.get("header"), ["X-Scope-OrgID: tenant-1",
+                                              "Authorization: $(KMON_OTLP_HEADER_0)",
+                                              "X-Api-Key: $(KMON_OTLP_HEADER_1)"])
+        # The secret values reach the container through its environment only:
+        # the kubelet expands $(VAR) in args; the pod spec never holds them.
+        self.assertEqual(c["env"], [
+            {"name": "KMON_OTLP_HEADER_0",
+             "valueFrom": {"secretKeyRef": {"name": "otlp-auth", "key": "authorization"}}},
+            {"name": "KMON_OTLP_HEADER_1",
+             "valueFrom": {"secretKeyRef": {"name": "otlp-auth", "key": "api-key"}}}])
+        # Protobuf and gzip by default: no --format otlp-json, no --no-gzip.
+        res = helm("template", "kmon", CHART, "--set", "forward.otlp.endpoint=http://otel:4318")
+        self.assertEqual(res.returncode, 0, f"template failed: {res.stderr}")
+        c = self.containers(Rendered(yaml.safe_load_all(res.stdout)))["kmon-forward"]
+        opts = parse_args(c["args"])
+        self.assertEqual(opts.get("output"), ["http://otel:4318"])
+        self.assertEqual(opts.get("format"), ["otlp"])
+        self.assertNotIn("no-gzip", opts)
+        self.assertNotIn("env", c)
+        # Without an endpoint, no OTLP flag at all.
+        for name, v, r in self.each():
+            if v["forward"]["enabled"]:
+                opts = parse_args(self.containers(r)["kmon-forward"]["args"])
+                self.assertNotIn("format", opts, name)
+                self.assertEqual(opts.get("output"), [v["forward"]["output"]], name)
 
     def test_readme_documents_every_value(self):
         with open(os.path.join(CHART, "README.md"), encoding="utf-8") as f:
