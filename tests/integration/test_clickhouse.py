@@ -55,8 +55,11 @@ USERS_XML = """<?xml version="1.0"?>
 
 
 def last_counters(fwd):
-    lines = [line for line in fwd.log().splitlines() if line.startswith('{"counters"')]
-    return json.loads(lines[-1])["counters"] if lines else None
+    # Whole lines only: the forward may be writing one right now.
+    for line in reversed(fwd.log().split("\n")[:-1]):
+        if line.startswith('{"counters"'):
+            return json.loads(line)["counters"]
+    return None
 
 
 def query_rows(ch, q):
@@ -108,7 +111,8 @@ class ClickHouseClusterTest(unittest.TestCase):
         """Whether the forward sent all it received (its counters on SIGUSR1)."""
         before = fwd.log().count('{"counters"')
         fwd.proc.send_signal(signal.SIGUSR1)
-        wait_for(lambda: fwd.log().count('{"counters"') > before, 30, "counters on SIGUSR1")
+        wait_for(lambda: fwd.log().count('{"counters"') > before and fwd.log().endswith("\n"),
+                 30, "counters on SIGUSR1")
         c = last_counters(fwd)
         return c["sent"] + c["dropped_in_queue"] == c["received"]
 
@@ -294,6 +298,12 @@ class ClusterSchemaTest(unittest.TestCase):
     """cluster.sql is schema.sql's tables on ReplicatedMergeTree behind
     Distributed tables: same columns, same rollup, every parameter named in
     its header. (No ZooKeeper runs here, so no server applies it.)"""
+
+    def test_readme_shows_the_tested_queries(self):
+        with open(os.path.join(chschema.CHART, "..", "..", "README.md")) as f:
+            readme = f.read()
+        for q in chschema.queries():
+            self.assertIn("```sql\n" + q + ";\n```", readme)
 
     def test_cluster_schema_follows_the_one_server_schema(self):
         import re
