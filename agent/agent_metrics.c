@@ -5,7 +5,7 @@
 #include <stdio.h>
 
 #include "bpf/event_util.h"
-#include "consumers/metrics_text.h"
+#include "shm/common/metrics_text.h"
 
 static void counter(struct metrics_text *m, const char *name, const char *help, uint64_t v)
 {

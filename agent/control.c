@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "agent/fanout.h"
-#include "agent/log.h"
+#include "shm/common/log.h"
 #include "shm/proto.h"
 #include "shm/ring.h"
 

@@ -15,6 +15,7 @@
 #include <bpf/libbpf.h>
 
 #include "bpf/event_util.h"
+#include "shm/common/clock.h"
 
 struct drain {
 	struct drain_opts opts;
@@ -34,14 +35,6 @@ struct drain {
 	_Atomic uint64_t max_batch_ns;
 	_Atomic uint64_t max_batch_len;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void bump_max(_Atomic uint64_t *m, uint64_t v)
 {
@@ -63,7 +56,7 @@ static void end_batch(struct drain *d)
 
 	if (d->opts.on_batch)
 		d->opts.on_batch(d->opts.ctx);
-	t1 = now_ns();
+	t1 = kmon_clock__ns();
 	atomic_fetch_add_explicit(&d->batches, 1, memory_order_relaxed);
 	bump_max(&d->max_batch_ns, t1 - d->batch_t0);
 	bump_max(&d->max_batch_len, d->batch_len);
@@ -91,7 +84,7 @@ static bool consume_batch(struct drain *d)
 {
 	int n;
 
-	d->batch_t0 = now_ns();
+	d->batch_t0 = kmon_clock__ns();
 	d->batch_len = 0;
 	n = ring_buffer__consume(d->rb);
 	if (d->batch_len)

@@ -18,7 +18,9 @@
 
 #include <microhttpd.h>
 
-#include "consumers/metrics_text.h"
+#include "shm/common/metrics_text.h"
+#include "shm/common/clock.h"
+#include "shm/common/parse.h"
 
 #define HEARTBEAT_STALE_SEC 10
 /* One MHD_run accepts up to ~11 connections before we see them (libmicrohttpd
@@ -70,14 +72,6 @@ struct endpoints {
 	struct listener ls[2];
 	unsigned n_ls;
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Peers are addresses; an IPv6 peer usually owns a whole /64, so that is one
  * peer. IPv4-mapped IPv6 (a dual-stack listener) counts as the IPv4 address. */
@@ -205,7 +199,7 @@ static void listener__admit(struct listener *l, struct conn *c)
  * byte every few seconds hold a connection for hours. */
 static void listener__sweep(struct listener *l)
 {
-	int64_t now = mono_ms();
+	int64_t now = kmon_clock__ms();
 
 	for (unsigned i = 0; i < SLOTS; i++) {
 		struct conn *c = &l->slots[i];
@@ -254,7 +248,7 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
 	memset(c, 0, sizeof(*c));
 	c->used = true;
 	c->fd = fd->connect_fd;
-	c->since_ms = mono_ms();
+	c->since_ms = kmon_clock__ms();
 	peer_key(addr ? addr->client_addr : NULL, c->peer);
 	*socket_context = c;
 	atomic_fetch_add(&l->open, 1);
@@ -275,7 +269,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
 	(void)toe;
 	if (c) {
 		c->answering = false;
-		c->since_ms = mono_ms();
+		c->since_ms = kmon_clock__ms();
 	}
 }
 
@@ -346,7 +340,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
 		return reply(mc, 405, "text/plain", "method not allowed\n", 19);
 	if (!strcmp(url, "/healthz")) {
-		int64_t age = mono_ms() / 1000 - atomic_load(&e->heartbeat);
+		int64_t age = kmon_clock__ms() / 1000 - atomic_load(&e->heartbeat);
 		if (age > HEARTBEAT_STALE_SEC) {
 			n = snprintf(body, sizeof(body), "event loop stalled for %lld s\n",
 				     (long long)age);
@@ -380,35 +374,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 	n = snprintf(body, sizeof(body), "not found: try /healthz, /readyz%s\n",
 		     l->metrics ? ", /metrics" : "");
 	return reply(mc, 404, "text/plain", body, (size_t)n);
-}
-
-static int parse_addr(const char *option, const char *addr, struct sockaddr_storage *ss,
-		      char *err, size_t errlen)
-{
-	char host[256];
-	const char *colon = strrchr(addr, ':');
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV },
-			*res = NULL;
-	int r;
-
-	if (!colon || (size_t)(colon - addr) >= sizeof(host)) {
-		snprintf(err, errlen, "%s: '%s' is not HOST:PORT", option, addr);
-		return -1;
-	}
-	memcpy(host, addr, (size_t)(colon - addr));
-	host[colon - addr] = '\0';
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		memmove(host, host + 1, strlen(host));
-		host[strlen(host) - 1] = '\0';
-	}
-	r = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
-	if (r) {
-		snprintf(err, errlen, "%s: %s: %s", option, addr, gai_strerror(r));
-		return -1;
-	}
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	freeaddrinfo(res);
-	return 0;
 }
 
 /* libmicrohttpd in external mode on our own thread: accepting, the
@@ -450,7 +415,7 @@ static int listener__start(struct endpoints *e, struct listener *l, const char *
 	l->name = metrics ? "metrics" : "health";
 	l->metrics = metrics;
 	l->stop_fd = -1;
-	if (parse_addr(option, addr, &ss, err, errlen))
+	if (kmon_parse__listen_addr(option, addr, &ss, NULL, err, errlen))
 		return -1;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
@@ -515,7 +480,7 @@ struct endpoints *endpoints__start(const struct endpoints_opts *o, char *err, si
 		return NULL;
 	}
 	e->o = *o;
-	atomic_store(&e->heartbeat, mono_ms() / 1000);
+	atomic_store(&e->heartbeat, kmon_clock__ms() / 1000);
 	e->m = metrics_text__new();
 	if (!e->m) {
 		snprintf(err, errlen, "out of memory");
@@ -537,7 +502,7 @@ fail:
 void endpoints__heartbeat(struct endpoints *e)
 {
 	if (e)
-		atomic_store(&e->heartbeat, mono_ms() / 1000);
+		atomic_store(&e->heartbeat, kmon_clock__ms() / 1000);
 }
 
 void endpoints__stop(struct endpoints *e)

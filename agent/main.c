@@ -24,12 +24,12 @@
 #include "agent/drain.h"
 #include "agent/fanout.h"
 #include "agent/loader.h"
-#include "agent/log.h"
+#include "shm/common/log.h"
 #include "agent/options.h"
 #include "agent/privs.h"
 #include "agent/tracker.h"
 #include "bpf/event_util.h"
-#include "consumers/event_json.h"
+#include "shm/common/event_json.h"
 #include "k8s/cgroup.h"
 
 #ifndef KMON_VERSION

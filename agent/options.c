@@ -14,6 +14,8 @@
 
 #include <linux/types.h>
 #include "bpf/event_util.h"
+#include "shm/common/err.h"
+#include "shm/common/parse.h"
 
 enum {
 	OPT_SCOPE = 0x100,
@@ -142,50 +144,8 @@ void agent_options_usage(FILE *out)
 	      out);
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
-int parse_size(const char *s, size_t *out)
-{
-	unsigned long long v, mult = 1;
-	char *end;
-
-	if (!s || !*s || *s == '-' || *s == '+')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return errno == ERANGE ? -ERANGE : -EINVAL;
-	if (*end) {
-		switch (*end) {
-		case 'k': case 'K': mult = 1ULL << 10; break;
-		case 'm': case 'M': mult = 1ULL << 20; break;
-		case 'g': case 'G': mult = 1ULL << 30; break;
-		default: return -EINVAL;
-		}
-		end++;
-		if (*end == 'i' || *end == 'I')
-			end++;
-		if (*end == 'b' || *end == 'B')
-			end++;
-		if (*end)
-			return -EINVAL;
-	}
-	if (v > SIZE_MAX / mult)
-		return -ERANGE;
-	*out = (size_t)(v * mult);
-	return 0;
-}
+/* Every option error is -EINVAL with its message in err. */
+#define fail(err, errlen, ...) kmon_err__set(err, errlen, -EINVAL, __VA_ARGS__)
 
 static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 {
@@ -224,6 +184,15 @@ static int parse_seconds(const char *s, double min, double max, double *out)
 static bool is_pow2(size_t v)
 {
 	return v && !(v & (v - 1));
+}
+
+/* Checked here so a bad address fails at start, not when the listener opens. */
+static bool hostport_ok(const char *arg, char *why, size_t whylen)
+{
+	char host[256];
+	uint16_t port;
+
+	return kmon_parse__hostport(arg, host, sizeof(host), &port, why, whylen) == 0;
 }
 
 static void set_defaults(struct agent_options *o)
@@ -268,6 +237,7 @@ static int parse_one(int c, const char *arg, struct agent_options *o, char *err,
 {
 	const char *bad;
 	size_t bad_len;
+	char why[200];
 	uint32_t v;
 	size_t sz;
 	int ret;
@@ -292,7 +262,7 @@ static int parse_one(int c, const char *arg, struct agent_options *o, char *err,
 	case OPT_RINGBUF: {
 		long page = sysconf(_SC_PAGESIZE);
 
-		if (parse_size(arg, &sz))
+		if (kmon_parse__size(arg, &sz))
 			return fail(err, errlen, "--ringbuf-size: '%s' is not a size (e.g. 4M, 65536)", arg);
 		if (!is_pow2(sz) || page <= 0 || sz < (size_t)page || sz % (size_t)page)
 			return fail(err, errlen,
@@ -363,17 +333,17 @@ static int parse_one(int c, const char *arg, struct agent_options *o, char *err,
 		o->max_consumers = v;
 		return 0;
 	case OPT_MAX_RING:
-		if ((ret = parse_size(arg, &sz)) || !is_pow2(sz) || sz < 4096 || sz > (1u << 30))
+		if ((ret = kmon_parse__size(arg, &sz)) || !is_pow2(sz) || sz < 4096 || sz > (1u << 30))
 			return fail(err, errlen, "--max-ring-size: '%s' must be a power of two from 4K to 1G", arg);
 		o->max_ring_size = sz;
 		return 0;
 	case OPT_HISTORY:
-		if (parse_size(arg, &sz) || sz > (1u << 30))
+		if (kmon_parse__size(arg, &sz) || sz > (1u << 30))
 			return fail(err, errlen, "--history-bytes: '%s' is not a size up to 1G", arg);
 		o->history_bytes = sz;
 		return 0;
 	case OPT_SHM_BUDGET:
-		if (parse_size(arg, &sz) || sz < (16u << 10) || sz > ((size_t)1 << 40))
+		if (kmon_parse__size(arg, &sz) || sz < (16u << 10) || sz > ((size_t)1 << 40))
 			return fail(err, errlen, "--shm-budget: '%s' is not a size from 16K to 1T", arg);
 		o->shm_budget = sz;
 		return 0;
@@ -452,13 +422,13 @@ static int parse_one(int c, const char *arg, struct agent_options *o, char *err,
 		o->node_name = arg;
 		return 0;
 	case OPT_METRICS_ADDR:
-		if (!strchr(arg, ':'))
-			return fail(err, errlen, "--metrics-addr: '%s' is not HOST:PORT", arg);
+		if (!hostport_ok(arg, why, sizeof(why)))
+			return fail(err, errlen, "--metrics-addr: %s", why);
 		o->metrics_addr = arg;
 		return 0;
 	case OPT_HEALTH_ADDR:
-		if (!strchr(arg, ':'))
-			return fail(err, errlen, "--health-addr: '%s' is not HOST:PORT", arg);
+		if (!hostport_ok(arg, why, sizeof(why)))
+			return fail(err, errlen, "--health-addr: %s", why);
 		o->health_addr = arg;
 		return 0;
 	case OPT_CLASSIFY:

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#include "agent/log.h"
+#include "shm/common/log.h"
 
 #define AGENT_MAX_PIDS 64
 
@@ -65,8 +65,5 @@ struct agent_options {
 int agent_options_parse(int argc, char **argv, struct agent_options *o, char *err,
 			size_t errlen);
 void agent_options_usage(FILE *out);
-
-/* "4M", "65536", "1G" -> bytes. Returns 0 or -EINVAL / -ERANGE. */
-int parse_size(const char *s, size_t *out);
 
 #endif

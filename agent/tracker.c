@@ -15,13 +15,14 @@
 #include <linux/types.h>
 #include "agent/fanout.h"
 #include "agent/loader.h"
-#include "agent/log.h"
+#include "shm/common/log.h"
 #include "agent/pidset.h"
 #include "bpf/kmon_event.h"
 #include "k8s/cgroup.h"
 #include "k8s/cgroup_v2.h"
 #include "k8s/kubelet.h"
 #include "k8s/podlist.h"
+#include "shm/common/clock.h"
 #include "shm/meta.h"
 
 #define CGROUP_FILE_MAX (64 * 1024)
@@ -115,14 +116,6 @@ struct tracker {
 	uint64_t applied_start;  /* the request whose PodList is in use */
 	struct tracker_stats st;
 };
-
-static double mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---------------- scanning (thread pool) ---------------- */
 
@@ -582,8 +575,8 @@ static void scan_done(uv_work_t *req, int status)
 			 "(%.1f ms)", w->proc_root, (unsigned long long)w->seen, w->n_hits,
 			 t->n_containers, w->ms);
 	}
-	if (unknown && t->kubelet && mono() - t->last_unknown_refresh >= UNKNOWN_REFRESH_MIN) {
-		t->last_unknown_refresh = mono();
+	if (unknown && t->kubelet && kmon_clock__sec() - t->last_unknown_refresh >= UNKNOWN_REFRESH_MIN) {
+		t->last_unknown_refresh = kmon_clock__sec();
 		start_kubelet(t);
 	}
 	if (t->o.on_update)
@@ -648,7 +641,7 @@ static int flatten(struct tracker *t, const struct podlist *pl)
 {
 	size_t n = 0, i, j;
 	struct pod_entry *e;
-	double now = mono();
+	double now = kmon_clock__sec();
 
 	for (i = 0; i < pl->n_pods; i++)
 		n += pl->pods[i].n_containers + 1; /* +1: pod-level entry (no id) */
@@ -743,7 +736,7 @@ static void pods_done(uv_work_t *req, int status)
 		t->st.kubelet_ok++;
 		t->applied_start = w->start_no;
 		t->st.pods = w->pl->n_pods;
-		t->pods_time = mono();
+		t->pods_time = kmon_clock__sec();
 		t->backoff = 0;
 		if (t->kubelet_state != 1)
 			log_info("kubelet %s: %u pods; annotating events with pod names",
@@ -866,7 +859,7 @@ int tracker__start(struct tracker *t)
 void tracker__get_stats(struct tracker *t, struct tracker_stats *out)
 {
 	*out = t->st;
-	out->seconds_since_kubelet_ok = t->pods_time > 0 ? mono() - t->pods_time : -1;
+	out->seconds_since_kubelet_ok = t->pods_time > 0 ? kmon_clock__sec() - t->pods_time : -1;
 }
 
 /* open_handles counts the two timers and work queued in the thread pool:

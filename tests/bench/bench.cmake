@@ -2,6 +2,7 @@
 # side by side. CI runs the short version (ctest -L bench) so they cannot rot.
 kmon_bpf_object(baseline ${CMAKE_CURRENT_LIST_DIR}/baseline.bpf.c)
 add_executable(bench_probe ${CMAKE_CURRENT_LIST_DIR}/bench_probe.c)
+target_include_directories(bench_probe PRIVATE ${PROJECT_SOURCE_DIR})
 target_link_libraries(bench_probe PRIVATE baseline_skel PkgConfig::LIBBPF)
 
 add_executable(bench_podlist ${CMAKE_CURRENT_LIST_DIR}/bench_podlist.c)
@@ -14,7 +15,7 @@ set_tests_properties(bench_short PROPERTIES LABELS bench TIMEOUT 1800 RUN_SERIAL
   ENVIRONMENT "KMON_BUILD=${CMAKE_BINARY_DIR}")
 
 add_executable(bench_micro ${CMAKE_CURRENT_LIST_DIR}/bench_micro.c)
-target_link_libraries(bench_micro PRIVATE kmon_consumer_fmt PkgConfig::ZLIB)
+target_link_libraries(bench_micro PRIVATE kmon_event_json kmon_aggtable PkgConfig::ZLIB)
 
 add_executable(bench_bare_reader ${CMAKE_CURRENT_LIST_DIR}/bench_bare_reader.c
                ${CMAKE_SOURCE_DIR}/agent/loader.c)

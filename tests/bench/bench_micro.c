@@ -15,8 +15,8 @@
 
 #include <linux/types.h>
 #include "bpf/kmon_event.h"
-#include "consumers/aggtable.h"
-#include "consumers/event_json.h"
+#include "consumers/aggregate/aggtable.h"
+#include "shm/common/event_json.h"
 #include "shm/meta.h"
 
 #define N 400000

@@ -18,6 +18,6 @@ exec $<TARGET_FILE:${name}> -max_total_time=${KMON_FUZZ_SECONDS} -rss_limit_mb=2
   kmon_fuzzer(fuzz_cgroup ${CMAKE_CURRENT_LIST_DIR}/fuzz_cgroup.c ${C}/cgroup kmon_k8s_cgroup)
   kmon_fuzzer(fuzz_podlist ${CMAKE_CURRENT_LIST_DIR}/fuzz_podlist.c ${C}/podlist kmon_k8s_kubelet)
   kmon_fuzzer(fuzz_hello ${CMAKE_CURRENT_LIST_DIR}/fuzz_hello.c ${C}/hello kmon_shm)
-  kmon_fuzzer(fuzz_event ${CMAKE_CURRENT_LIST_DIR}/fuzz_event.c ${C}/event kmon_consumer_fmt
+  kmon_fuzzer(fuzz_event ${CMAKE_CURRENT_LIST_DIR}/fuzz_event.c ${C}/event kmon_event_json
               PkgConfig::CJSON)
 endif()

@@ -11,7 +11,7 @@
 
 #include "bpf/event_util.h"
 #include "bpf/kmon_event.h"
-#include "consumers/event_json.h"
+#include "shm/common/event_json.h"
 #include "shm/meta.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -3,8 +3,9 @@
 # runs a consumer built WITHOUT sanitizers (valgrind and ASan do not mix) under
 # valgrind, in every build type.
 add_executable(testconsumer_vg ${CMAKE_CURRENT_LIST_DIR}/testconsumer.c
-               ${CMAKE_SOURCE_DIR}/consumers/client.c ${CMAKE_SOURCE_DIR}/shm/ring.c
+               ${CMAKE_SOURCE_DIR}/consumers/lib/client.c ${CMAKE_SOURCE_DIR}/shm/ring.c
                ${CMAKE_SOURCE_DIR}/shm/proto.c)
+target_include_directories(testconsumer_vg PRIVATE ${PROJECT_SOURCE_DIR})
 target_link_libraries(testconsumer_vg PRIVATE PkgConfig::LIBUV)
 foreach(prop COMPILE_OPTIONS LINK_OPTIONS)
   get_target_property(kmon_vg_opts testconsumer_vg ${prop})

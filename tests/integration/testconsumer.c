@@ -37,7 +37,7 @@
 
 #include <linux/types.h>
 #include "bpf/kmon_event.h"
-#include "consumers/client.h"
+#include "consumers/lib/client.h"
 #include "shm/meta.h"
 #include "shm/proto.h"
 

@@ -2,8 +2,3 @@ add_executable(test_ring ${CMAKE_CURRENT_LIST_DIR}/test_ring.c)
 target_link_libraries(test_ring PRIVATE kmon_shm PkgConfig::CMOCKA)
 add_test(NAME unit_ring COMMAND test_ring)
 set_tests_properties(unit_ring PROPERTIES LABELS unit)
-
-add_executable(test_fmt ${CMAKE_CURRENT_LIST_DIR}/test_fmt.c)
-target_link_libraries(test_fmt PRIVATE kmon_consumer_fmt PkgConfig::CJSON PkgConfig::CMOCKA)
-add_test(NAME unit_fmt COMMAND test_fmt)
-set_tests_properties(unit_fmt PROPERTIES LABELS unit)

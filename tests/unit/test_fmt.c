@@ -15,9 +15,9 @@
 #include <linux/types.h>
 
 #include "bpf/kmon_event.h"
-#include "consumers/aggtable.h"
-#include "consumers/event_json.h"
-#include "consumers/metrics_text.h"
+#include "consumers/aggregate/aggtable.h"
+#include "shm/common/event_json.h"
+#include "shm/common/metrics_text.h"
 #include "shm/meta.h"
 
 static struct kmon_event exec_ev(const char *comm, size_t comm_len, const char *file,

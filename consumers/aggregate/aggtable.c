@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-#include "consumers/aggtable.h"
+#include "consumers/aggregate/aggtable.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -10,7 +10,7 @@
 
 #include <linux/types.h>
 #include "bpf/kmon_event.h"
-#include "consumers/metrics_text.h"
+#include "shm/common/metrics_text.h"
 #include "shm/meta.h"
 
 #define MAX_KEYS 65536u

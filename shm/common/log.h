@@ -15,6 +15,14 @@ int log_level_parse(const char *s, enum log_level *out);
 enum log_level log_get_level(void);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * A program's complaint about how it was started (bad option, cannot listen):
+ * "prog: message" on stderr, without time or level, since it is read by the
+ * person who typed the command. Returns -1 so `return log_fail(...)` ends a
+ * parse. prog is log_init's.
+ */
+int log_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)

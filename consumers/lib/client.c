@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-#include "consumers/client.h"
+#include "consumers/lib/client.h"
 
 #include <errno.h>
 #include <sched.h>

@@ -21,11 +21,14 @@
 
 #include <linux/types.h>
 #include "bpf/kmon_event.h"
-#include "consumers/aggtable.h"
-#include "consumers/client.h"
-#include "consumers/metrics_text.h"
+#include "consumers/aggregate/aggtable.h"
+#include "consumers/lib/client.h"
+#include "shm/common/metrics_text.h"
 #include "shm/meta.h"
 #include "shm/proto.h"
+#include "shm/common/clock.h"
+#include "shm/common/log.h"
+#include "shm/common/parse.h"
 
 struct agg {
 	uv_loop_t loop;
@@ -43,27 +46,6 @@ struct agg {
 	uint64_t lost, received;
 	bool attached;
 };
-
-static double now_sec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "kmon-aggregate: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return -1;
-}
 
 static void usage(void)
 {
@@ -86,7 +68,7 @@ static int num(const char *opt, const char *s, double lo, double hi, double *out
 	errno = 0;
 	*out = strtod(s, &end);
 	if (errno || end == s || *end || *out < lo || *out > hi)
-		return fail("%s: '%s' is not a number from %g to %g", opt, s, lo, hi);
+		return log_fail("%s: '%s' is not a number from %g to %g", opt, s, lo, hi);
 	return 0;
 }
 
@@ -118,14 +100,18 @@ static int parse_args(struct agg *g, int argc, char **argv)
 		switch (c) {
 		case 's':
 			if (!*optarg || strlen(optarg) > 107)
-				return fail("--socket: path must be 1 to 107 bytes long");
+				return log_fail("--socket: path must be 1 to 107 bytes long");
 			g->socket_path = optarg;
 			break;
-		case 'l':
-			if (!strrchr(optarg, ':'))
-				return fail("--listen: '%s' is not HOST:PORT", optarg);
+		case 'l': {
+			char host[256], why[200];
+			uint16_t port;
+
+			if (kmon_parse__hostport(optarg, host, sizeof(host), &port, why, sizeof(why)))
+				return log_fail("--listen: %s", why);
 			g->listen = optarg;
 			break;
+		}
 		case 'e':
 			if (num("--expire", optarg, 1, 86400 * 7, &g->expire))
 				return -1;
@@ -146,24 +132,24 @@ static int parse_args(struct agg *g, int argc, char **argv)
 			break;
 		case 'n':
 			if (!*optarg || strlen(optarg) >= KMON_PROTO_NAME_MAX || strpbrk(optarg, " \t"))
-				return fail("--name: 1 to %d characters without spaces",
+				return log_fail("--name: 1 to %d characters without spaces",
 					    KMON_PROTO_NAME_MAX - 1);
 			g->name = optarg;
 			break;
 		case 'S':
 			if (strcmp(optarg, "batch") && strcmp(optarg, "normal"))
-				return fail("--sched: '%s' is not batch or normal", optarg);
+				return log_fail("--sched: '%s' is not batch or normal", optarg);
 			g->sched_normal = !strcmp(optarg, "normal");
 			break;
 		case 'h':
 			usage();
 			exit(0);
 		default:
-			return fail("unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
+			return log_fail("unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		return fail("unexpected argument '%s'", argv[optind]);
+		return log_fail("unexpected argument '%s'", argv[optind]);
 	return 0;
 }
 
@@ -175,7 +161,7 @@ static void on_event(void *ctx, const struct kmon_event *ev, const struct kmon_m
 	(void)seq;
 	(void)replay;
 	g->received++;
-	aggtable__add(g->table, ev, meta, now_sec());
+	aggtable__add(g->table, ev, meta, kmon_clock__sec());
 }
 
 static void on_meta(void *ctx, const struct kmon_meta *meta)
@@ -287,30 +273,22 @@ static void on_http_io(uv_poll_t *p, int status, int events)
 
 static int start_http(struct agg *g)
 {
-	char host[256];
-	const char *colon = strrchr(g->listen, ':');
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV }, *res;
+	struct sockaddr_storage ss;
 	const union MHD_DaemonInfo *info;
-	int r;
+	char err[300];
 
-	if ((size_t)(colon - g->listen) >= sizeof(host))
-		return fail("--listen: host too long");
-	memcpy(host, g->listen, (size_t)(colon - g->listen));
-	host[colon - g->listen] = '\0';
-	r = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
-	if (r)
-		return fail("--listen %s: %s", g->listen, gai_strerror(r));
-	g->httpd = MHD_start_daemon(MHD_USE_EPOLL | (res->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+	if (kmon_parse__listen_addr("--listen", g->listen, &ss, NULL, err, sizeof(err)))
+		return log_fail("%s", err);
+	g->httpd = MHD_start_daemon(MHD_USE_EPOLL | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
 				    0, NULL, NULL, on_request, g, MHD_OPTION_SOCK_ADDR,
-				    res->ai_addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+				    (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
 				    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
-	freeaddrinfo(res);
 	if (!g->httpd)
-		return fail("--listen %s: cannot listen (%s)", g->listen,
+		return log_fail("--listen %s: cannot listen (%s)", g->listen,
 			    errno ? strerror(errno) : "refused");
 	info = MHD_get_daemon_info(g->httpd, MHD_DAEMON_INFO_EPOLL_FD);
 	if (!info || uv_poll_init(&g->loop, &g->http_poll, info->epoll_fd))
-		return fail("cannot drive the HTTP server from the event loop");
+		return log_fail("cannot drive the HTTP server from the event loop");
 	g->http_poll.data = g;
 	uv_timer_init(&g->loop, &g->http_timer);
 	g->http_timer.data = g;
@@ -322,7 +300,7 @@ static void on_expire(uv_timer_t *t)
 {
 	struct agg *g = t->data;
 
-	aggtable__expire(g->table, now_sec(), g->expire);
+	aggtable__expire(g->table, kmon_clock__sec(), g->expire);
 }
 
 static void on_summary(uv_timer_t *t)
@@ -360,6 +338,7 @@ int main(int argc, char **argv)
 	unsigned i;
 	int err;
 
+	log_init("kmon-aggregate", LOG_INFO);
 	memset(&g, 0, sizeof(g));
 	if (parse_args(&g, argc, argv))
 		return 2;
@@ -373,7 +352,7 @@ int main(int argc, char **argv)
 	g.m = metrics_text__new();
 	if (!g.table || !g.m || start_http(&g)) {
 		if (!g.table || !g.m)
-			fail("out of memory");
+			log_fail("out of memory");
 		if (g.httpd)
 			MHD_stop_daemon(g.httpd);
 		aggtable__free(g.table);
@@ -390,7 +369,7 @@ int main(int argc, char **argv)
 	co.reconnect = true;
 	g.client = kmon_client__new(&g.loop, &co, &cb, &g);
 	if (!g.client)
-		return fail("cannot create the client: %s", strerror(errno)), 1;
+		return log_fail("cannot create the client: %s", strerror(errno)), 1;
 	uv_timer_init(&g.loop, &g.expire_timer);
 	g.expire_timer.data = &g;
 	ms = g.expire * 1000 / 10;

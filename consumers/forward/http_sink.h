@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <uv.h>
 
-#include "consumers/sink.h"
+#include "consumers/forward/sink.h"
 
 struct http_sink_opts {
 	size_t sz;

@@ -26,10 +26,12 @@
 
 #include <linux/types.h>
 #include "bpf/kmon_event.h"
-#include "consumers/client.h"
-#include "consumers/toptable.h"
+#include "consumers/lib/client.h"
+#include "consumers/top/toptable.h"
 #include "shm/meta.h"
 #include "shm/proto.h"
+#include "shm/common/clock.h"
+#include "shm/common/log.h"
 
 #define HEALTH_BODY_MAX (1u << 20)
 
@@ -60,27 +62,6 @@ struct top {
 	struct health health, health_next;
 	int exit_code;
 };
-
-static double now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "kmon-top: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return -1;
-}
 
 static void usage(FILE *out)
 {
@@ -123,31 +104,31 @@ static int parse_args(struct top *t, int argc, char **argv)
 		switch (c) {
 		case O_SOCKET:
 			if (!*optarg || strlen(optarg) > 107)
-				return fail("--socket: path must be 1 to 107 bytes long");
+				return log_fail("--socket: path must be 1 to 107 bytes long");
 			t->socket_path = optarg;
 			break;
 		case O_INTERVAL:
 			errno = 0;
 			t->interval = strtod(optarg, &end);
 			if (errno || *end || end == optarg || t->interval < 0.2 || t->interval > 60)
-				return fail("--interval: '%s' is not seconds from 0.2 to 60", optarg);
+				return log_fail("--interval: '%s' is not seconds from 0.2 to 60", optarg);
 			break;
 		case O_SORT:
 			for (i = 0; i < TOP_SORT_MAX && strcmp(optarg, sorts[i]); i++)
 				;
 			if (i == TOP_SORT_MAX)
-				return fail("--sort: '%s' is not one of exec, alloc, bytes, held, name",
+				return log_fail("--sort: '%s' is not one of exec, alloc, bytes, held, name",
 					    optarg);
 			t->sort = (enum top_sort)i;
 			break;
 		case O_NS:
 			if (!*optarg || strlen(optarg) >= sizeof(t->ns_filter))
-				return fail("--namespace: '%s' is not a namespace name", optarg);
+				return log_fail("--namespace: '%s' is not a namespace name", optarg);
 			snprintf(t->ns_filter, sizeof(t->ns_filter), "%s", optarg);
 			break;
 		case O_METRICS:
 			if (strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8))
-				return fail("--agent-metrics: '%s' is not an http(s):// URL", optarg);
+				return log_fail("--agent-metrics: '%s' is not an http(s):// URL", optarg);
 			t->agent_metrics = optarg;
 			break;
 		case O_ONCE:
@@ -160,14 +141,14 @@ static int parse_args(struct top *t, int argc, char **argv)
 			usage(stdout);
 			exit(0);
 		default:
-			return fail("unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
+			return log_fail("unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		return fail("unexpected argument '%s'", argv[optind]);
+		return log_fail("unexpected argument '%s'", argv[optind]);
 	t->curses = !t->once && !t->json;
 	if (t->curses && (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)))
-		return fail("not a terminal: use --once or --json for scripts");
+		return log_fail("not a terminal: use --once or --json for scripts");
 	return 0;
 }
 
@@ -500,7 +481,7 @@ static void on_tick(uv_timer_t *h)
 {
 	struct top *t = h->data;
 	const struct top_row *rows;
-	double now = now_mono();
+	double now = kmon_clock__sec();
 	size_t n;
 
 	n = toptable__snapshot(t->table, now - t->last_tick, t->sort, t->ns_filter, &rows);
@@ -623,17 +604,18 @@ int main(int argc, char **argv)
 	struct top t;
 	int i, err;
 
+	log_init("kmon-top", LOG_INFO);
 	memset(&t, 0, sizeof(t));
 	setlocale(LC_ALL, "");
 	if (parse_args(&t, argc, argv))
 		return 2;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT))
-		return fail("cannot initialise libcurl"), 1;
+		return log_fail("cannot initialise libcurl"), 1;
 	if (uv_loop_init(&t.loop))
-		return fail("cannot create the event loop"), 1;
+		return log_fail("cannot create the event loop"), 1;
 	t.table = toptable__new();
 	if (!t.table)
-		return fail("out of memory"), 1;
+		return log_fail("out of memory"), 1;
 	memset(&co, 0, sizeof(co));
 	co.sz = sizeof(co);
 	co.socket_path = t.socket_path;
@@ -641,10 +623,10 @@ int main(int argc, char **argv)
 	co.reconnect = !t.once;
 	t.client = kmon_client__new(&t.loop, &co, &cb, &t);
 	if (!t.client)
-		return fail("cannot create the client: %s", strerror(errno)), 1;
+		return log_fail("cannot create the client: %s", strerror(errno)), 1;
 	if (t.curses) {
 		if (!initscr())
-			return fail("cannot start curses on this terminal"), 1;
+			return log_fail("cannot start curses on this terminal"), 1;
 		cbreak();
 		noecho();
 		nodelay(stdscr, TRUE);
@@ -661,12 +643,12 @@ int main(int argc, char **argv)
 	}
 	uv_timer_init(&t.loop, &t.tick);
 	t.tick.data = &t;
-	t.last_tick = now_mono();
+	t.last_tick = kmon_clock__sec();
 	uv_timer_start(&t.tick, on_tick, (uint64_t)(t.interval * 1000),
 		       (uint64_t)(t.interval * 1000));
 	health_start(&t);
 	if ((err = kmon_client__start(t.client)))
-		fail("cannot start: %s", strerror(-err));
+		log_fail("cannot start: %s", strerror(-err));
 	else
 		uv_run(&t.loop, UV_RUN_DEFAULT);
 	if (t.curses)

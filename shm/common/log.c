@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-#include "agent/log.h"
+#include "shm/common/log.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -57,4 +57,20 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_end(ap);
 	/* One write per line so lines from threads never interleave. */
 	fprintf(stderr, "%s\n", line);
+}
+
+int log_fail(const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+	int n;
+
+	n = snprintf(line, sizeof(line), "%s: ", log_prog);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		n = 0;
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s\n", line);
+	return -1;
 }

@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-#include "consumers/client.h"
+#include "consumers/lib/client.h"
 
 struct kmon_reader;
 

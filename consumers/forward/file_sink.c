@@ -10,7 +10,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "consumers/sink.h"
+#include "consumers/forward/sink.h"
 
 #define BUF_BYTES (256u * 1024)
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-#include "consumers/metrics_text.h"
+#include "shm/common/metrics_text.h"
 
 #include <errno.h>
 #include <inttypes.h>

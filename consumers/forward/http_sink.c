@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-#include "consumers/http_sink.h"
+#include "consumers/forward/http_sink.h"
 
 #include <errno.h>
 #include <stdarg.h>

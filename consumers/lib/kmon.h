@@ -12,7 +12,7 @@
 #include "bpf/kmon_event.h"
 #include "bpf/event_util.h"
 #include "shm/meta.h"
-#include "consumers/client.h"
-#include "consumers/reader.h"
+#include "consumers/lib/client.h"
+#include "consumers/lib/reader.h"
 
 #endif

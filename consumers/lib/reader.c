@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-#include "consumers/reader.h"
+#include "consumers/lib/reader.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-#include "consumers/toptable.h"
+#include "consumers/top/toptable.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -18,12 +18,14 @@
 #include <linux/types.h>
 #include "bpf/event_util.h"
 #include "bpf/kmon_event.h"
-#include "consumers/client.h"
-#include "consumers/event_json.h"
-#include "consumers/http_sink.h"
-#include "consumers/sink.h"
+#include "consumers/lib/client.h"
+#include "shm/common/event_json.h"
+#include "consumers/forward/http_sink.h"
+#include "consumers/forward/sink.h"
 #include "shm/meta.h"
 #include "shm/proto.h"
+#include "shm/common/log.h"
+#include "shm/common/parse.h"
 
 #define MAX_HEADERS 16
 
@@ -95,40 +97,6 @@ static void usage(FILE *out)
 		KMON_PROTO_NS_MAX);
 }
 
-static int parse_size_arg(const char *s, size_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	default: break;
-	}
-	if (*end || v > (1ull << 40))
-		return -1;
-	*out = (size_t)v;
-	return 0;
-}
-
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "kmon-forward: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return -1;
-}
-
 /* --header-env 'Name=VAR': the header's value comes from the environment, so
  * a credential (a Kubernetes Secret mapped to an env variable) never shows in
  * the command line, which every user of the node can read in /proc. */
@@ -139,24 +107,24 @@ static int header_from_env(struct forward *f, const char *arg)
 	char *h;
 
 	if (!eq || eq == arg || !eq[1])
-		return fail("--header-env: '%s' is not 'Header-Name=ENV_VARIABLE'", arg);
+		return log_fail("--header-env: '%s' is not 'Header-Name=ENV_VARIABLE'", arg);
 	nlen = (size_t)(eq - arg);
 	for (p = arg; p < eq; p++)
 		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
 		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
-			return fail("--header-env: '%.*s' is not a header name", (int)nlen, arg);
+			return log_fail("--header-env: '%.*s' is not a header name", (int)nlen, arg);
 	val = getenv(eq + 1);
 	if (!val || !*val)
-		return fail("--header-env: environment variable %s is not set or empty", eq + 1);
+		return log_fail("--header-env: environment variable %s is not set or empty", eq + 1);
 	if (strpbrk(val, "\r\n"))
-		return fail("--header-env: environment variable %s holds a line break", eq + 1);
+		return log_fail("--header-env: environment variable %s holds a line break", eq + 1);
 	vlen = strlen(val);
 	if (vlen > 8192)
-		return fail("--header-env: environment variable %s is longer than 8192 bytes",
+		return log_fail("--header-env: environment variable %s is longer than 8192 bytes",
 			    eq + 1);
 	h = malloc(nlen + vlen + 3);
 	if (!h)
-		return fail("--header-env: out of memory");
+		return log_fail("--header-env: out of memory");
 	memcpy(h, arg, nlen);
 	memcpy(h + nlen, ": ", 2);
 	memcpy(h + nlen + 2, val, vlen + 1);
@@ -214,36 +182,36 @@ static int parse_args(struct forward *f, int argc, char **argv)
 		switch (c) {
 		case O_SOCKET:
 			if (!*optarg || strlen(optarg) > 107)
-				return fail("--socket: path must be 1 to 107 bytes long");
+				return log_fail("--socket: path must be 1 to 107 bytes long");
 			f->socket_path = optarg;
 			break;
 		case O_OUTPUT:
 			if (!*optarg)
-				return fail("--output: empty destination");
+				return log_fail("--output: empty destination");
 			f->output = optarg;
 			break;
 		case O_EVENTS:
 			if (kmon_event_mask_parse(optarg, &f->mask, &bad, &bad_len))
-				return fail("--events: unknown event type '%.*s' (known: memory_alloc, "
+				return log_fail("--events: unknown event type '%.*s' (known: memory_alloc, "
 					    "memory_free, process_exec)", (int)bad_len, bad);
 			break;
 		case O_NS:
 			if (f->n_ns >= KMON_PROTO_NS_MAX)
-				return fail("--namespace: at most %d may be given", KMON_PROTO_NS_MAX);
+				return log_fail("--namespace: at most %d may be given", KMON_PROTO_NS_MAX);
 			if (!*optarg || strlen(optarg) > 63)
-				return fail("--namespace: '%s' is not a namespace name", optarg);
+				return log_fail("--namespace: '%s' is not a namespace name", optarg);
 			f->ns[f->n_ns++] = optarg;
 			break;
 		case O_HEADER:
 			if (f->n_headers >= MAX_HEADERS)
-				return fail("--header: at most %d may be given", MAX_HEADERS);
+				return log_fail("--header: at most %d may be given", MAX_HEADERS);
 			if (!strchr(optarg, ':') || strpbrk(optarg, "\r\n"))
-				return fail("--header: '%s' is not 'Name: value'", optarg);
+				return log_fail("--header: '%s' is not 'Name: value'", optarg);
 			f->headers[f->n_headers++] = optarg;
 			break;
 		case O_HEADER_ENV:
 			if (f->n_headers >= MAX_HEADERS)
-				return fail("--header/--header-env: at most %d may be given",
+				return log_fail("--header/--header-env: at most %d may be given",
 					    MAX_HEADERS);
 			if (header_from_env(f, optarg))
 				return -1;
@@ -257,7 +225,7 @@ static int parse_args(struct forward *f, int argc, char **argv)
 				      *p == '-' || *p == '.'))
 					break;
 			if (!*optarg || *p || p - optarg > 253)
-				return fail("--node-name: '%s' is not a node name (1 to 253 of a-z, "
+				return log_fail("--node-name: '%s' is not a node name (1 to 253 of a-z, "
 					    "0-9, '-', '.')", optarg);
 			f->node_name = optarg;
 			break;
@@ -267,14 +235,14 @@ static int parse_args(struct forward *f, int argc, char **argv)
 			f->flush_interval = strtod(optarg, &end);
 			if (errno || *end || end == optarg || f->flush_interval < 0.01 ||
 			    f->flush_interval > 3600)
-				return fail("--flush-interval: '%s' is not seconds from 0.01 to 3600",
+				return log_fail("--flush-interval: '%s' is not seconds from 0.01 to 3600",
 					    optarg);
 			break;
 		case O_ROT_SIZE: {
 			size_t v;
 
-			if (parse_size_arg(optarg, &v) || v < 4096)
-				return fail("--rotate-size: '%s' is not a size of at least 4K", optarg);
+			if (kmon_parse__size(optarg, &v) || v < 4096)
+				return log_fail("--rotate-size: '%s' is not a size of at least 4K", optarg);
 			f->rot.rotate_bytes = v;
 			break;
 		}
@@ -284,7 +252,7 @@ static int parse_args(struct forward *f, int argc, char **argv)
 			errno = 0;
 			v = strtoul(optarg, &end, 10);
 			if (errno || *end || end == optarg || v < 1 || v > 1000)
-				return fail("--rotate-keep: '%s' is not a count from 1 to 1000", optarg);
+				return log_fail("--rotate-keep: '%s' is not a count from 1 to 1000", optarg);
 			f->rot.keep = (unsigned)v;
 			break;
 		}
@@ -292,21 +260,21 @@ static int parse_args(struct forward *f, int argc, char **argv)
 			f->rot.gzip = true;
 			break;
 		case O_QUEUE:
-			if (parse_size_arg(optarg, &f->max_queue_bytes) || f->max_queue_bytes < 4096)
-				return fail("--max-queue-bytes: '%s' is not a size of at least 4K",
+			if (kmon_parse__size(optarg, &f->max_queue_bytes) || f->max_queue_bytes < 4096)
+				return log_fail("--max-queue-bytes: '%s' is not a size of at least 4K",
 					    optarg);
 			break;
 		case O_BBYTES:
-			if (parse_size_arg(optarg, &f->batch_bytes) || f->batch_bytes < 1024 ||
+			if (kmon_parse__size(optarg, &f->batch_bytes) || f->batch_bytes < 1024 ||
 			    f->batch_bytes > (256u << 20))
-				return fail("--batch-bytes: '%s' is not a size from 1K to 256M", optarg);
+				return log_fail("--batch-bytes: '%s' is not a size from 1K to 256M", optarg);
 			break;
 		case O_BLINES: {
 			unsigned long v;
 			errno = 0;
 			v = strtoul(optarg, &end, 10);
 			if (errno || *end || end == optarg || v < 1 || v > 10000000)
-				return fail("--batch-lines: '%s' is not a number from 1 to 10000000",
+				return log_fail("--batch-lines: '%s' is not a number from 1 to 10000000",
 					    optarg);
 			f->batch_lines = (unsigned)v;
 			break;
@@ -315,18 +283,18 @@ static int parse_args(struct forward *f, int argc, char **argv)
 			f->gzip = false;
 			break;
 		case O_RING:
-			if (parse_size_arg(optarg, &f->ring_bytes) || f->ring_bytes < 4096 ||
+			if (kmon_parse__size(optarg, &f->ring_bytes) || f->ring_bytes < 4096 ||
 			    (f->ring_bytes & (f->ring_bytes - 1)))
-				return fail("--ring-size: '%s' is not a power of two of at least 4K",
+				return log_fail("--ring-size: '%s' is not a power of two of at least 4K",
 					    optarg);
 			break;
 		case O_REPLAY:
-			if (parse_size_arg(optarg, &f->replay_bytes))
-				return fail("--replay: '%s' is not a size", optarg);
+			if (kmon_parse__size(optarg, &f->replay_bytes))
+				return log_fail("--replay: '%s' is not a size", optarg);
 			break;
 		case O_NAME:
 			if (!*optarg || strlen(optarg) >= KMON_PROTO_NAME_MAX || strpbrk(optarg, " \t\n"))
-				return fail("--name: must be 1 to %d characters without spaces",
+				return log_fail("--name: must be 1 to %d characters without spaces",
 					    KMON_PROTO_NAME_MAX - 1);
 			f->name = optarg;
 			break;
@@ -335,24 +303,24 @@ static int parse_args(struct forward *f, int argc, char **argv)
 			break;
 		case O_SCHED:
 			if (strcmp(optarg, "batch") && strcmp(optarg, "normal"))
-				return fail("--sched: '%s' is not batch or normal", optarg);
+				return log_fail("--sched: '%s' is not batch or normal", optarg);
 			f->sched_normal = !strcmp(optarg, "normal");
 			break;
 		case O_HELP:
 			usage(stdout);
 			exit(0);
 		default:
-			return fail("unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
+			return log_fail("unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		return fail("unexpected argument '%s'", argv[optind]);
+		return log_fail("unexpected argument '%s'", argv[optind]);
 	if ((f->rot.rotate_bytes || f->rot.gzip) &&
 	    (!strcmp(f->output, "-") || !strncmp(f->output, "http://", 7) ||
 	     !strncmp(f->output, "https://", 8)))
-		return fail("--rotate-size/--rotate-gzip: only a file --output can rotate");
+		return log_fail("--rotate-size/--rotate-gzip: only a file --output can rotate");
 	if (f->rot.gzip && !f->rot.rotate_bytes)
-		return fail("--rotate-gzip: needs --rotate-size");
+		return log_fail("--rotate-gzip: needs --rotate-size");
 	return 0;
 }
 
@@ -514,6 +482,7 @@ int main(int argc, char **argv)
 	unsigned i;
 	int err;
 
+	log_init("kmon-forward", LOG_INFO);
 	memset(&f, 0, sizeof(f));
 	if (parse_args(&f, argc, argv)) {
 		free_env_headers(&f);
@@ -525,7 +494,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (uv_loop_init(&f.loop)) {
 		free_env_headers(&f);
-		return fail("cannot create the event loop"), 1;
+		return log_fail("cannot create the event loop"), 1;
 	}
 	f.boot_offset = event_json__boot_offset_ns();
 	if (!strncmp(f.output, "http://", 7) || !strncmp(f.output, "https://", 8)) {
@@ -544,7 +513,7 @@ int main(int argc, char **argv)
 	free_env_headers(&f);
 	f.n_headers = 0;
 	if (!f.sink) {
-		fail("--output %s: %s", f.output, strerror(errno));
+		log_fail("--output %s: %s", f.output, strerror(errno));
 		uv_loop_close(&f.loop);
 		return 1;
 	}
@@ -561,7 +530,7 @@ int main(int argc, char **argv)
 	co.reconnect = !f.once;
 	f.client = kmon_client__new(&f.loop, &co, &cb, &f);
 	if (!f.client) {
-		fail("cannot create the client: %s", strerror(errno));
+		log_fail("cannot create the client: %s", strerror(errno));
 		f.sink->close(f.sink, NULL, NULL);
 		uv_run(&f.loop, UV_RUN_DEFAULT);
 		uv_loop_close(&f.loop);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-#include "consumers/event_json.h"
+#include "shm/common/event_json.h"
 
 #include <errno.h>
 #include <inttypes.h>
