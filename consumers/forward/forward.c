@@ -49,6 +49,9 @@ struct forward {
 	unsigned n_ns;
 	const char *headers[MAX_HEADERS];
 	unsigned n_headers;
+	char *env_headers[MAX_HEADERS]; /* built by --header-env, owned here */
+	unsigned n_env_headers;
+	const char *node_name; /* --node-name: overrides the agent's node name */
 	double flush_interval;
 	size_t max_queue_bytes;
 	size_t batch_bytes;
@@ -88,6 +91,9 @@ static void usage(FILE *out)
 		"  --events LIST          memory_alloc,memory_free,process_exec (default all)\n"
 		"  --namespace NS         only pods in NS (repeatable, up to %d)\n"
 		"  --header 'K: V'        extra HTTP header (repeatable)\n"
+		"  --header-env K=VAR     HTTP header K with the value of environment variable\n"
+		"                         VAR (repeatable), for secrets: not on the command line\n"
+		"  --node-name NAME       node name written in every event (default: the agent's)\n"
 		"  --flush-interval SEC   HTTP: send a batch at least this often (default 1)\n"
 		"  --batch-bytes SIZE     HTTP: uncompressed bytes per batch (default 1M)\n"
 		"  --batch-lines N        HTTP: lines per batch (default 10000)\n"
@@ -109,17 +115,56 @@ static void usage(FILE *out)
 		KMON_PROTO_NS_MAX);
 }
 
+/* --header-env 'Name=VAR': the header's value comes from the environment, so
+ * a credential (a Kubernetes Secret mapped to an env variable) never shows in
+ * the command line, which every user of the node can read in /proc. */
+static int header_from_env(struct forward *f, const char *arg)
+{
+	const char *eq = strchr(arg, '='), *p, *val;
+	size_t nlen, vlen;
+	char *h;
+
+	if (!eq || eq == arg || !eq[1])
+		return log_fail("--header-env: '%s' is not 'Header-Name=ENV_VARIABLE'", arg);
+	nlen = (size_t)(eq - arg);
+	for (p = arg; p < eq; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+			return log_fail("--header-env: '%.*s' is not a header name", (int)nlen, arg);
+	val = getenv(eq + 1);
+	if (!val || !*val)
+		return log_fail("--header-env: environment variable %s is not set or empty", eq + 1);
+	if (strpbrk(val, "\r\n"))
+		return log_fail("--header-env: environment variable %s holds a line break", eq + 1);
+	vlen = strlen(val);
+	if (vlen > 8192)
+		return log_fail("--header-env: environment variable %s is longer than 8192 bytes",
+			    eq + 1);
+	h = malloc(nlen + vlen + 3);
+	if (!h)
+		return log_fail("--header-env: out of memory");
+	memcpy(h, arg, nlen);
+	memcpy(h + nlen, ": ", 2);
+	memcpy(h + nlen + 2, val, vlen + 1);
+	f->env_headers[f->n_env_headers++] = h;
+	f->headers[f->n_headers++] = h;
+	return 0;
+}
+
 static int parse_args(struct forward *f, int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_OUTPUT, O_EVENTS, O_NS, O_HEADER, O_FLUSH, O_QUEUE, O_NOGZIP,
 	       O_RING, O_REPLAY, O_NAME, O_ONCE, O_HELP, O_BBYTES, O_BLINES, O_SCHED,
-	       O_ROT_SIZE, O_ROT_KEEP, O_ROT_GZIP, O_COMPRESS, O_LEVEL, O_FORMAT };
+	       O_ROT_SIZE, O_ROT_KEEP, O_ROT_GZIP, O_COMPRESS, O_LEVEL, O_FORMAT, O_HEADER_ENV,
+	       O_NODE_NAME };
 	static const struct option lo[] = {
 		{ "socket", required_argument, NULL, O_SOCKET },
 		{ "output", required_argument, NULL, O_OUTPUT },
 		{ "events", required_argument, NULL, O_EVENTS },
 		{ "namespace", required_argument, NULL, O_NS },
 		{ "header", required_argument, NULL, O_HEADER },
+		{ "header-env", required_argument, NULL, O_HEADER_ENV },
+		{ "node-name", required_argument, NULL, O_NODE_NAME },
 		{ "flush-interval", required_argument, NULL, O_FLUSH },
 		{ "max-queue-bytes", required_argument, NULL, O_QUEUE },
 		{ "batch-bytes", required_argument, NULL, O_BBYTES },
@@ -192,6 +237,27 @@ static int parse_args(struct forward *f, int argc, char **argv)
 					    (int)strcspn(optarg, ":\r\n"), optarg);
 			f->headers[f->n_headers++] = optarg;
 			break;
+		case O_HEADER_ENV:
+			if (f->n_headers >= MAX_HEADERS)
+				return log_fail("--header/--header-env: at most %d may be given",
+					    MAX_HEADERS);
+			if (header_from_env(f, optarg))
+				return -1;
+			break;
+		case O_NODE_NAME: {
+			const char *p;
+
+			/* A Kubernetes node name: a DNS subdomain (RFC 1123). */
+			for (p = optarg; *p; p++)
+				if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+				      *p == '-' || *p == '.'))
+					break;
+			if (!*optarg || *p || p - optarg > 253)
+				return log_fail("--node-name: '%s' is not a node name (1 to 253 of a-z, "
+					    "0-9, '-', '.')", optarg);
+			f->node_name = optarg;
+			break;
+		}
 		case O_FLUSH:
 			errno = 0;
 			f->flush_interval = strtod(optarg, &end);
@@ -366,8 +432,8 @@ static void on_event(void *ctx, const struct kmon_event *ev, const struct kmon_m
 		n = otlp__item(line, sizeof(line), ev, meta);
 	else
 		n = event_json__write_cached(f->json_cache, line, sizeof(line), ev, meta,
-					     kmon_client__node(f->client), f->boot_offset,
-					     kmon_client__symtab(f->client));
+					     f->node_name ? f->node_name : kmon_client__node(f->client),
+					     f->boot_offset, kmon_client__symtab(f->client));
 	if (n < 0) {
 		f->encode_errors++;
 		return;
@@ -431,7 +497,8 @@ static void on_state(void *ctx, enum kmon_client_state s, const char *why)
 		/* maybe another agent, another node name */
 		event_json_cache__invalidate(f->json_cache);
 		fprintf(stderr, "kmon-forward: %s\n", why);
-		if (f->otlp && otlp_encoder__set_node(f->otlp, kmon_client__node(f->client)))
+		if (f->otlp && otlp_encoder__set_node(f->otlp, f->node_name ? f->node_name :
+							      kmon_client__node(f->client)))
 			fprintf(stderr, "kmon-forward: out of memory for the node name\n");
 		break;
 	case KMON_CLIENT_DISCONNECTED:
@@ -510,6 +577,17 @@ static void on_client_closed(void *ctx)
 	f->client = NULL;
 }
 
+static void free_env_headers(struct forward *f)
+{
+	unsigned i;
+
+	for (i = 0; i < f->n_env_headers; i++) {
+		explicit_bzero(f->env_headers[i], strlen(f->env_headers[i]));
+		free(f->env_headers[i]);
+	}
+	f->n_env_headers = 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGUSR1 };
@@ -522,14 +600,18 @@ int main(int argc, char **argv)
 
 	log_init("kmon-forward", LOG_INFO);
 	memset(&f, 0, sizeof(f));
-	if (parse_args(&f, argc, argv))
+	if (parse_args(&f, argc, argv)) {
+		free_env_headers(&f);
 		return 2;
+	}
 	if (!f.sched_normal && (err = kmon_client__sched_batch()))
 		fprintf(stderr, "kmon-forward: cannot use SCHED_BATCH (%s); staying SCHED_OTHER\n",
 			strerror(-err));
 	signal(SIGPIPE, SIG_IGN);
-	if (uv_loop_init(&f.loop))
+	if (uv_loop_init(&f.loop)) {
+		free_env_headers(&f);
 		return log_fail("cannot create the event loop"), 1;
+	}
 	f.boot_offset = event_json__boot_offset_ns();
 	/* A slot per container: a node runs at most a few hundred. */
 	f.json_cache = event_json_cache__new(512);
@@ -566,6 +648,9 @@ int main(int argc, char **argv)
 	} else {
 		f.sink = file_sink__new(f.output, &f.rot);
 	}
+	/* The sink copied the headers; a secret does not stay around longer. */
+	free_env_headers(&f);
+	f.n_headers = 0;
 	if (!f.sink) {
 		log_fail("--output %s: %s", f.output, strerror(errno));
 		otlp_encoder__free(f.otlp);

@@ -43,6 +43,9 @@ because this machine is shared and noisy. Sections:
             in paired rounds, and kmon_kfree's cost on untracked frees
   memory    agent private RSS by component, 10k tracked PIDs, 110 pods
   drops     offered rate at the first kernel drop with 1, 4, 16 consumers
+  clickhouse  8 kmon-forwards (own node names) into one real clickhouse-server
+            (charts/clickhouse schema) vs the same 8 into a discarding HTTP
+            sink, paced flood: rows/s the server ingests, forward CPU per event
 Not pass/fail: it fails only when a tool cannot run.
 
 One report (issue 18): every section also adds its targets' rows to
@@ -723,6 +726,98 @@ def bench_forward(n, micro, rounds=None):
     return rows
 
 
+def bench_clickhouse(n, rate):
+    """Eight kmon-forward processes, each with its own --node-name (eight
+    simulated nodes), attached to one agent and posting to one real
+    clickhouse-server with kmon's schema (materialized rollup included), side
+    by side with the same eight posting to a sink that discards. The flood is
+    paced (`rate` kmalloc+kfree iterations/s, one thread). Measured: rows the
+    server stored per second from the flood's start until every forward had
+    delivered its queue (sustained ingest), and forwards' CPU per event."""
+    import chschema
+    from servers import ClickHouse
+    rows = []
+    for kind in ("discard-sink", "clickhouse"):
+        ch = sink = None
+        if kind == "clickhouse":
+            ch = ClickHouse().start()
+            chschema.apply(ch)
+            url = chschema.insert_url(ch)
+        else:
+            sink = DiscardSink()
+            url = sink.url
+        a = Agent(AGENT, ["--scope", "all", "--rescan-interval", "0"])
+        a.wait_for_log("attached:", timeout=120)
+        fwds = []
+        for i in range(8):
+            # Not --once: on this loaded machine an attach can time out and
+            # is retried; the forwards are stopped after the agent.
+            c = Consumer([FORWARD, "--socket", a.socket, "--name", "fwd%d" % i,
+                          "--node-name", "bench-node-%d" % i, "--ring-size", str(16 << 20),
+                          "--max-queue-bytes", "256M", "--output", url])
+            c.wait_for_log("attached to", timeout=60)
+            fwds.append(c)
+
+        def last(c):
+            # Whole lines only: the forward may be writing one right now.
+            for line in reversed(c.log().split("\n")[:-1]):
+                if line.startswith('{"counters"'):
+                    return json.loads(line)["counters"]
+            return None
+
+        def counters(c):
+            before = c.log().count('{"counters"')
+            c.proc.send_signal(signal.SIGUSR1)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                log = c.log()
+                if log.count('{"counters"') > before and log.endswith("\n"):
+                    break
+                time.sleep(0.05)
+            return last(c)
+        t0 = time.perf_counter()
+        subprocess.run([FLOOD, str(n), "1", "--rate=%d" % rate], check=True,
+                       stdout=subprocess.DEVNULL)
+        flood_s = time.perf_counter() - t0
+        # Until every forward has delivered (or dropped, counted) what it got.
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            cs = [counters(c) for c in fwds]
+            if all(x["sent"] + x["dropped_in_queue"] == x["received"] for x in cs):
+                break
+            time.sleep(0.5)
+        secs = time.perf_counter() - t0
+        a.stop()
+        cpu = 0.0
+        for c in fwds:
+            c.wait_for_log("agent closed the connection", timeout=120)
+            c.proc.send_signal(signal.SIGINT)
+            cpu += wait_rusage(c.proc)[1]
+            c.out.close()
+            c.err.close()
+        final = [last(c) for c in fwds]
+        received = sum(x["received"] for x in final)
+        sent = sum(x["sent"] for x in final)
+        stored = None
+        if ch:
+            stored = int(ch.query("SELECT count() FROM kmon.events").strip())
+            ch.stop()
+        if sink:
+            sink.stop()
+        rows.append({"output": kind, "forwards": len(fwds), "flood_s": round(flood_s, 1),
+                     "events_per_forward": received // len(fwds), "sent": sent,
+                     "stored": stored,
+                     "dropped": sum(x["dropped_in_queue"] for x in final),
+                     "lost_in_ring": sum(x["lost_in_ring"] for x in final),
+                     "delivered_in_s": round(secs, 1),
+                     "rows_per_s": round((stored if stored is not None else sent) / secs),
+                     "forward_cpu_ns_per_event": round(cpu / max(received, 1) * 1e9, 1)})
+    rows[1]["cpu_vs_discard"] = round(rows[1]["forward_cpu_ns_per_event"] /
+                                      max(rows[0]["forward_cpu_ns_per_event"], 1e-9), 3)
+    rows[0]["cpu_vs_discard"] = 1.0
+    return rows
+
+
 def bench_tracked(counts, tmp, flood_n):
     """Agent cost against the number of container processes it tracks:
     scan time and agent RSS, read from /metrics and /proc."""
@@ -1304,6 +1399,10 @@ def main():
                                      .strip().splitlines()[-1])
         table("hiding kernel addresses, drain CPU ns per event (vs the record copy)",
               [res["addrmask"]])
+    if want("clickhouse"):
+        res["clickhouse"] = bench_clickhouse(100000 if s else 1000000, 20000)
+        table("8 kmon-forwards (8 node names) into one clickhouse-server vs a discarding "
+              "sink, flood paced to 20k iterations/s", res["clickhouse"])
     if not a.report_from:  # the raw results first, whatever the report does
         with open(a.out, "w") as f:
             json.dump(res, f, indent=1)

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import unittest
+import urllib.parse
 
 import yaml
 
@@ -479,11 +480,12 @@ class ChartTest(unittest.TestCase):
                          "the OTLP endpoint replaces forward.output")
         self.assertEqual(opts.get("format"), ["otlp-json"])
         self.assertEqual(opts.get("no-gzip"), [True])
-        self.assertEqual(opts.get("header"), ["X-Scope-OrgID: tenant-1",
-                                              "Authorization: $(KMON_OTLP_HEADER_0)",
-                                              "X-Api-Key: $(KMON_OTLP_HEADER_1)"])
-        # The secret values reach the container through its environment only:
-        # the kubelet expands $(VAR) in args; the pod spec never holds them.
+        self.assertEqual(opts.get("header"), ["X-Scope-OrgID: tenant-1"])
+        self.assertEqual(opts.get("header-env"), ["Authorization=KMON_OTLP_HEADER_0",
+                                                  "X-Api-Key=KMON_OTLP_HEADER_1"])
+        # The secret values reach the container through its environment only
+        # (--header-env reads them there): never in the pod spec or on the
+        # command line.
         self.assertEqual(c["env"], [
             {"name": "KMON_OTLP_HEADER_0",
              "valueFrom": {"secretKeyRef": {"name": "otlp-auth", "key": "authorization"}}},
@@ -521,6 +523,65 @@ class ChartTest(unittest.TestCase):
         extra = sorted(row for row in rows
                        if not any(k == row or k.startswith(row + ".") for k in leaves))
         self.assertEqual(extra, [], "README.md documents values that values.yaml does not have")
+
+    def test_clickhouse_password_from_secret(self):
+        """forward.clickhouse: the insert URL built from url and table, the
+        Secret's keys mapped to env variables of kmon-forward and named by
+        --header-env, no secret material in the args."""
+        def render(*sets):
+            res = helm("template", "kmon", CHART, *set_args(sets))
+            self.assertEqual(res.returncode, 0, f"template failed: {res.stderr}")
+            return self.containers(Rendered(yaml.safe_load_all(res.stdout)))["kmon-forward"]
+
+        c = render("forward.clickhouse.url=https://ch.db:8443/", "forward.clickhouse.existingSecret=ch-cred",
+                   "forward.clickhouse.passwordKey=pw", "forward.clickhouse.table=obs.kmon_events")
+        opts = parse_args(c["args"])
+        url = urllib.parse.urlsplit(one(opts, "output", "forward"))
+        self.assertEqual((url.scheme, url.netloc, url.path), ("https", "ch.db:8443", "/"))
+        self.assertEqual(urllib.parse.parse_qs(url.query, strict_parsing=True), {
+            "query": ["INSERT INTO obs.kmon_events FORMAT JSONEachRow"],
+            "input_format_skip_unknown_fields": ["1"],
+            "date_time_input_format": ["best_effort"]})
+        self.assertEqual(opts.get("header"), ["X-ClickHouse-User: default"])
+        self.assertEqual(opts.get("header-env"), ["X-ClickHouse-Key=KMON_CLICKHOUSE_PASSWORD"])
+        self.assertEqual(c["env"], [{"name": "KMON_CLICKHOUSE_PASSWORD", "valueFrom": {
+            "secretKeyRef": {"name": "ch-cred", "key": "pw"}}}])
+
+        c = render("forward.clickhouse.url=http://ch.db:8123", "forward.clickhouse.existingSecret=ch-cred",
+                   "forward.clickhouse.userKey=user")
+        opts = parse_args(c["args"])
+        self.assertNotIn("header", opts, "the user comes from the Secret, not the args")
+        self.assertEqual(sorted(opts.get("header-env")), ["X-ClickHouse-Key=KMON_CLICKHOUSE_PASSWORD",
+                                                          "X-ClickHouse-User=KMON_CLICKHOUSE_USER"])
+        self.assertEqual({e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"]}, {
+            "KMON_CLICKHOUSE_PASSWORD": {"name": "ch-cred", "key": "password"},
+            "KMON_CLICKHOUSE_USER": {"name": "ch-cred", "key": "user"}})
+        self.assertTrue(one(opts, "output", "forward").startswith("http://ch.db:8123/?query="))
+
+        # Without a Secret: no password at all, no env.
+        c = render("forward.clickhouse.url=http://ch.db:8123")
+        self.assertNotIn("env", c)
+        self.assertNotIn("header-env", parse_args(c["args"]))
+        # Off by default: the plain output.
+        c = render()
+        self.assertEqual(parse_args(c["args"]).get("output"), ["-"])
+        self.assertNotIn("env", c)
+
+        res = helm("template", "kmon", CHART, "--set", "forward.clickhouse.url=http://ch:8123",
+                   "--set", "forward.output=/var/log/kmon.jsonl")
+        self.assertNotEqual(res.returncode, 0, "url and output both set was accepted")
+        self.assertIn("forward.clickhouse.url", res.stderr)
+        for s, key in {"forward.clickhouse.url=http://ch:8123/?query=DROP": "forward.clickhouse.url",
+                       "forward.clickhouse.url=ftp://ch": "forward.clickhouse.url",
+                       "forward.clickhouse.table=kmon.events FORMAT CSV": "forward.clickhouse.table",
+                       "forward.clickhouse.existingSecret=Bad_Name": "forward.clickhouse.existingSecret",
+                       "forward.clickhouse.user=a b": "forward.clickhouse.user",
+                       "forward.clickhouse.password=x": "forward.clickhouse"}.items():
+            with self.subTest(set=s):
+                res = helm("template", "kmon", CHART, "--set", s)
+                self.assertNotEqual(res.returncode, 0, f"--set {s} was accepted")
+                self.assertIn(key, res.stderr, f"--set {s}: error does not name {key}: {res.stderr.strip()}")
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

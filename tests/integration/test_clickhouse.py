@@ -1,0 +1,340 @@
+#!/usr/bin/env python3
+"""ClickHouse for a whole cluster (issue 17 §2), against the real
+clickhouse-server from Debian: the shipped schema (charts/clickhouse/schema.sql
+through its documented compatibility step), eight simulated nodes (eight
+kmon-forward processes, each with its own --node-name, attached to one real
+agent) posting into one server with credentials taken from the environment as
+the chart passes a Kubernetes Secret, and the README's example queries
+(charts/clickhouse/queries.sql, run verbatim) checked against answers computed
+here from the raw rows.
+
+Workload: three pods (real runc containers annotated through the stand-in
+kubelet) running a known number of /bin/true execs each.
+"""
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "support"))
+sys.path.insert(0, HERE)
+import chschema  # noqa: E402
+from agentproc import Agent, Consumer  # noqa: E402
+from fake_kubelet import FakeKubelet  # noqa: E402
+from kubenode import Node, new_pod_uid  # noqa: E402
+from servers import ClickHouse  # noqa: E402
+from test_consumers import GATED, tracked  # noqa: E402
+from waits import wait_for  # noqa: E402
+
+AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
+FORWARD = os.environ.get("KMON_FORWARD", "kmon-forward")
+NODES = ["node-%d" % i for i in range(1, 9)]
+# (namespace, pod, /bin/true execs); queries.sql's timeline query names shop/checkout-1.
+PODS = [("shop", "checkout-1", 60), ("shop", "cart-2", 30), ("analytics", "report-7", 12)]
+# Other engineers' agents and containers run on this machine: this agent tracks
+# every container cgroup it sees, but only ours carry these pod names.
+MY_PODS = ", ".join("'%s'" % p[1] for p in PODS)
+CH_USER, CH_PASSWORD = "kmon", "Zq8-not-on-the-command-line"
+USERS_XML = """<?xml version="1.0"?>
+<yandex><profiles><default></default></profiles>
+<users>
+<default><password></password><networks><ip>127.0.0.1</ip></networks>
+<profile>default</profile><quota>default</quota></default>
+<{u}><password>{p}</password><networks><ip>127.0.0.1</ip></networks>
+<profile>default</profile><quota>default</quota></{u}>
+</users>
+<quotas><default></default></quotas></yandex>
+"""
+
+
+def last_counters(fwd):
+    # Whole lines only: the forward may be writing one right now.
+    for line in reversed(fwd.log().split("\n")[:-1]):
+        if line.startswith('{"counters"'):
+            return json.loads(line)["counters"]
+    return None
+
+
+def query_rows(ch, q):
+    out = ch.query(q + " FORMAT JSONEachRow")
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+class ClickHouseClusterTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="kmon-chc-")
+        os.chmod(self.tmp, 0o755)
+        self.procs = []
+        self.node = Node()
+        self.addCleanup(self.node.close)
+        self.containers = {}
+        pods = []
+        for ns, pod, _ in PODS:
+            c = self.node.start_container(
+                flavor="systemd-containerd", pod_uid=new_pod_uid(), name="app",
+                cmd=["/bin/sleep", "3600"])
+            self.containers[pod] = c
+            pods.append({"name": pod, "namespace": ns, "containers": [c]})
+        self.token = os.path.join(self.tmp, "token")
+        with open(self.token, "w") as f:
+            f.write("t0k3n\n")
+        podlist = os.path.join(self.tmp, "pods.json")
+        with open(podlist, "w") as f:
+            json.dump(self.node.podlist(pods), f)
+        self.fk = FakeKubelet(os.path.join(self.tmp, "kubelet"), podlist, self.token).start()
+        self.addCleanup(self.fk.stop)
+        self.ch = ClickHouse()
+        with open(os.path.join(self.ch.dir, "users.xml"), "w") as f:
+            f.write(USERS_XML.format(u=CH_USER, p=CH_PASSWORD))
+        self.ch.start()
+        self.addCleanup(self.ch.stop)
+        # The chart maps the Secret's key to this variable (forward.clickhouse).
+        os.environ["KMON_CLICKHOUSE_PASSWORD"] = CH_PASSWORD
+
+    def tearDown(self):
+        os.environ.pop("KMON_CLICKHOUSE_PASSWORD", None)
+        for p in self.procs:
+            if p.proc.poll() is None:
+                p.proc.kill()
+                p.proc.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    @staticmethod
+    def delivered(fwd):
+        """Whether the forward sent all it received (its counters on SIGUSR1)."""
+        before = fwd.log().count('{"counters"')
+        fwd.proc.send_signal(signal.SIGUSR1)
+        wait_for(lambda: fwd.log().count('{"counters"') > before and fwd.log().endswith("\n"),
+                 30, "counters on SIGUSR1")
+        c = last_counters(fwd)
+        return c["sent"] + c["dropped_in_queue"] == c["received"]
+
+    def run_execs(self, c, rnd, count):
+        pid = c.spawn(["/bin/sh", "-c", GATED % (rnd, count, "true")])
+        wait_for(lambda: tracked(pid), 30, "pid %d in the agent's PID map" % pid)
+        return lambda: c.exec(["/bin/touch", "/tmp/go%d" % rnd])
+
+    def test_eight_nodes_into_one_server(self):
+        ch = self.ch
+        chschema.apply(ch)
+        a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "0.5",
+                          "--kubelet-url", self.fk.url(), "--kubelet-token-file", self.token,
+                          "--kubelet-ca-file", self.fk.ca, "--kubelet-refresh", "1"])
+        self.procs.append(a)
+        a.wait_attached()
+        wait_for(lambda: "annotating events with pod names" in a.log(), 30, "kubelet answer")
+
+        fwds = {}
+        for n in NODES:
+            fwd = Consumer([FORWARD, "--socket", a.socket, "--name", "fwd-" + n,
+                            "--node-name", n, "--output", chschema.insert_url(ch),
+                            "--header", "X-ClickHouse-User: " + CH_USER,
+                            "--header-env", "X-ClickHouse-Key=KMON_CLICKHOUSE_PASSWORD",
+                            "--flush-interval", "0.5", "--max-queue-bytes", "64M",
+                            # Only our pods: this agent also tracks the
+                            # containers of other tests on the machine.
+                            "--namespace", "shop", "--namespace", "analytics"])
+            self.procs.append(fwd)
+            fwds[n] = fwd
+        for n, fwd in fwds.items():
+            fwd.wait_for_log("attached to")
+            # The secret is in no process's command line (readable by every
+            # user of the node), only in the forward's environment.
+            with open("/proc/%d/cmdline" % fwd.proc.pid, "rb") as f:
+                self.assertNotIn(CH_PASSWORD.encode(), f.read())
+
+        go = [self.run_execs(self.containers[pod], i + 1, count)
+              for i, (_, pod, count) in enumerate(PODS)]
+        for g in go:
+            g()
+
+        def true_execs():
+            return {(r["node"], r["pod"]): int(r["n"]) for r in query_rows(
+                ch, "SELECT node, pod, count() AS n FROM kmon.events "
+                "WHERE type = 'process_exec' AND filename = '/bin/true' AND pod IN (%s) "
+                "GROUP BY node, pod" % MY_PODS)}
+        want = {(n, pod): count for n in NODES for _, pod, count in PODS}
+        wait_for(lambda: true_execs() == want, 180, "every node's /bin/true execs in ClickHouse",
+                 lambda: (true_execs(), [f.log()[-300:] for f in fwds.values()]))
+
+        # The agent goes; each forward delivers what it holds (on a loaded
+        # machine that can take longer than its bound at exit, so wait for it
+        # here), then ends: what it sent is what the server stored.
+        a.stop()
+        for n, fwd in fwds.items():
+            fwd.wait_for_log("agent closed the connection", timeout=60)
+        wait_for(lambda: all(self.delivered(f) for f in fwds.values()), 180,
+                 "every forward's queue delivered", lambda: [last_counters(f) for f in fwds.values()])
+        counters = {}
+        for n, fwd in fwds.items():
+            fwd.stop()
+            counters[n] = last_counters(fwd)
+        stored = {r["node"]: int(r["n"]) for r in query_rows(
+            ch, "SELECT node, count() AS n FROM kmon.events GROUP BY node")}
+        for n in NODES:
+            c = counters[n]
+            self.assertGreater(c["sent"], sum(p[2] for p in PODS), (n, c))
+            self.assertEqual(stored.get(n), c["sent"], "node %s: rows stored != sent %r\n%s"
+                             % (n, c, fwds[n].log()[-2000:]))
+            self.assertEqual(c["sent"], c["received"], (n, c, fwds[n].log()[-3000:]))
+            self.assertEqual(c["dropped_in_queue"], 0, (n, c))
+            self.assertEqual(c["lost_in_ring"], 0, (n, c))
+        # One agent fed all eight: each node stored the same events.
+        self.assertEqual(len(set(stored.values())), 1, stored)
+        # Nothing arrived unannotated or under another name.
+        self.assertEqual(sorted(stored), NODES)
+        mine = ", ".join("'%s'" % c.id for c in self.containers.values())
+        bad = query_rows(ch, "SELECT * FROM kmon.events WHERE container_id IN (%s) AND "
+                         "(pod NOT IN (%s) OR namespace = '' OR container = '' OR pid = 0) "
+                         "LIMIT 5" % (mine, MY_PODS))
+        self.assertEqual(bad, [])
+
+        self.check_queries(ch)
+
+    def check_queries(self, ch):
+        """queries.sql, verbatim, against answers computed from the raw rows."""
+        raw = query_rows(ch, "SELECT type, toString(toStartOfMinute(time)) AS minute, "
+                         "namespace, pod, size, filename, pid FROM kmon.events")
+        top_q, timeline_q, memory_q = chschema.queries()
+
+        # 1. Top pods by exec rate in the last hour (every row is recent).
+        execs = {}
+        for r in raw:
+            if r["type"] == "process_exec":
+                k = (r["namespace"], r["pod"])
+                execs[k] = execs.get(k, 0) + 1
+        want = sorted(execs.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+        got = query_rows(ch, top_q)
+        self.assertEqual([((r["namespace"], r["pod"]), int(r["execs_1h"])) for r in got], want)
+        for r in got:
+            self.assertAlmostEqual(float(r["execs_per_s"]), int(r["execs_1h"]) / 3600, delta=6e-4)
+        # ... and the pods rank as the workload made them: every node saw every exec.
+        for ns, pod, count in PODS:
+            self.assertGreaterEqual(execs[(ns, pod)], count * len(NODES))
+        self.assertEqual([k[1] for k, _ in want if k[1] in {p[1] for p in PODS}], [p[1] for p in PODS])
+
+        # 2. shop/checkout-1's exec timeline.
+        tl = {}
+        for r in raw:
+            if (r["type"], r["namespace"], r["pod"]) == ("process_exec", "shop", "checkout-1"):
+                e = tl.setdefault((r["minute"], r["filename"]), [0, set()])
+                e[0] += 1
+                e[1].add(r["pid"])
+        want = sorted(((m, f, n, len(p)) for (m, f), (n, p) in tl.items()),
+                      key=lambda t: (t[0], -t[2], t[1]))
+        got = [(r["minute"], r["filename"], int(r["execs"]), int(r["pids"]))
+               for r in query_rows(ch, timeline_q)]
+        self.assertEqual(got, want)
+        true_rows = [g for g in got if g[1] == "/bin/true"]
+        self.assertEqual(sum(g[2] for g in true_rows), PODS[0][2] * len(NODES))
+        # Each exec is its own process, seen once per node.
+        self.assertEqual(sum(g[3] for g in true_rows), PODS[0][2])
+
+        # 3. Pods by outstanding kernel memory over time.
+        delta = {}
+        for r in raw:
+            sign = {"memory_alloc": 1, "slab_alloc": 1, "memory_free": -1,
+                    "slab_free": -1}.get(r["type"])
+            if sign:
+                k = (r["namespace"], r["pod"])
+                d = delta.setdefault(k, {})
+                d[r["minute"]] = d.get(r["minute"], 0) + sign * int(r["size"])
+        want = []
+        for (ns, pod), per_min in delta.items():
+            run = 0
+            for m in sorted(per_min):
+                run += per_min[m]
+                want.append((ns, pod, m, run))
+        want.sort(key=lambda t: (t[2], -t[3], t[0], t[1]))
+        got = [(r["namespace"], r["pod"], r["minute"], int(r["outstanding_bytes"]))
+               for r in query_rows(ch, memory_q)]
+        self.assertEqual(got, want)
+        # The workload allocated kernel memory in every pod.
+        self.assertLessEqual({(p[0], p[1]) for p in PODS}, {(g[0], g[1]) for g in got})
+
+    def test_wrong_credentials_are_refused_and_counted(self):
+        """A forward with a wrong key: the server refuses it (401), the
+        forward says so and counts what it could not deliver."""
+        ch = self.ch
+        chschema.apply(ch)
+        os.environ["KMON_CLICKHOUSE_PASSWORD"] = "wrong"
+        a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "0.5",
+                          "--kubelet-url", self.fk.url(), "--kubelet-token-file", self.token,
+                          "--kubelet-ca-file", self.fk.ca, "--kubelet-refresh", "1"])
+        self.procs.append(a)
+        a.wait_attached()
+        fwd = Consumer([FORWARD, "--socket", a.socket, "--node-name", "node-x",
+                        "--output", chschema.insert_url(ch),
+                        "--header", "X-ClickHouse-User: " + CH_USER,
+                        "--header-env", "X-ClickHouse-Key=KMON_CLICKHOUSE_PASSWORD",
+                        "--flush-interval", "0.3", "--namespace", "shop"])
+        self.procs.append(fwd)
+        fwd.wait_for_log("attached to")
+        self.run_execs(self.containers["checkout-1"], 1, 20)()
+        wait_for(lambda: "401" in fwd.log(), 60, "the server's 401 in the forward's log",
+                 lambda: fwd.log()[-500:])
+        a.stop()
+        fwd.wait_for_log("agent closed the connection", timeout=60)
+        wait_for(lambda: self.delivered(fwd), 120, "the forward's queue done with",
+                 lambda: last_counters(fwd))
+        fwd.stop()
+        c = last_counters(fwd)
+        self.assertEqual(c["sent"], 0, c)
+        self.assertGreater(c["received"], 0, c)
+        # Every event it could not deliver is counted as dropped.
+        self.assertEqual(c["dropped_in_queue"], c["received"], c)
+        self.assertGreater(c["dropped_batches"], 0, c)
+        self.assertEqual(int(ch.query("SELECT count() FROM kmon.events").strip()), 0)
+
+
+class ClusterSchemaTest(unittest.TestCase):
+    """cluster.sql is schema.sql's tables on ReplicatedMergeTree behind
+    Distributed tables: same columns, same rollup, every parameter named in
+    its header. (No ZooKeeper runs here, so no server applies it.)"""
+
+    def test_readme_shows_the_tested_queries(self):
+        with open(os.path.join(chschema.CHART, "..", "..", "README.md")) as f:
+            readme = f.read()
+        for q in chschema.queries():
+            self.assertIn("```sql\n" + q + ";\n```", readme)
+
+    def test_cluster_schema_follows_the_one_server_schema(self):
+        import re
+        with open(os.path.join(chschema.CHART, "schema.sql")) as f:
+            one = f.read()
+        with open(os.path.join(chschema.CHART, "cluster.sql")) as f:
+            cl = f.read()
+
+        def block(text, head):
+            return text.split(head + "\n(", 1)[1].split("\n)\n", 1)[0]
+        self.assertEqual(block(cl, "CREATE TABLE IF NOT EXISTS kmon.events_local ON CLUSTER "
+                                   "'${KMON_CLUSTER}'"),
+                         block(one, "CREATE TABLE IF NOT EXISTS kmon.events"))
+        self.assertEqual(block(cl, "CREATE TABLE IF NOT EXISTS kmon.pod_minutes_local ON CLUSTER "
+                                   "'${KMON_CLUSTER}'"),
+                         block(one, "CREATE TABLE IF NOT EXISTS kmon.pod_minutes"))
+        mv = one.split("TO kmon.pod_minutes AS\n", 1)[1].replace("kmon.events", "kmon.events_local")
+        self.assertIn(mv, cl)
+        used = set(re.findall(r"\$\{(\w+)\}", cl.split("\nCREATE", 1)[1]))
+        header = cl.split("\nCREATE", 1)[0]
+        self.assertEqual(used, {"KMON_CLUSTER", "KMON_ZK_PATH", "KMON_TTL_DAYS",
+                                "KMON_ROLLUP_TTL_DAYS", "KMON_SHARD_KEY"})
+        for p in used:
+            self.assertIn("--   ${%s}" % p, header, "parameter %s not documented" % p)
+        # The compatibility step applies to it as to schema.sql.
+        import subprocess
+        out = subprocess.run(["sed", "-f", chschema.COMPAT, os.path.join(chschema.CHART, "cluster.sql")],
+                             check=True, capture_output=True, text=True).stdout
+        self.assertNotIn("DateTime64", out)
+        self.assertNotIn("\nTTL ", out)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
