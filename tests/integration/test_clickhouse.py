@@ -15,23 +15,17 @@ import json
 import os
 import shutil
 import signal
-import sys
 import tempfile
-import time
 import unittest
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "support"))
-sys.path.insert(0, HERE)
-import chschema  # noqa: E402
-from agentproc import Agent, Consumer  # noqa: E402
-from fake_kubelet import FakeKubelet  # noqa: E402
-from kubenode import Node, new_pod_uid  # noqa: E402
-from servers import ClickHouse  # noqa: E402
-from test_consumers import GATED, tracked  # noqa: E402
-from waits import wait_for  # noqa: E402
+import chschema
+from agentproc import Agent, Consumer, tracked
+from fake_kubelet import FakeKubelet
+from kubenode import Node, new_pod_uid
+from servers import ClickHouse
+from test_consumers import GATED
+from waits import wait_for
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 FORWARD = os.environ.get("KMON_FORWARD", "kmon-forward")

@@ -13,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from agentproc import Agent, Consumer
+from agentproc import Agent, Consumer, tracked
 from fake_kubelet import FakeKubelet
 from kubenode import Node, new_pod_uid
 from servers import ClickHouse, Prometheus, free_port, http_get, promtool_problems
@@ -25,26 +25,6 @@ AGGREGATE = os.environ.get("KMON_AGGREGATE", "kmon-aggregate")
 
 GATED = ("while [ ! -e /tmp/go%d ]; do usleep 50000; done; "
          "i=0; while [ $i -lt %d ]; do /bin/%s; i=$((i+1)); done")
-
-
-def tracked(pid):
-    """Whether pid is in the agent's BPF PID map (read with bpftool)."""
-    out = subprocess.run(["bpftool", "-j", "map", "dump", "name", "pids"],
-                         capture_output=True, text=True)
-    if out.returncode:
-        return False
-    entries = json.loads(out.stdout)
-    # Several maps of that name (another agent on the machine): bpftool then
-    # lists each map with its elements.
-    if entries and "elements" in entries[0]:
-        entries = [e for m in entries for e in m["elements"]]
-    for e in entries:
-        k = e.get("key")
-        if isinstance(k, int) and k == pid:
-            return True
-        if isinstance(k, list) and int.from_bytes(bytes(int(b, 16) for b in k), "little") == pid:
-            return True
-    return False
 
 
 class Cluster:

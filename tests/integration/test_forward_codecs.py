@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import unittest
@@ -28,11 +27,9 @@ import unittest
 import zstandard
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "support"))
-sys.path.insert(0, HERE)
-from agentproc import Agent, Consumer  # noqa: E402
-from servers import ClickHouse  # noqa: E402
-from waits import wait_for  # noqa: E402
+from agentproc import Agent, Consumer
+from servers import ClickHouse
+from waits import wait_for
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 FORWARD = os.environ.get("KMON_FORWARD", "kmon-forward")

@@ -30,13 +30,11 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "support"))
-sys.path.insert(0, HERE)
-from agentproc import Agent, Consumer  # noqa: E402
-from fake_kubelet import FakeKubelet  # noqa: E402
-from kubenode import Node, new_pod_uid  # noqa: E402
-from waits import wait_for  # noqa: E402
-import test_consumers  # noqa: E402  (tracked(): bpftool's view of the PID map)
+from agentproc import Agent, Consumer, tracked
+from fake_kubelet import FakeKubelet
+from kubenode import Node, new_pod_uid
+from waits import wait_for
+
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 FORWARD = os.environ.get("KMON_FORWARD", "kmon-forward")
@@ -197,7 +195,7 @@ class ForwardOtlpTest(unittest.TestCase):
         pids = []
         for p in pods:
             pid = p["containers"][0].spawn(["/bin/sh", "-c", WORK])
-            wait_for(lambda: test_consumers.tracked(pid), 30, "pid %d in the PID map" % pid)
+            wait_for(lambda: tracked(pid), 30, "pid %d in the PID map" % pid)
             pids.append(pid)
         for p in pods:
             p["containers"][0].exec(["/bin/touch", "/tmp/go"])

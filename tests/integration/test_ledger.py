@@ -23,19 +23,16 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "support"))
-sys.path.insert(0, HERE)
-from agentproc import Agent, Consumer  # noqa: E402
-from fake_kubelet import FakeKubelet  # noqa: E402
-from kubenode import Node, new_pod_uid  # noqa: E402
-from servers import free_port, http_get  # noqa: E402
-from waits import wait_for  # noqa: E402
+from agentproc import Agent, Consumer
+from fake_kubelet import FakeKubelet
+from kubenode import Node, new_pod_uid
+from servers import free_port, http_get
+from waits import wait_for
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 AGGREGATE = os.environ.get("KMON_AGGREGATE", "kmon-aggregate")

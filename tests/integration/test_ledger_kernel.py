@@ -21,18 +21,15 @@ import ctypes
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "support"))
-sys.path.insert(0, HERE)
-from agentproc import Agent, Consumer  # noqa: E402
-from fake_kubelet import FakeKubelet  # noqa: E402
-from kubenode import Node, new_pod_uid  # noqa: E402
-from waits import wait_for  # noqa: E402
+from agentproc import Agent, Consumer
+from fake_kubelet import FakeKubelet
+from kubenode import Node, new_pod_uid
+from waits import wait_for
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 FORWARD = os.environ.get("KMON_FORWARD", "kmon-forward")

@@ -30,10 +30,8 @@ import unittest
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "support"))
-from agentproc import Agent, Consumer  # noqa: E402
-from waits import wait_for  # noqa: E402
+from agentproc import Agent, Consumer
+from waits import wait_for
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 BUILD = os.environ.get("KMON_BUILD_DIR", "")

@@ -150,3 +150,23 @@ class Consumer:
     def result(self):
         lines = [l for l in self.output().splitlines() if l.startswith("{")]
         return json.loads(lines[-1])
+
+
+def tracked(pid):
+    """Whether pid is in the agent's BPF PID map (read with bpftool)."""
+    out = subprocess.run(["bpftool", "-j", "map", "dump", "name", "pids"],
+                         capture_output=True, text=True)
+    if out.returncode:
+        return False
+    entries = json.loads(out.stdout)
+    # Several maps of that name (another agent on the machine): bpftool then
+    # lists each map with its elements.
+    if entries and "elements" in entries[0]:
+        entries = [e for m in entries for e in m["elements"]]
+    for e in entries:
+        k = e.get("key")
+        if isinstance(k, int) and k == pid:
+            return True
+        if isinstance(k, list) and int.from_bytes(bytes(int(b, 16) for b in k), "little") == pid:
+            return True
+    return False
