@@ -265,7 +265,10 @@ class EnginesE2E(unittest.TestCase):
         self.assertEqual((e["pod"], e["namespace"], e["container"]), ("web-0", "engines", ""), e)
         # Every event the agent read (all types), not only what the consumer got.
         printed = a.events()
-        leaked = [e for e in printed if e["pid"] in engines]
+        # A free charged back to the container that allocated (the memory
+        # ledger) names the context that freed it, which may be an engine
+        # process: it is the container's event, not the engine being tracked.
+        leaked = [e for e in printed if e["pid"] in engines and not e.get("charged_elsewhere")]
         self.assertEqual(leaked, [], "engine processes %s were tracked" % engines)
         # And what the scan makes of them, as a user would ask it.
         for pid, comm in engines.items():

@@ -126,7 +126,10 @@ class CollectorTest(unittest.TestCase):
         self.assertEqual(c.wait(), 0)
         busy.wait(timeout=120)
         self.assertEqual(a.stop(), 0)
-        evs = a.events()
+        # A free charged back to the tracked child (the memory ledger) names
+        # whatever context freed it (a kworker, an RCU callback): the child's
+        # event all the same, so leave those out of who-was-seen.
+        evs = [e for e in a.events() if not e.get("charged_elsewhere")]
         self.assertGreater(len(evs), 0)
         pids = {e["pid"] for e in evs}
         self.assertNotIn(busy.pid, pids)
