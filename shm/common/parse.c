@@ -97,7 +97,7 @@ int kmon_parse__listen_addr(const char *option, const char *s, struct sockaddr_s
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_NUMERICSERV }, *res = NULL;
 	char host[256], port[8], why[200];
-	uint16_t p;
+	uint16_t p = 0; /* set on success; gcc -O3 cannot see that */
 	int r;
 
 	if (kmon_parse__hostport(s, host, sizeof(host), &p, why, sizeof(why)))
