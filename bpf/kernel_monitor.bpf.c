@@ -387,10 +387,12 @@ static __always_inline int on_alloc(__u32 type, __u64 call_site, __u64 p, __u64 
 	/* Recorded even when the alloc event is not delivered (sampled out,
 	 * dropped, not asked for): its free is then recognised and dropped
 	 * too, instead of being reported as a free of unknown memory. Only a
-	 * tracked container's allocations: the map is the ledger of pods. */
+	 * tracked container's allocations (the map is the ledger of pods),
+	 * and a process tracked by name (--pid, key 0 outside --scope all);
+	 * not every host process of --scope all, which would fill it. */
 	if (e)
 		fill_common(e, type, pid_tgid, key);
-	if (key > 0 && p && (event_mask & KMON_EV_MASK(free_type))) {
+	if ((key > 0 || !scope_all) && p && (event_mask & KMON_EV_MASK(free_type))) {
 		live.call_site = call_site;
 		/* The alloc event's own timestamp: a consumer pairs the two by it. */
 		live.timestamp = e ? e->timestamp : bpf_ktime_get_boot_ns();

@@ -48,10 +48,10 @@ CREATE TABLE IF NOT EXISTS kmon.events_local ON CLUSTER '${KMON_CLUSTER}'
     filename           String,                  -- process_exec
     filename_truncated UInt8,
     ptr                String,                  -- memory events: "0x..." (an opaque id by default)
-    call_site          LowCardinality(String),  -- memory events: "function+0xoff" or "0x..."
+    call_site          LowCardinality(Nullable(String)),  -- memory events: "function+0xoff", "0x..." (raw), null (not resolved)
     -- Event record v2 (the memory ledger)
     cache              LowCardinality(String),  -- slab events: kmem_cache name
-    alloc_call_site    LowCardinality(String),  -- free charged to its owner: where it was allocated
+    alloc_call_site    LowCardinality(Nullable(String)),  -- free charged to its owner: where it was allocated (null: not resolved)
     alloc_timestamp    UInt64,                  -- free charged to its owner: the allocation's timestamp
     owner_pid          UInt32,                  -- free charged to its owner: the pid that allocated
     charged_elsewhere  UInt8,                   -- free charged to an owner other than the freeing task
