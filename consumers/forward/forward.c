@@ -451,15 +451,22 @@ static void on_meta(void *ctx, const struct kmon_meta *meta)
 	event_json_cache__invalidate(f->json_cache);
 }
 
+/* The client's table at the time of the encode: the one a re-attach brings
+ * replaces the old, which is freed then. */
 static int otlp_encode(void *ctx, const char *items, size_t len, uint64_t n, char **body,
 		       size_t *body_len)
 {
-	return otlp_encoder__encode(ctx, items, len, n, body, body_len);
+	struct forward *f = ctx;
+
+	otlp_encoder__set_symtab(f->otlp, f->client ? kmon_client__symtab(f->client) : NULL);
+	return otlp_encoder__encode(f->otlp, items, len, n, body, body_len);
 }
 
 static uint64_t otlp_rejected(void *ctx, const char *answer, size_t len)
 {
-	return otlp_encoder__rejected(ctx, answer, len);
+	struct forward *f = ctx;
+
+	return otlp_encoder__rejected(f->otlp, answer, len);
 }
 
 /* OTLP/HTTP's convention (OTEL_EXPORTER_OTLP_ENDPOINT): a base URL without a
@@ -615,8 +622,11 @@ int main(int argc, char **argv)
 	f.boot_offset = event_json__boot_offset_ns();
 	/* A slot per container: a node runs at most a few hundred. */
 	f.json_cache = event_json_cache__new(512);
-	if (!f.json_cache)
+	if (!f.json_cache) {
+		free_env_headers(&f);
+		uv_loop_close(&f.loop);
 		return log_fail("cannot allocate the encoder's cache"), 1;
+	}
 	if (!strncmp(f.output, "http://", 7) || !strncmp(f.output, "https://", 8)) {
 		struct http_sink_opts ho = {
 			.sz = sizeof(ho), .loop = &f.loop, .url = f.output,
@@ -634,13 +644,15 @@ int main(int argc, char **argv)
 				log_fail("out of memory");
 				otlp_encoder__free(f.otlp);
 				free(f.otlp_url);
+				event_json_cache__free(f.json_cache);
+				free_env_headers(&f);
 				uv_loop_close(&f.loop);
 				return 1;
 			}
 			f.encoder.content_type = otlp_encoder__content_type(f.otlp);
 			f.encoder.encode = otlp_encode;
 			f.encoder.rejected = otlp_rejected;
-			f.encoder.ctx = f.otlp;
+			f.encoder.ctx = &f;
 			ho.encoder = &f.encoder;
 			ho.url = f.otlp_url;
 		}
@@ -655,6 +667,7 @@ int main(int argc, char **argv)
 		log_fail("--output %s: %s", f.output, strerror(errno));
 		otlp_encoder__free(f.otlp);
 		free(f.otlp_url);
+		event_json_cache__free(f.json_cache);
 		uv_loop_close(&f.loop);
 		return 1;
 	}
@@ -675,6 +688,9 @@ int main(int argc, char **argv)
 		f.sink->close(f.sink, NULL, NULL);
 		uv_run(&f.loop, UV_RUN_DEFAULT);
 		uv_loop_close(&f.loop);
+		otlp_encoder__free(f.otlp);
+		free(f.otlp_url);
+		event_json_cache__free(f.json_cache);
 		return 1;
 	}
 	for (i = 0; i < 4; i++) {

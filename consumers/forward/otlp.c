@@ -22,6 +22,7 @@
 #include "bpf/kmon_event.h"
 #include "shm/common/event_json.h"
 #include "shm/meta.h"
+#include "shm/symtab.h"
 
 #define N_NAMES 5 /* container_id, pod_uid, pod, namespace, container */
 #define SEVERITY_NUMBER_INFO 9 /* logs.proto: enum SeverityNumber */
@@ -31,6 +32,7 @@ struct otlp_encoder {
 	char *version;
 	char *node;
 	uint64_t boot_offset;
+	const struct kmon_symtab *st; /* names for call sites; NULL: none */
 };
 
 /* A growing buffer that remembers a failed allocation, so the encoder checks
@@ -203,6 +205,7 @@ struct attr {
 struct attrs {
 	struct attr a[24];
 	unsigned n;
+	char site[2][KMON_EVENT_JSON_SYM_MAX]; /* call sites' names */
 };
 
 static void add_str(struct attrs *l, const char *key, const char *s, size_t n)
@@ -251,6 +254,26 @@ static void add_hex(struct attrs *l, const char *key, uint64_t v)
 	a->t = A_STR;
 	a->s = a->hex;
 	a->n = (size_t)n;
+}
+
+/* A call site as the JSON line writes it: with ADDR_OPAQUE the symbol's
+ * name from the agent's table (left out when not resolved: the line's null),
+ * else the raw address in hex. */
+static void add_site(struct attrs *l, const struct otlp_encoder *e, const char *key,
+		     const struct kmon_event *ev, uint64_t site, unsigned slot)
+{
+	char *name = l->site[slot];
+	int n;
+
+	if (!(ev->flags & KMON_EVF_ADDR_OPAQUE)) {
+		add_hex(l, key, site);
+		return;
+	}
+	n = e->st ? kmon_symtab__symbolize(e->st, site, name, sizeof(l->site[slot])) : -ENOENT;
+	if (n == -ENOSPC)
+		n = (int)strnlen(name, sizeof(l->site[slot]));
+	if (n > 0)
+		add_str(l, key, name, (size_t)n);
 }
 
 static void attrs_pb(struct buf *b, unsigned field, const struct attrs *l)
@@ -440,7 +463,8 @@ static void resource_attrs(const struct otlp_encoder *e, const struct ref *r, st
 
 /* The event's fields, named as the JSON line names them under "kmon.",
  * except pid and tid, which the semantic conventions name. */
-static void event_attrs(const struct kmon_event *ev, struct attrs *l, const char **type)
+static void event_attrs(const struct otlp_encoder *e, const struct kmon_event *ev,
+			struct attrs *l, const char **type)
 {
 	uint32_t t = ev->event_type;
 
@@ -468,12 +492,12 @@ static void event_attrs(const struct kmon_event *ev, struct attrs *l, const char
 		break;
 	default:
 		add_hex(l, "kmon.ptr", ev->data.mem.ptr);
-		add_hex(l, "kmon.call_site", ev->data.mem.call_site);
+		add_site(l, e, "kmon.call_site", ev, ev->data.mem.call_site, 0);
 		if (t == KMON_EV_SLAB_ALLOC || t == KMON_EV_SLAB_FREE)
 			add_str(l, "kmon.cache", ev->data.mem.cache, sizeof(ev->data.mem.cache));
 		if ((t == KMON_EV_MEMORY_FREE || t == KMON_EV_SLAB_FREE) &&
 		    (ev->flags & KMON_EVF_OWNER_CHARGED)) {
-			add_hex(l, "kmon.alloc_call_site", ev->data.free.alloc_call_site);
+			add_site(l, e, "kmon.alloc_call_site", ev, ev->data.free.alloc_call_site, 1);
 			add_int(l, "kmon.alloc_timestamp", ev->data.free.alloc_timestamp);
 			add_int(l, "kmon.owner_pid", ev->data.free.owner_pid);
 			add_bool(l, "kmon.freed_elsewhere", ev->flags & KMON_EVF_FREED_ELSEWHERE);
@@ -516,7 +540,7 @@ static void encode_pb(const struct otlp_encoder *e, struct buf *b, const struct 
 			const char *type;
 			size_t lr, body;
 
-			event_attrs(ev, &l, &type);
+			event_attrs(e, ev, &l, &type);
 			lr = pb_begin(b, 2);                            /* ScopeLogs.log_records = 2 */
 			pb_fixed64(b, 1, ev->timestamp + e->boot_offset); /* time_unix_nano = 1 */
 			pb_fixed64(b, 11, observed);          /* observed_time_unix_nano = 11 */
@@ -555,7 +579,7 @@ static void encode_json(const struct otlp_encoder *e, struct buf *b, const struc
 			const struct kmon_event *ev = r[i].ev;
 			const char *type;
 
-			event_attrs(ev, &l, &type);
+			event_attrs(e, ev, &l, &type);
 			if (i && same_container(&r[i - 1], &r[i]))
 				PUTS(b, ",");
 			PUTS(b, "{\"timeUnixNano\":");
@@ -739,6 +763,11 @@ int otlp_encoder__set_node(struct otlp_encoder *e, const char *node)
 	free(e->node);
 	e->node = n;
 	return 0;
+}
+
+void otlp_encoder__set_symtab(struct otlp_encoder *e, const struct kmon_symtab *st)
+{
+	e->st = st;
 }
 
 const char *otlp_encoder__content_type(const struct otlp_encoder *e)

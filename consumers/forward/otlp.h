@@ -49,6 +49,10 @@ void otlp_encoder__free(struct otlp_encoder *e);
 /* The node's name (k8s.node.name), once the agent said it. Copied. */
 int otlp_encoder__set_node(struct otlp_encoder *e, const char *node);
 const char *otlp_encoder__content_type(const struct otlp_encoder *e);
+/* The agent's symbol table for the encodes that follow (NULL: none), which
+ * names call sites as the JSON line does; it must outlive those encodes. */
+struct kmon_symtab;
+void otlp_encoder__set_symtab(struct otlp_encoder *e, const struct kmon_symtab *st);
 /* items: n_items items back to back, as otlp__item wrote them. On success
  * *body is malloc'd (the caller frees it). -EINVAL: an item is malformed;
  * -ENOMEM. */
