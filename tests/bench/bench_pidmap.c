@@ -56,12 +56,14 @@ int main(int argc, char **argv)
 	double *skip = calloc((size_t)rounds, sizeof(double));
 	unsigned long looked = 0;
 
-	if (!keys || !vals || !one || !bat || !skip || n == 0 || n > 65536 || rounds < 1) {
-		fprintf(stderr, "usage: bench_pidmap [N<=65536] [ROUNDS]\n");
+	if (!keys || !vals || !one || !bat || !skip || n == 0 || n > (1u << 20) || rounds < 1) {
+		fprintf(stderr, "usage: bench_pidmap [N<=1048576] [ROUNDS]\n");
 		return 2;
 	}
-	fd = bpf_map_create(BPF_MAP_TYPE_HASH, "bench_pids", sizeof(*keys), sizeof(*vals), 65536,
-			    NULL);
+	/* The agent's default map (65536), or as large as --pid-map-size must be
+	 * for N tracked processes. */
+	fd = bpf_map_create(BPF_MAP_TYPE_HASH, "bench_pids", sizeof(*keys), sizeof(*vals),
+			    n > 65536 ? n : 65536, NULL);
 	if (fd < 0) {
 		fprintf(stderr, "bpf_map_create: %s (needs root or CAP_BPF)\n", strerror(errno));
 		return 1;

@@ -24,6 +24,7 @@ FLOOD = os.path.join(B, "tests", "kmalloc_flood")
 
 PY = r"""
 import json, os, sys, time
+sys.path.insert(0, sys.argv[2])
 import kmon
 n = lost = 0
 with kmon.Client(sys.argv[1], name="py-bench", events=["memory_alloc"],
