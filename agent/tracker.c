@@ -1,22 +1,22 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include "agent/tracker.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <linux/types.h>
+#include "agent/containers.h"
 #include "agent/fanout.h"
 #include "agent/loader.h"
 #include "shm/common/log.h"
 #include "agent/pidset.h"
+#include "agent/pod_table.h"
+#include "agent/proc_scan.h"
 #include "bpf/kmon_event.h"
 #include "k8s/cgroup.h"
 #include "k8s/cgroup_v2.h"
@@ -25,33 +25,10 @@
 #include "shm/common/clock.h"
 #include "shm/meta.h"
 
-#define CGROUP_FILE_MAX (64 * 1024)
 #define FORGET_AFTER_SCANS 5    /* a container unseen this many scans is forgotten */
 #define POD_GRACE_SEC 60.0      /* pods missing from the PodList stay known this long */
 #define UNKNOWN_REFRESH_MIN 2.0 /* at most one "new container" refresh per 2 s */
 #define BACKOFF_MAX_SEC 60.0
-#define CGID_PATH_MAX 1024
-
-/* One container (or pod-level cgroup) the agent has seen in a scan. */
-struct container {
-	bool used;
-	uint32_t key;
-	enum cgroup_kind kind;
-	struct kmon_meta meta;
-	uint64_t last_scan; /* scan number it was last seen in */
-	bool pod_known;     /* pod/namespace filled from the kubelet */
-	bool id_known;      /* its id is in the PodList */
-	uint64_t seen_at;   /* kubelet requests started before it was first seen */
-	bool mismatch_said; /* its identity mismatch was counted and logged */
-	uint64_t cgid;      /* its own cgroup v2 id, in the kernel's cgroup map; 0: none */
-	uint64_t cgid_scan; /* scan that last saw a process in that cgroup */
-};
-
-struct scan_hit {
-	uint32_t tgid;
-	struct cgroup_info info;
-	uint64_t cgid; /* the container's own cgroup v2 id, when the process is in it */
-};
 
 struct scan_work {
 	uv_work_t req;
@@ -59,20 +36,8 @@ struct scan_work {
 	char proc_root[256];
 	struct cgroup_v2_where v2; /* v2.mount "" = no cgroup v2 hierarchy: no cgroup ids */
 	uint32_t self;
-	struct scan_hit *hits;
-	size_t n_hits, cap_hits;
-	uint64_t seen, vanished, unreadable;
-	double ms;
+	struct proc_scan scan;
 	int err;
-};
-
-/* One pod container from the PodList, flattened. */
-struct pod_entry {
-	double last_seen; /* monotonic seconds */
-	char id[KMON_META_ID_MAX];
-	char pod[KMON_META_NAME_MAX], ns[KMON_META_NAME_MAX], container[KMON_META_NAME_MAX];
-	char uid[KMON_META_UID_MAX];
-	char runtime[KMON_META_RUNTIME_MAX]; /* from the containerID scheme */
 };
 
 struct pods_work {
@@ -89,13 +54,16 @@ struct pods_work {
 	uint64_t start_no;
 };
 
+/*
+ * The tracker schedules the /proc scans (proc_scan) and PodList requests
+ * (kubelet, podlist) on the thread pool and applies their results on the
+ * loop thread: the container table and its annotation (containers, from
+ * pod_table) and the kernel's PID and cgroup maps (here).
+ */
 struct tracker {
 	struct tracker_opts o;
-	struct container *c; /* indexed by key; [0] unused; calloc'd, so only
-			      * the pages of keys in use become resident */
-	uint32_t hi;         /* keys in use are below this */
-	uint32_t last_key;   /* the last container found: scans hit runs of one */
-	uint32_t n_containers;
+	struct containers *ct;
+	struct pod_table *pods;
 	uint32_t n_cgroups;  /* containers whose cgroup id is in the kernel's map */
 	struct cgroup_v2_where v2; /* where the cgroup v2 hierarchy is; mount "" = none */
 	struct pidset *tracked, *next;
@@ -106,9 +74,6 @@ struct tracker {
 	bool scan_failing;
 	int open_handles;
 	struct kubelet *kubelet;
-	/* Pod table from the last good PodList. */
-	struct pod_entry *pods;
-	size_t n_pods;
 	double pods_time;       /* monotonic seconds of the last good PodList */
 	double backoff;
 	double last_unknown_refresh;
@@ -120,271 +85,14 @@ struct tracker {
 
 /* ---------------- scanning (thread pool) ---------------- */
 
-static int read_small(int dirfd, const char *path, char *buf, size_t cap, size_t *len)
-{
-	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-	size_t off = 0;
-
-	if (fd < 0)
-		return -errno;
-	while (off < cap) {
-		n = read(fd, buf + off, cap - off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			n = -errno;
-			close(fd);
-			return (int)n;
-		}
-		if (n == 0)
-			break;
-		off += (size_t)n;
-	}
-	close(fd);
-	*len = off;
-	return 0;
-}
-
-/* The last cgroup directory looked up: a scan meets a container's
- * processes in runs, so most lookups are a string compare. */
-struct cgid_cache {
-	char path[CGID_PATH_MAX];
-	uint64_t id;
-};
-
-/* The id of the container's own cgroup v2 directory when this process sits
- * in it (the id bpf_get_current_cgroup_id() reports: the directory's inode
- * number), else 0. 0 too on v1 nodes and for hybrid nodes' runtimes that
- * leave containers in the v2 root; those containers rely on the scans. */
-static uint64_t own_cgroup_id(struct scan_work *w, const char *text, size_t len,
-			      const struct cgroup_info *info, struct cgid_cache *cache)
-{
-	char rel[CGID_PATH_MAX], abs[CGID_PATH_MAX], full[CGID_PATH_MAX + 256];
-	struct stat st;
-
-	if (!w->v2.mount[0] || info->kind != CGROUP_CONTAINER || !info->container_id[0])
-		return 0;
-	if (cgroup__own_v2_path(text, len, info->container_id, rel, sizeof(rel)))
-		return 0;
-	if (cache->id && !strcmp(cache->path, rel))
-		return cache->id;
-	if (cgroup__v2_resolve(w->v2.ns_root, rel, abs, sizeof(abs)))
-		return 0;
-	snprintf(full, sizeof(full), "%s%s", w->v2.mount, abs);
-	if (stat(full, &st) || !S_ISDIR(st.st_mode))
-		return 0; /* gone meanwhile, or another cgroup namespace's view */
-	snprintf(cache->path, sizeof(cache->path), "%s", rel);
-	cache->id = (uint64_t)st.st_ino;
-	return cache->id;
-}
-
 static void scan_run(uv_work_t *req)
 {
 	struct scan_work *w = req->data;
-	struct timespec a, b;
-	struct dirent *de;
-	struct cgid_cache cache = { .id = 0 };
-	char *buf, path[64];
-	DIR *d;
-	int dfd;
 
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	buf = malloc(CGROUP_FILE_MAX);
-	d = opendir(w->proc_root);
-	if (!buf || !d) {
-		w->err = -errno;
-		free(buf);
-		if (d)
-			closedir(d);
-		return;
-	}
-	dfd = dirfd(d);
-	while ((de = readdir(d))) {
-		char *end;
-		unsigned long pid = strtoul(de->d_name, &end, 10);
-		struct cgroup_info info;
-		size_t len = 0;
-		int r;
-
-		if (*end || end == de->d_name || pid == 0 || pid > UINT32_MAX)
-			continue;
-		w->seen++;
-		if (pid == w->self)
-			continue;
-		snprintf(path, sizeof(path), "%lu/cgroup", pid);
-		r = read_small(dfd, path, buf, CGROUP_FILE_MAX, &len);
-		if (r) {
-			/* Gone between readdir and open: normal on a busy node. */
-			if (r == -ENOENT || r == -ESRCH)
-				w->vanished++;
-			else
-				w->unreadable++;
-			continue;
-		}
-		if (!len) {
-			w->vanished++; /* zombie or exiting */
-			continue;
-		}
-		if (cgroup__classify(buf, len, &info) || info.kind == CGROUP_HOST ||
-		    info.kind == CGROUP_CONMON)
-			continue;
-		if (w->n_hits == w->cap_hits) {
-			size_t nc = w->cap_hits ? w->cap_hits * 2 : 256;
-			struct scan_hit *h = realloc(w->hits, nc * sizeof(*h));
-			if (!h) {
-				w->err = -ENOMEM;
-				break;
-			}
-			w->hits = h;
-			w->cap_hits = nc;
-		}
-		w->hits[w->n_hits].tgid = (uint32_t)pid;
-		w->hits[w->n_hits].info = info;
-		w->hits[w->n_hits].cgid = own_cgroup_id(w, buf, len, &info, &cache);
-		w->n_hits++;
-	}
-	closedir(d);
-	free(buf);
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	w->ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+	w->err = proc_scan__run(&w->scan, w->proc_root, &w->v2, w->self);
 }
 
-/* ---------------- container table (loop thread) ---------------- */
-
-static const struct pod_entry *pod_by_container(const struct tracker *t, const char *id)
-{
-	size_t i;
-
-	for (i = 0; i < t->n_pods; i++)
-		if (!strcmp(t->pods[i].id, id))
-			return &t->pods[i];
-	return NULL;
-}
-
-static const struct pod_entry *pod_by_uid(const struct tracker *t, const char *uid)
-{
-	size_t i;
-
-	for (i = 0; i < t->n_pods; i++)
-		if (!strcmp(t->pods[i].uid, uid))
-			return &t->pods[i];
-	return NULL;
-}
-
-/* Fills pod, namespace and container names from the pod table. Returns
- * true when the meta changed.
- *
- * A container id alone proves nothing: whoever can create a cgroup can name
- * it after another pod's container. The kubelet-made pod directory of the
- * same path must agree with the pod the PodList puts that id in; when it
- * does not (or the path has no pod directory at all), the container is left
- * without pod names, counted and logged once. */
-static bool annotate(struct tracker *t, struct container *c)
-{
-	struct kmon_meta m = c->meta;
-	const struct pod_entry *p = NULL;
-
-	if (c->kind == CGROUP_CONTAINER && m.container_id[0])
-		p = pod_by_container(t, m.container_id);
-	if (p && strcmp(p->uid, m.pod_uid)) {
-		if (!c->mismatch_said) {
-			c->mismatch_said = true;
-			t->st.identity_mismatch++;
-			log_warn("container %.12s claims pod %s/%s (uid %s) but its cgroup is in "
-				 "%s%s: not annotated (a cgroup named after another pod's container)",
-				 m.container_id, p->ns, p->pod, p->uid,
-				 m.pod_uid[0] ? "pod " : "no pod directory", m.pod_uid);
-		}
-		m.pod[0] = m.namespace[0] = m.container[0] = '\0';
-		c->id_known = false;
-		c->pod_known = false;
-		if (!memcmp(&m, &c->meta, sizeof(m)))
-			return false;
-		c->meta = m;
-		return true;
-	}
-	if (!p && m.pod_uid[0])
-		p = pod_by_uid(t, m.pod_uid);
-	if (p) {
-		snprintf(m.pod, sizeof(m.pod), "%s", p->pod);
-		snprintf(m.namespace, sizeof(m.namespace), "%s", p->ns);
-		c->id_known = c->kind == CGROUP_CONTAINER && m.container_id[0] &&
-			      !strcmp(p->id, m.container_id);
-		if (c->id_known)
-			snprintf(m.container, sizeof(m.container), "%s", p->container);
-		/* A bare id under a pod cgroup is containerd's or docker's
-		 * (dockershim, cri-dockerd), and the classifier says containerd:
-		 * the kubelet's containerID scheme settles it. A runtime the path
-		 * names itself (docker-, crio-, libpod-) stays. */
-		if (c->id_known && p->runtime[0] && !strcmp(m.runtime, "containerd"))
-			snprintf(m.runtime, sizeof(m.runtime), "%s", p->runtime);
-		/* Pod known, id absent from a PodList fetched after we first saw
-		 * it: the pod's sandbox (pause), which the kubelet never lists. */
-		if (c->kind == CGROUP_CONTAINER && !c->id_known && t->applied_start > c->seen_at)
-			c->kind = CGROUP_SANDBOX;
-		c->pod_known = true;
-	}
-	if (!memcmp(&m, &c->meta, sizeof(m)))
-		return false;
-	c->meta = m;
-	return true;
-}
-
-static bool same_container(const struct container *c, const struct cgroup_info *info)
-{
-	if (!c->used)
-		return false;
-	/* The pod uid too: a cgroup named after another pod's container must
-	 * not share that container's key (and so its annotation). */
-	return !strcmp(c->meta.container_id, info->container_id) &&
-	       !strcmp(c->meta.pod_uid, info->pod_uid);
-}
-
-static uint32_t find_container(struct tracker *t, const struct cgroup_info *info)
-{
-	uint32_t k;
-
-	if (t->last_key && same_container(&t->c[t->last_key], info))
-		return t->last_key;
-	for (k = 1; k < t->hi; k++) {
-		if (same_container(&t->c[k], info)) {
-			t->last_key = k;
-			return k;
-		}
-	}
-	return 0;
-}
-
-static uint32_t add_container(struct tracker *t, const struct cgroup_info *info, bool *is_new)
-{
-	uint32_t k = find_container(t, info);
-	struct container *c;
-
-	*is_new = false;
-	if (k)
-		return k;
-	for (k = 1; k < KMON_CONTAINER_KEYS; k++)
-		if (!t->c[k].used)
-			break;
-	if (k == KMON_CONTAINER_KEYS)
-		return 0;
-	if (k >= t->hi)
-		t->hi = k + 1;
-	c = &t->c[k];
-	memset(c, 0, sizeof(*c));
-	c->used = true;
-	c->key = k;
-	c->kind = info->kind;
-	c->meta.key = k;
-	snprintf(c->meta.runtime, sizeof(c->meta.runtime), "%s", info->runtime);
-	snprintf(c->meta.container_id, sizeof(c->meta.container_id), "%s", info->container_id);
-	snprintf(c->meta.pod_uid, sizeof(c->meta.pod_uid), "%s", info->pod_uid);
-	c->seen_at = t->kubelet_starts;
-	t->n_containers++;
-	*is_new = true;
-	return k;
-}
+/* ---------------- kernel maps (loop thread) ---------------- */
 
 static void start_kubelet(struct tracker *t);
 static void unref(struct tracker *t);
@@ -467,6 +175,7 @@ static void map_cgroup(struct tracker *t, struct container *c, uint64_t cgid)
 static void scan_done(uv_work_t *req, int status)
 {
 	struct scan_work *w = req->data;
+	const struct proc_scan *hits = &w->scan;
 	struct tracker *t = w->t;
 	bool unknown = false;
 	size_t i;
@@ -496,30 +205,32 @@ static void scan_done(uv_work_t *req, int status)
 	 * evidence that the entry is still there (an exit, a full map or anyone
 	 * with the map's fd may have removed it). One batched syscall for the
 	 * lot; without memory for the batch, one syscall per process. */
-	tgids = w->n_hits ? malloc(w->n_hits * sizeof(*tgids)) : NULL;
-	infos = w->n_hits ? malloc(w->n_hits * sizeof(*infos)) : NULL;
-	for (i = 0; i < w->n_hits; i++) {
-		const struct scan_hit *h = &w->hits[i];
+	tgids = hits->n_hits ? malloc(hits->n_hits * sizeof(*tgids)) : NULL;
+	infos = hits->n_hits ? malloc(hits->n_hits * sizeof(*infos)) : NULL;
+	for (i = 0; i < hits->n_hits; i++) {
+		const struct proc_scan_hit *h = &hits->hits[i];
+		struct container *c;
 		bool is_new;
 		int r;
 
-		k = add_container(t, &h->info, &is_new);
+		k = containers__add(t->ct, &h->info, t->kubelet_starts, &is_new);
 		if (!k) {
 			t->st.pid_map_full++;
 			continue;
 		}
-		t->c[k].last_scan = t->scan_no;
-		map_cgroup(t, &t->c[k], h->cgid);
+		c = containers__get(t->ct, k);
+		c->last_scan = t->scan_no;
+		map_cgroup(t, c, h->cgid);
 		if (is_new) {
-			annotate(t, &t->c[k]);
+			containers__annotate(t->ct, c, t->pods, t->applied_start);
 			/* META reaches consumers before any event carries this key. */
-			if (fanout__set_meta(t->o.fanout, &t->c[k].meta))
+			if (fanout__set_meta(t->o.fanout, &c->meta))
 				log_warn("cannot record metadata of container %.12s",
-					 t->c[k].meta.container_id);
-			if (t->c[k].kind == CGROUP_CONTAINER && !t->c[k].id_known)
+					 c->meta.container_id);
+			if (c->kind == CGROUP_CONTAINER && !c->id_known)
 				unknown = true;
-			log_debug("container %s %.12s pod %s key %u", t->c[k].meta.runtime,
-				  t->c[k].meta.container_id, t->c[k].meta.pod_uid, k);
+			log_debug("container %s %.12s pod %s key %u", c->meta.runtime,
+				  c->meta.container_id, c->meta.pod_uid, k);
 		}
 		if (pidset__put(t->next, h->tgid, k)) {
 			note_map_full(t, 1);
@@ -555,26 +266,26 @@ static void scan_done(uv_work_t *req, int status)
 	t->tracked = t->next;
 	t->next = tmp;
 	/* Containers gone for a while: forget them and free their key. */
-	for (k = 1; k < t->hi; k++) {
-		struct container *c = &t->c[k];
-		if (c->used && t->scan_no - c->last_scan >= FORGET_AFTER_SCANS) {
+	for (k = containers__next(t->ct, 0); k; k = containers__next(t->ct, k)) {
+		struct container *c = containers__get(t->ct, k);
+
+		if (t->scan_no - c->last_scan >= FORGET_AFTER_SCANS) {
 			/* Before the key can be reused by another container. */
 			unmap_cgroup(t, c);
 			fanout__forget_meta(t->o.fanout, k);
-			c->used = false;
-			t->n_containers--;
+			containers__remove(t->ct, k);
 		}
 	}
 	t->st.scans++;
 	t->st.tracked = pidset__count(t->tracked);
-	t->st.containers = t->n_containers;
+	t->st.containers = containers__count(t->ct);
 	t->st.cgroups_mapped = t->n_cgroups;
-	t->st.last_scan_ms = w->ms;
+	t->st.last_scan_ms = hits->ms;
 	if (!t->st.first_scan_done) {
 		t->st.first_scan_done = true;
 		log_info("first scan of %s: %llu processes, %zu in containers, %u containers "
-			 "(%.1f ms)", w->proc_root, (unsigned long long)w->seen, w->n_hits,
-			 t->n_containers, w->ms);
+			 "(%.1f ms)", w->proc_root, (unsigned long long)hits->seen, hits->n_hits,
+			 containers__count(t->ct), hits->ms);
 	}
 	if (unknown && t->kubelet && kmon_clock__sec() - t->last_unknown_refresh >= UNKNOWN_REFRESH_MIN) {
 		t->last_unknown_refresh = kmon_clock__sec();
@@ -583,7 +294,7 @@ static void scan_done(uv_work_t *req, int status)
 	if (t->o.on_update)
 		t->o.on_update(t->o.ctx);
 out:
-	free(w->hits);
+	proc_scan__release(&w->scan);
 	free(w);
 	unref(t);
 }
@@ -635,54 +346,6 @@ static void pods_run(uv_work_t *req)
 	w->ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
 }
 
-/* The new pod table: everything in the PodList, plus entries of pods that
- * left it less than POD_GRACE_SEC ago (events of a terminating pod's last
- * processes still get names). */
-static int flatten(struct tracker *t, const struct podlist *pl)
-{
-	size_t n = 0, i, j;
-	struct pod_entry *e;
-	double now = kmon_clock__sec();
-
-	for (i = 0; i < pl->n_pods; i++)
-		n += pl->pods[i].n_containers + 1; /* +1: pod-level entry (no id) */
-	e = calloc(n + t->n_pods + 1, sizeof(*e));
-	if (!e)
-		return -ENOMEM;
-	n = 0;
-	for (i = 0; i < pl->n_pods; i++) {
-		const struct podlist_pod *p = &pl->pods[i];
-		for (j = 0; j <= p->n_containers; j++) {
-			struct pod_entry *x = &e[n++];
-			x->last_seen = now;
-			snprintf(x->pod, sizeof(x->pod), "%s", p->name);
-			snprintf(x->ns, sizeof(x->ns), "%s", p->namespace);
-			snprintf(x->uid, sizeof(x->uid), "%s", p->uid);
-			if (j < p->n_containers) {
-				snprintf(x->id, sizeof(x->id), "%s", p->containers[j].id);
-				snprintf(x->container, sizeof(x->container), "%s",
-					 p->containers[j].name);
-				snprintf(x->runtime, sizeof(x->runtime), "%s",
-					 p->containers[j].runtime);
-			}
-		}
-	}
-	for (i = 0; i < t->n_pods; i++) {
-		const struct pod_entry *o = &t->pods[i];
-		bool present = false;
-		if (now - o->last_seen >= POD_GRACE_SEC)
-			continue;
-		for (j = 0; j < pl->n_pods && !present; j++)
-			present = !strcmp(pl->pods[j].uid, o->uid);
-		if (!present)
-			e[n++] = *o;
-	}
-	free(t->pods);
-	t->pods = e;
-	t->n_pods = n;
-	return 0;
-}
-
 static void on_kubelet_timer(uv_timer_t *h);
 
 /* Parts of the PodList skipped (the rest is in use): on /metrics, and one log
@@ -730,7 +393,7 @@ static void pods_done(uv_work_t *req, int status)
 		/* Jitter: nodes restarted together must not poll in step. */
 		next = t->backoff * (0.5 + (double)rand() / RAND_MAX);
 	} else {
-		if (flatten(t, w->pl)) {
+		if (pod_table__merge(t->pods, w->pl, kmon_clock__sec())) {
 			log_warn("out of memory for the pod table");
 			goto resched;
 		}
@@ -744,9 +407,10 @@ static void pods_done(uv_work_t *req, int status)
 				 t->o.kubelet_url, w->pl->n_pods);
 		note_skips(t, w->pl);
 		t->kubelet_state = 1;
-		for (k = 1; k < t->hi; k++) {
-			struct container *c = &t->c[k];
-			if (c->used && annotate(t, c))
+		for (k = containers__next(t->ct, 0); k; k = containers__next(t->ct, k)) {
+			struct container *c = containers__get(t->ct, k);
+
+			if (containers__annotate(t->ct, c, t->pods, t->applied_start))
 				fanout__set_meta(t->o.fanout, &c->meta);
 		}
 		if (t->o.on_update)
@@ -798,10 +462,11 @@ struct tracker *tracker__new(const struct tracker_opts *opts)
 	if (!t)
 		return NULL;
 	t->o = *opts;
-	t->c = calloc(KMON_CONTAINER_KEYS, sizeof(*t->c));
+	t->ct = containers__new();
+	t->pods = pod_table__new(POD_GRACE_SEC);
 	t->tracked = pidset__new(opts->pid_map_size);
 	t->next = pidset__new(opts->pid_map_size);
-	if (!t->c || !t->tracked || !t->next)
+	if (!t->ct || !t->pods || !t->tracked || !t->next)
 		goto fail;
 	/* No cgroup v2 hierarchy (a v1 node), or not all of it in view: no
 	 * cgroup map, scans only. */
@@ -840,7 +505,8 @@ struct tracker *tracker__new(const struct tracker_opts *opts)
 fail:
 	pidset__free(t->tracked);
 	pidset__free(t->next);
-	free(t->c);
+	containers__free(t->ct);
+	pod_table__free(t->pods);
 	free(t);
 	errno = ENOMEM;
 	return NULL;
@@ -860,6 +526,7 @@ int tracker__start(struct tracker *t)
 void tracker__get_stats(struct tracker *t, struct tracker_stats *out)
 {
 	*out = t->st;
+	out->identity_mismatch = containers__mismatches(t->ct);
 	out->seconds_since_kubelet_ok = t->pods_time > 0 ? kmon_clock__sec() - t->pods_time : -1;
 }
 
@@ -872,8 +539,8 @@ static void unref(struct tracker *t)
 	kubelet__free(t->kubelet);
 	pidset__free(t->tracked);
 	pidset__free(t->next);
-	free(t->pods);
-	free(t->c);
+	pod_table__free(t->pods);
+	containers__free(t->ct);
 	free(t);
 }
 

@@ -18,6 +18,7 @@
 #include "k8s/podlist.h"
 
 #include "tests/unit/slurp.h"
+#include "tests/unit/cgroup_cases.h"
 
 static struct podlist *fixture_pods(void)
 {
@@ -49,74 +50,34 @@ static bool pods_know_id(const struct podlist *pl, const char *id)
 
 static void run_cases(const char *path, unsigned min_cases)
 {
-	size_t len;
-	char *all = slurp(path, &len);
 	struct podlist *pl = fixture_pods();
-	char *block, *next;
 	unsigned cases = 0, failures = 0;
+	struct cgroup_case *all = cgroup_cases__load(path, &cases);
 
-	/* Blocks are separated by a line holding only %%. */
-	for (block = all; block; block = next) {
-		char cg[8192] = "", name[128] = "?", exp[8][128];
-		const char *keys[8] = { "cgroup_version", "runtime", "container_id", "pod_uid",
-					"qos", "kind", NULL, NULL };
-		char *line, *lsave = NULL;
-		int sec = 0;
+	for (unsigned i = 0; i < cases; i++) {
+		const struct cgroup_case *c = &all[i];
 		struct cgroup_info info;
 		const char *got[6];
 		bool bad = false;
 
-		next = strstr(block, "\n%%\n");
-		if (next) {
-			*next = '\0';
-			next += 4;
-		}
-		memset(exp, 0, sizeof(exp));
-		for (line = strtok_r(block, "\n", &lsave); line; line = strtok_r(NULL, "\n", &lsave)) {
-			if (!strncmp(line, "# case", 6))
-				snprintf(name, sizeof(name), "%s", line + 2);
-			if (line[0] == '#')
-				continue;
-			if (!strcmp(line, "[cgroup]")) {
-				sec = 1;
-				continue;
-			}
-			if (!strcmp(line, "[expect]")) {
-				sec = 2;
-				continue;
-			}
-			if (sec == 1) {
-				strncat(cg, line, sizeof(cg) - strlen(cg) - 2);
-				strcat(cg, "\n");
-			} else if (sec == 2) {
-				for (int k = 0; k < 6; k++) {
-					size_t kl = strlen(keys[k]);
-					if (!strncmp(line, keys[k], kl) && line[kl] == '=')
-						snprintf(exp[k], sizeof(exp[k]), "%s", line + kl + 1);
-				}
-			}
-		}
-		if (!cg[0])
-			continue;
-		cases++;
-		assert_int_equal(cgroup__classify(cg, strlen(cg), &info), 0);
-		if (!strcmp(exp[5], "sandbox")) {
+		assert_int_equal(cgroup__classify(c->cgroup, strlen(c->cgroup), &info), 0);
+		if (!strcmp(c->exp[CASE_KIND], "sandbox")) {
 			/* The path alone says container; the pod table makes it a sandbox. */
 			if (info.kind != CGROUP_CONTAINER || !pods_know_uid(pl, info.pod_uid) ||
 			    pods_know_id(pl, info.container_id))
 				bad = true;
 			info.kind = CGROUP_SANDBOX;
 		}
-		got[0] = cgroup__version_name(info.version);
-		got[1] = info.runtime[0] ? info.runtime : "none";
-		got[2] = info.container_id;
-		got[3] = info.pod_uid;
-		got[4] = cgroup__qos_name(info.qos);
-		got[5] = cgroup__kind_name(info.kind);
+		got[CASE_VERSION] = cgroup__version_name(info.version);
+		got[CASE_RUNTIME] = info.runtime[0] ? info.runtime : "none";
+		got[CASE_ID] = info.container_id;
+		got[CASE_UID] = info.pod_uid;
+		got[CASE_QOS] = cgroup__qos_name(info.qos);
+		got[CASE_KIND] = cgroup__kind_name(info.kind);
 		for (int k = 0; k < 6; k++) {
-			if (strcmp(got[k], exp[k])) {
-				print_error("%s: %s is '%s', expected '%s'\n", name, keys[k], got[k],
-					    exp[k]);
+			if (strcmp(got[k], c->exp[k])) {
+				print_error("%s: %s is '%s', expected '%s'\n", c->name,
+					    cgroup_case_keys[k], got[k], c->exp[k]);
 				bad = true;
 			}
 		}
