@@ -550,7 +550,7 @@ def bench_micro():
     return json.loads(sh(MICRO).strip().splitlines()[-1])
 
 
-def bench_make(tmp, jobs=2):
+def bench_make(tmp, jobs=2, rounds=2):
     """Observer effect on a real C build: kmon's own user-space sources
     compiled with make -jN, with nothing, kmon (+ forward + aggregate),
     bpftrace count-only and bpftrace printf on the same tracepoints."""
@@ -574,7 +574,7 @@ def bench_make(tmp, jobs=2):
                  "bpftrace-printf"]:
         tool = Tool(scripts.get(kind, kind), tmp).start() if kind != "none" else None
         times = []
-        for _ in range(2):
+        for _ in range(rounds):
             shutil.rmtree(os.path.join(tmp, "o"), ignore_errors=True)
             os.mkdir(os.path.join(tmp, "o"))
             times.append(timed(["make", "-s", "-C", tmp, "-j%d" % jobs, "-f", mk],
@@ -1310,8 +1310,20 @@ def main():
     a = ap.parse_args()
     only = set(a.only.split(",")) if a.only else None
 
+    # Each section's wall time, printed as it ends and kept in the results:
+    # the short run must stay well inside CI's budget (ctest TIMEOUT 1800 s).
+    timing, last = {}, [None, 0.0]
+
     def want(section):
-        return only is None or section in only
+        now = time.monotonic()
+        if last[0]:
+            timing[last[0]] = round(now - last[1], 1)
+            print("[section %s: %.0f s]" % (last[0], now - last[1]), flush=True)
+        last[0] = None
+        if section and (only is None or section in only):
+            last[0], last[1] = section, now
+            return True
+        return False
 
     tmp = tempfile.mkdtemp(prefix="kmon-bench-")
     s = a.short
@@ -1365,7 +1377,7 @@ def main():
         res["micro"] = bench_micro()
         table("consumer ceilings (ns per event)", [res["micro"]])
     if want("make"):
-        res["make"] = bench_make(tmp)
+        res["make"] = bench_make(tmp, rounds=1 if s else 2)
         table("make -j2 of kmon's own sources", res["make"])
     if want("forward"):
         res["forward"] = bench_forward(100000 if s else 1000000,
@@ -1403,6 +1415,9 @@ def main():
         res["clickhouse"] = bench_clickhouse(100000 if s else 1000000, 20000)
         table("8 kmon-forwards (8 node names) into one clickhouse-server vs a discarding "
               "sink, flood paced to 20k iterations/s", res["clickhouse"])
+    want(None)
+    if timing:
+        res["section_seconds"] = timing
     if not a.report_from:  # the raw results first, whatever the report does
         with open(a.out, "w") as f:
             json.dump(res, f, indent=1)
