@@ -21,10 +21,10 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 import chschema
 from agentproc import Agent, Consumer, tracked
-from fake_kubelet import FakeKubelet
+from cluster import GATED
+from fake_kubelet import serve_podlist
 from kubenode import Node, new_pod_uid
 from servers import ClickHouse
-from test_consumers import GATED
 from waits import wait_for
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
@@ -76,13 +76,7 @@ class ClickHouseClusterTest(unittest.TestCase):
                 cmd=["/bin/sleep", "3600"])
             self.containers[pod] = c
             pods.append({"name": pod, "namespace": ns, "containers": [c]})
-        self.token = os.path.join(self.tmp, "token")
-        with open(self.token, "w") as f:
-            f.write("t0k3n\n")
-        podlist = os.path.join(self.tmp, "pods.json")
-        with open(podlist, "w") as f:
-            json.dump(self.node.podlist(pods), f)
-        self.fk = FakeKubelet(os.path.join(self.tmp, "kubelet"), podlist, self.token).start()
+        self.fk = serve_podlist(self.tmp, self.node.podlist(pods))
         self.addCleanup(self.fk.stop)
         self.ch = ClickHouse()
         with open(os.path.join(self.ch.dir, "users.xml"), "w") as f:
@@ -118,9 +112,8 @@ class ClickHouseClusterTest(unittest.TestCase):
     def test_eight_nodes_into_one_server(self):
         ch = self.ch
         chschema.apply(ch)
-        a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "0.5",
-                          "--kubelet-url", self.fk.url(), "--kubelet-token-file", self.token,
-                          "--kubelet-ca-file", self.fk.ca, "--kubelet-refresh", "1"])
+        a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "0.5"]
+                         + self.fk.agent_args())
         self.procs.append(a)
         a.wait_attached()
         wait_for(lambda: "annotating events with pod names" in a.log(), 30, "kubelet answer")
@@ -260,9 +253,8 @@ class ClickHouseClusterTest(unittest.TestCase):
         ch = self.ch
         chschema.apply(ch)
         os.environ["KMON_CLICKHOUSE_PASSWORD"] = "wrong"
-        a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "0.5",
-                          "--kubelet-url", self.fk.url(), "--kubelet-token-file", self.token,
-                          "--kubelet-ca-file", self.fk.ca, "--kubelet-refresh", "1"])
+        a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "0.5"]
+                         + self.fk.agent_args())
         self.procs.append(a)
         a.wait_attached()
         fwd = Consumer([FORWARD, "--socket", a.socket, "--node-name", "node-x",

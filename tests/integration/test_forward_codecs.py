@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import threading
 import unittest
 
@@ -29,6 +28,7 @@ import zstandard
 HERE = os.path.dirname(os.path.abspath(__file__))
 from agentproc import Agent, Consumer
 from servers import ClickHouse
+from kmoncase import KmonTestCase
 from waits import wait_for
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
@@ -100,18 +100,8 @@ def counters(c):
     return got[-1]
 
 
-class ForwardCodecsTest(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kmon-codec-")
-        os.chmod(self.tmp, 0o755)
-        self.procs = []
-
-    def tearDown(self):
-        for p in self.procs:
-            if p.proc.poll() is None:
-                p.proc.kill()
-                p.proc.wait()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+class ForwardCodecsTest(KmonTestCase):
+    # tmp, procs and their reaping: KmonTestCase.
 
     def execs(self, name, n=EXECS):
         """n execs of a copy of /bin/true called name: the marker of this run."""
