@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import unittest
 
@@ -292,6 +293,17 @@ class ClusterSchemaTest(unittest.TestCase):
         for q in chschema.queries():
             self.assertIn("```sql\n" + q + ";\n```", readme)
 
+    def test_cluster_schema_is_made_from_the_one_server_schema(self):
+        """schema.sql is the one source of the columns and the rollup: the
+        shipped cluster.sql is what cluster.sed makes of it."""
+        made = subprocess.run(["sed", "-f", os.path.join(chschema.CHART, "cluster.sed"),
+                               os.path.join(chschema.CHART, "schema.sql")],
+                              check=True, capture_output=True, text=True).stdout
+        with open(os.path.join(chschema.CHART, "cluster.sql")) as f:
+            shipped = f.read()
+        self.assertEqual(shipped, made, "charts/clickhouse/cluster.sql is not what "
+                         "`sed -f cluster.sed schema.sql` makes: run it again")
+
     def test_cluster_schema_follows_the_one_server_schema(self):
         import re
         with open(os.path.join(chschema.CHART, "schema.sql")) as f:
@@ -316,7 +328,6 @@ class ClusterSchemaTest(unittest.TestCase):
         for p in used:
             self.assertIn("--   ${%s}" % p, header, "parameter %s not documented" % p)
         # The compatibility step applies to it as to schema.sql.
-        import subprocess
         out = subprocess.run(["sed", "-f", chschema.COMPAT, os.path.join(chschema.CHART, "cluster.sql")],
                              check=True, capture_output=True, text=True).stdout
         self.assertNotIn("DateTime64", out)
