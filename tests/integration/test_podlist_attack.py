@@ -13,14 +13,13 @@ log, and still stop at once on SIGTERM.
 import json
 import os
 import re
-import shutil
 import signal
-import tempfile
 import unittest
 
 from agentproc import Agent, Consumer
 from fake_kubelet import serve_podlist
-from kubenode import Node, new_pod_uid
+from kmoncase import NodeTestCase
+from kubenode import new_pod_uid
 from servers import free_port, http_get
 from waits import wait_for
 
@@ -51,23 +50,8 @@ def metric(text, name, labels):
     return float(m.group(1)) if m else None
 
 
-class PodListAttack(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kmon-plattack-")
-        os.chmod(self.tmp, 0o755)
-        self.node = Node()
-        self.addCleanup(self.node.close)
-        self.procs = []
-        self.fk = None
-
-    def tearDown(self):
-        for p in self.procs:
-            if p.proc.poll() is None:
-                p.proc.kill()
-                p.proc.wait()
-        if self.fk:
-            self.fk.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+class PodListAttack(NodeTestCase):
+    # tmp, procs, node and fk and their tear-down: NodeTestCase.
 
     def test_one_pod_cannot_stop_annotation(self):
         api = self.node.start_container(
