@@ -14,7 +14,8 @@ import unittest
 from agentproc import Agent, Consumer
 from cluster import Cluster
 from kmoncase import KmonTestCase
-from servers import ClickHouse, Prometheus, free_port, http_get, promtool_problems
+from servers import (ClickHouse, HttpSink, Prometheus, free_port, http_get,
+                     promtool_problems)
 from waits import wait_for
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
@@ -161,29 +162,19 @@ class ConsumersTest(KmonTestCase):
         """What a collector behind kmon-forward receives: gzip'd NDJSON with
         the user's headers; a 4xx answer drops the batch, counted, said once."""
         import gzip
-        import http.server
-        import threading
         got, status = [], [200]
 
-        class Sink(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                got.append((dict(self.headers), body))
-                self.send_response(status[0])
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+        def on_post(headers, body):
+            got.append((dict(headers), body))
+            return status[0], b""
 
-            def log_message(self, *a):
-                pass
-
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        self.addCleanup(srv.shutdown)
+        srv = HttpSink(on_post)
+        self.addCleanup(srv.stop)
         a = Agent(AGENT, ["--scope", "all", "--rescan-interval", "0"])
         self.procs.append(a)
         a.wait_attached()
         fwd = Consumer([FORWARD, "--socket", a.socket, "--events", "process_exec",
-                        "--output", "http://127.0.0.1:%d/ingest" % srv.server_address[1],
+                        "--output", srv.url,
                         "--header", "Authorization: Bearer s3cret", "--header", "X-Tenant: t1",
                         "--flush-interval", "0.2"])
         self.procs.append(fwd)
