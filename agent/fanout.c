@@ -120,26 +120,21 @@ struct fanout *fanout__new(const struct fanout_opts *opts)
 	if (fo->hist_cap)
 		fo->hist = malloc(fo->hist_cap * sizeof(*fo->hist));
 	if (!fo->cons || !fo->meta || (fo->hist_cap && !fo->hist) || !atomic_load(&fo->live) ||
-	    pthread_mutex_init(&fo->lock, NULL)) {
-		free(atomic_load(&fo->live));
-		free(fo->cons);
-		free(fo->meta);
-		free(fo->hist);
-		free(fo);
-		errno = ENOMEM;
-		return NULL;
-	}
+	    pthread_mutex_init(&fo->lock, NULL))
+		goto fail;
 	if (pthread_mutex_init(&fo->ctl, NULL)) {
 		pthread_mutex_destroy(&fo->lock);
-		free(atomic_load(&fo->live));
-		free(fo->cons);
-		free(fo->meta);
-		free(fo->hist);
-		free(fo);
-		errno = ENOMEM;
-		return NULL;
+		goto fail;
 	}
 	return fo;
+fail:
+	free(atomic_load(&fo->live));
+	free(fo->cons);
+	free(fo->meta);
+	free(fo->hist);
+	free(fo);
+	errno = ENOMEM;
+	return NULL;
 }
 
 static void consumer_free(struct consumer *c)

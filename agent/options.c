@@ -14,7 +14,7 @@
 
 #include <linux/types.h>
 #include "bpf/event_util.h"
-#include "shm/common/err.h"
+#include "shm/err.h"
 #include "shm/common/parse.h"
 #include "shm/proto.h"
 

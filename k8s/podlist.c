@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include "k8s/podlist.h"
+#include "shm/err.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -10,20 +11,7 @@
 
 #include <cjson/cJSON.h>
 
-static void *fail(int e, char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static void *fail(int e, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	errno = e;
-	return NULL;
-}
+#define fail(e, err, errlen, ...) (kmon_err__errno(err, errlen, e, __VA_ARGS__), (void *)NULL)
 
 /* Counts one skipped part; the first one's reason is kept for the log. */
 static void skip(struct podlist *pl, unsigned *counter, const char *fmt, ...)
@@ -422,7 +410,7 @@ struct podlist *podlist__parse(const char *json, size_t len, unsigned max_pods, 
 	cJSON_Delete(root);
 	return pl;
 nomem:
-	fail(ENOMEM, err, errlen, "out of memory");
+	kmon_err__errno(err, errlen, ENOMEM, "out of memory");
 	e = errno;
 	free(status);
 	free(want);

@@ -2,7 +2,6 @@
 #include "shm/proto.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,20 +11,11 @@
 #include <linux/types.h>
 
 #include "bpf/kmon_event.h"
+#include "shm/err.h"
 #include "shm/ring.h"
 
-static enum kmon_hello_status fail(enum kmon_hello_status s, char *err, size_t errlen,
-				   const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return s;
-}
+#define fail(s, err, errlen, ...) \
+	((enum kmon_hello_status)kmon_err__set(err, errlen, (int)(s), __VA_ARGS__))
 
 /* A fixed field must hold a NUL and nothing but printable ASCII before it. */
 static bool field_ok(const char *f, size_t cap, bool allow_empty)

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include "shm/ring.h"
+#include "shm/err.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -360,18 +360,7 @@ struct ring_cons {
 	int efd;
 };
 
-static int cons_fail(char *err, size_t errlen, int e, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	errno = e;
-	return -1;
-}
+#define cons_fail kmon_err__errno
 
 /* A descriptor from the agent is as hostile as the ring it maps: an impostor
  * on the socket could send a file it truncates later (SIGBUS on our next
@@ -384,7 +373,7 @@ static int check_memfd(int fd, const char *what, off_t want_size, int want_seals
 
 	if (fstat(fd, &st) < 0)
 		return cons_fail(err, errlen, errno, "%s descriptor: fstat failed",
-				 what, 0, 0);
+				 what);
 	if (!S_ISREG(st.st_mode))
 		return cons_fail(err, errlen, EPROTO,
 				 "%s descriptor is not a memfd (file type 0%llo)", what,

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include "shm/symtab.h"
+#include "shm/err.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,18 +20,7 @@ struct kmon_symtab {
 	size_t map_len;
 };
 
-static void fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
+#define fail(err, errlen, ...) ((void)kmon_err__set(err, errlen, 0, __VA_ARGS__))
 
 struct kmon_symtab *kmon_symtab__parse(const void *buf, size_t len, char *err, size_t errlen)
 {

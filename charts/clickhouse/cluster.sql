@@ -4,6 +4,9 @@
 -- kmon.pod_minutes) spread inserts and gather queries, so forward's URL and
 -- the example queries (queries.sql) are the same for both.
 --
+-- Made from schema.sql by cluster.sed (sed -f cluster.sed schema.sql):
+-- edit those two, not this file.
+--
 -- PARAMETERS, ${NAME} below; substitute them before applying, e.g.
 --   KMON_CLUSTER=prod KMON_ZK_PATH=/clickhouse/tables/kmon KMON_TTL_DAYS=30 \
 --   KMON_ROLLUP_TTL_DAYS=365 KMON_SHARD_KEY='cityHash64(namespace, pod)' \
@@ -62,15 +65,20 @@ CREATE TABLE IF NOT EXISTS kmon.events_local ON CLUSTER '${KMON_CLUSTER}'
 )
 ENGINE = ReplicatedMergeTree('${KMON_ZK_PATH}/{shard}/events_local', '{replica}')
 PARTITION BY toDate(time)
+-- Per-pod queries (a pod's timeline, one pod's allocations) read one range.
 ORDER BY (namespace, pod, container, type, time)
 TTL toDateTime(time) + INTERVAL ${KMON_TTL_DAYS} DAY;
 
 CREATE TABLE IF NOT EXISTS kmon.events ON CLUSTER '${KMON_CLUSTER}' AS kmon.events_local
 ENGINE = Distributed('${KMON_CLUSTER}', kmon, events_local, ${KMON_SHARD_KEY});
 
--- The rollup is made on each shard from the rows that shard stores (a
--- materialized view sees the inserts into its local table), and gathered by
--- the Distributed kmon.pod_minutes; queries sum() with GROUP BY as on one server.
+-- Per pod and container, per minute: what dashboards and the example queries
+-- read instead of the raw events. SummingMergeTree adds rows of one key up in
+-- the background; queries still sum() with GROUP BY (merges are not immediate).
+-- On a cluster the rollup is made on each shard from the rows that shard
+-- stores (a materialized view sees the inserts into its local table), and
+-- gathered by the Distributed kmon.pod_minutes; queries sum() with GROUP BY
+-- as on one server.
 CREATE TABLE IF NOT EXISTS kmon.pod_minutes_local ON CLUSTER '${KMON_CLUSTER}'
 (
     minute       DateTime('UTC'),

@@ -23,6 +23,7 @@
 #include "bpf/kmon_event.h"
 #include "consumers/aggregate/aggtable.h"
 #include "consumers/aggregate/memcg.h"
+#include "consumers/common/cli.h"
 #include "consumers/lib/client.h"
 #include "shm/common/metrics_text.h"
 #include "shm/meta.h"
@@ -44,10 +45,10 @@ struct agg {
 	double memcg_interval;
 	unsigned ledger_top;
 	uv_signal_t sig[3];
-	const char *socket_path, *listen, *name;
+	struct consumer_cli cli; /* --socket, --name, --sched */
+	const char *listen;
 	double expire, summary_interval;
 	unsigned max_series, top_n;
-	bool sched_normal;
 	uint64_t lost, received;
 	bool attached;
 	int exit_code; /* 1 once the agent refused for good */
@@ -84,10 +85,61 @@ static int num(const char *opt, const char *s, double lo, double hi, double *out
 	return 0;
 }
 
+/* One of kmon-aggregate's own options (consumer_cli_fn); --socket, --name
+ * and --sched are consumer_cli's. */
+static int aggregate_option(void *ctx, int c, const char *arg)
+{
+	struct agg *g = ctx;
+	double v;
+
+	switch (c) {
+	case 'l': {
+		char host[256], why[200];
+		uint16_t port;
+
+		if (kmon_parse__hostport(arg, host, sizeof(host), &port, why, sizeof(why)))
+			return log_fail("--listen: %s", why);
+		g->listen = arg;
+		break;
+	}
+	case 'e':
+		return num("--expire", arg, 1, 86400 * 7, &g->expire);
+	case 'i':
+		return num("--summary-interval", arg, 0.1, 86400, &g->summary_interval);
+	case 'm':
+		if (num("--max-series", arg, 1, 1000000, &v))
+			return -1;
+		g->max_series = (unsigned)v;
+		break;
+	case 't':
+		if (num("--top", arg, 1, 100, &v))
+			return -1;
+		g->top_n = (unsigned)v;
+		break;
+	case 'K':
+		if (num("--ledger-top", arg, 1, LEDGER_TOP_MAX, &v))
+			return -1;
+		g->ledger_top = (unsigned)v;
+		break;
+	case 'M':
+		if (strcmp(arg, "0") &&
+		    num("--memcg-interval", arg, 0.1, 3600, &g->memcg_interval))
+			return -1;
+		if (!strcmp(arg, "0"))
+			g->memcg_interval = 0;
+		break;
+	case 'C':
+		if (!*arg || strlen(arg) >= 4096)
+			return log_fail("--cgroup-root: path must be 1 to 4095 bytes long");
+		g->cgroup_root = arg;
+		break;
+	}
+	return 0;
+}
+
 static int parse_args(struct agg *g, int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "socket", required_argument, NULL, 's' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "expire", required_argument, NULL, 'e' },
 		{ "summary-interval", required_argument, NULL, 'i' },
@@ -96,96 +148,23 @@ static int parse_args(struct agg *g, int argc, char **argv)
 		{ "ledger-top", required_argument, NULL, 'K' },
 		{ "memcg-interval", required_argument, NULL, 'M' },
 		{ "cgroup-root", required_argument, NULL, 'C' },
-		{ "name", required_argument, NULL, 'n' },
-		{ "sched", required_argument, NULL, 'S' },
-		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	double v;
-	int c;
 
-	g->socket_path = "/run/kmon/kmon.sock";
 	g->listen = "127.0.0.1:9471";
-	g->name = "kmon-aggregate";
 	g->expire = 300;
 	g->max_series = 10000;
 	g->top_n = 5;
 	g->ledger_top = 10;
 	g->memcg_interval = 10;
 	g->cgroup_root = "/sys/fs/cgroup";
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			if (!*optarg || strlen(optarg) >= KMON_PROTO_PATH_MAX)
-				return log_fail("--socket: path must be 1 to %d bytes long",
-						KMON_PROTO_PATH_MAX - 1);
-			g->socket_path = optarg;
-			break;
-		case 'l': {
-			char host[256], why[200];
-			uint16_t port;
-
-			if (kmon_parse__hostport(optarg, host, sizeof(host), &port, why, sizeof(why)))
-				return log_fail("--listen: %s", why);
-			g->listen = optarg;
-			break;
-		}
-		case 'e':
-			if (num("--expire", optarg, 1, 86400 * 7, &g->expire))
-				return -1;
-			break;
-		case 'i':
-			if (num("--summary-interval", optarg, 0.1, 86400, &g->summary_interval))
-				return -1;
-			break;
-		case 'm':
-			if (num("--max-series", optarg, 1, 1000000, &v))
-				return -1;
-			g->max_series = (unsigned)v;
-			break;
-		case 't':
-			if (num("--top", optarg, 1, 100, &v))
-				return -1;
-			g->top_n = (unsigned)v;
-			break;
-		case 'K':
-			if (num("--ledger-top", optarg, 1, LEDGER_TOP_MAX, &v))
-				return -1;
-			g->ledger_top = (unsigned)v;
-			break;
-		case 'M':
-			if (strcmp(optarg, "0") &&
-			    num("--memcg-interval", optarg, 0.1, 3600, &g->memcg_interval))
-				return -1;
-			if (!strcmp(optarg, "0"))
-				g->memcg_interval = 0;
-			break;
-		case 'C':
-			if (!*optarg || strlen(optarg) >= 4096)
-				return log_fail("--cgroup-root: path must be 1 to 4095 bytes long");
-			g->cgroup_root = optarg;
-			break;
-		case 'n':
-			if (!*optarg || strlen(optarg) >= KMON_PROTO_NAME_MAX || strpbrk(optarg, " \t"))
-				return log_fail("--name: 1 to %d characters without spaces",
-					    KMON_PROTO_NAME_MAX - 1);
-			g->name = optarg;
-			break;
-		case 'S':
-			if (strcmp(optarg, "batch") && strcmp(optarg, "normal"))
-				return log_fail("--sched: '%s' is not batch or normal", optarg);
-			g->sched_normal = !strcmp(optarg, "normal");
-			break;
-		case 'h':
-			usage();
-			exit(0);
-		default:
-			return log_fail("unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
-		}
+	if (consumer_cli__parse(&g->cli, CONSUMER_CLI_SOCKET | CONSUMER_CLI_NAME | CONSUMER_CLI_SCHED,
+				"kmon-aggregate", lo, aggregate_option, g, argc, argv))
+		return -1;
+	if (g->cli.help) {
+		usage();
+		exit(0);
 	}
-	if (optind < argc)
-		return log_fail("unexpected argument '%s'", argv[optind]);
 	return 0;
 }
 
@@ -399,15 +378,12 @@ int main(int argc, char **argv)
 	struct kmon_client_stats cs;
 	double ms;
 	unsigned i;
-	int err;
 
 	log_init("kmon-aggregate", LOG_INFO);
 	memset(&g, 0, sizeof(g));
 	if (parse_args(&g, argc, argv))
 		return 2;
-	if (!g.sched_normal && (err = kmon_client__sched_batch()))
-		fprintf(stderr, "kmon-aggregate: cannot use SCHED_BATCH (%s); staying SCHED_OTHER\n",
-			strerror(-err));
+	consumer_cli__apply_sched(&g.cli, "kmon-aggregate");
 	signal(SIGPIPE, SIG_IGN);
 	if (uv_loop_init(&g.loop))
 		return 1;
@@ -427,10 +403,7 @@ int main(int argc, char **argv)
 		uv_loop_close(&g.loop);
 		return 1;
 	}
-	memset(&co, 0, sizeof(co));
-	co.sz = sizeof(co);
-	co.socket_path = g.socket_path;
-	co.name = g.name;
+	consumer_cli__client_opts(&g.cli, &co);
 	co.reconnect = true;
 	g.client = kmon_client__new(&g.loop, &co, &cb, &g);
 	if (!g.client)

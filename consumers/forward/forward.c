@@ -18,6 +18,7 @@
 #include <linux/types.h>
 #include "bpf/event_util.h"
 #include "bpf/kmon_event.h"
+#include "consumers/common/cli.h"
 #include "consumers/lib/client.h"
 #include "shm/common/event_json.h"
 #include "consumers/forward/http_sink.h"
@@ -40,10 +41,8 @@ struct forward {
 	struct sink *sink;
 	uv_signal_t sig[5];
 	uv_check_t check;
-	const char *socket_path;
+	struct consumer_cli cli; /* --socket, --name, --sched */
 	const char *output;
-	const char *name;
-	bool sched_normal;
 	uint32_t mask;
 	const char *ns[KMON_PROTO_NS_MAX];
 	unsigned n_ns;
@@ -151,14 +150,167 @@ static int header_from_env(struct forward *f, const char *arg)
 	return 0;
 }
 
+enum { O_OUTPUT = 256, O_EVENTS, O_NS, O_HEADER, O_FLUSH, O_QUEUE, O_NOGZIP, O_RING,
+       O_REPLAY, O_ONCE, O_BBYTES, O_BLINES, O_ROT_SIZE, O_ROT_KEEP, O_ROT_GZIP,
+       O_COMPRESS, O_LEVEL, O_FORMAT, O_HEADER_ENV, O_NODE_NAME };
+
+/* One of kmon-forward's own options (consumer_cli_fn); --socket, --name and
+ * --sched are consumer_cli's. */
+static int forward_option(void *ctx, int c, const char *arg)
+{
+	struct forward *f = ctx;
+	const char *bad;
+	size_t bad_len;
+	char *end;
+
+	switch (c) {
+	case O_OUTPUT:
+		if (!*arg)
+			return log_fail("--output: empty destination");
+		f->output = arg;
+		break;
+	case O_EVENTS:
+		if (kmon_event_mask_parse(arg, &f->mask, &bad, &bad_len))
+			return log_fail("--events: unknown event type '%.*s' (known: memory_alloc, "
+				    "memory_free, process_exec)", (int)bad_len, bad);
+		break;
+	case O_NS:
+		if (f->n_ns >= KMON_PROTO_NS_MAX)
+			return log_fail("--namespace: at most %d may be given", KMON_PROTO_NS_MAX);
+		if (!*arg || strlen(arg) >= KMON_PROTO_NS_LEN)
+			return log_fail("--namespace: '%s' is not a namespace name", arg);
+		f->ns[f->n_ns++] = arg;
+		break;
+	case O_HEADER:
+		if (f->n_headers >= MAX_HEADERS)
+			return log_fail("--header: at most %d may be given", MAX_HEADERS);
+		/* The value may be a credential (from a Secret): the
+		 * error names the header, never shows its value. */
+		if (!strchr(arg, ':') || strpbrk(arg, "\r\n"))
+			return log_fail("--header: '%.*s' is not 'Name: value' on one line "
+				    "(value not shown)",
+				    (int)strcspn(arg, ":\r\n"), arg);
+		f->headers[f->n_headers++] = arg;
+		break;
+	case O_HEADER_ENV:
+		if (f->n_headers >= MAX_HEADERS)
+			return log_fail("--header/--header-env: at most %d may be given",
+				    MAX_HEADERS);
+		if (header_from_env(f, arg))
+			return -1;
+		break;
+	case O_NODE_NAME: {
+		const char *p;
+
+		/* A Kubernetes node name: a DNS subdomain (RFC 1123). */
+		for (p = arg; *p; p++)
+			if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+			      *p == '-' || *p == '.'))
+				break;
+		if (!*arg || *p || p - arg > 253)
+			return log_fail("--node-name: '%s' is not a node name (1 to 253 of a-z, "
+				    "0-9, '-', '.')", arg);
+		f->node_name = arg;
+		break;
+	}
+	case O_FLUSH:
+		errno = 0;
+		f->flush_interval = strtod(arg, &end);
+		if (errno || *end || end == arg || f->flush_interval < 0.01 ||
+		    f->flush_interval > 3600)
+			return log_fail("--flush-interval: '%s' is not seconds from 0.01 to 3600",
+				    arg);
+		break;
+	case O_ROT_SIZE: {
+		size_t v;
+
+		if (kmon_parse__size(arg, &v) || v < 4096)
+			return log_fail("--rotate-size: '%s' is not a size of at least 4K", arg);
+		f->rot.rotate_bytes = v;
+		break;
+	}
+	case O_ROT_KEEP: {
+		unsigned long v;
+
+		errno = 0;
+		v = strtoul(arg, &end, 10);
+		if (errno || *end || end == arg || v < 1 || v > 1000)
+			return log_fail("--rotate-keep: '%s' is not a count from 1 to 1000", arg);
+		f->rot.keep = (unsigned)v;
+		break;
+	}
+	case O_ROT_GZIP:
+		f->rot.gzip = true;
+		break;
+	case O_QUEUE:
+		if (kmon_parse__size(arg, &f->max_queue_bytes) || f->max_queue_bytes < 4096)
+			return log_fail("--max-queue-bytes: '%s' is not a size of at least 4K",
+				    arg);
+		break;
+	case O_BBYTES:
+		if (kmon_parse__size(arg, &f->batch_bytes) || f->batch_bytes < 1024 ||
+		    f->batch_bytes > (256u << 20))
+			return log_fail("--batch-bytes: '%s' is not a size from 1K to 256M", arg);
+		break;
+	case O_BLINES: {
+		unsigned long v;
+		errno = 0;
+		v = strtoul(arg, &end, 10);
+		if (errno || *end || end == arg || v < 1 || v > 10000000)
+			return log_fail("--batch-lines: '%s' is not a number from 1 to 10000000",
+				    arg);
+		f->batch_lines = (unsigned)v;
+		break;
+	}
+	case O_NOGZIP:
+		f->codec = COMPRESS_NONE;
+		break;
+	case O_COMPRESS:
+		if (compress__parse_codec(arg, &f->codec))
+			return log_fail("--compress: '%s' is not gzip, zstd or none", arg);
+		f->codec_set = true;
+		break;
+	case O_LEVEL: {
+		long v;
+
+		errno = 0;
+		v = strtol(arg, &end, 10);
+		if (errno || *end || end == arg || v < -1000 || v > 1000)
+			return log_fail("--compress-level: '%s' is not a number", arg);
+		f->level = (int)v;
+		f->level_set = true;
+		break;
+	}
+	case O_FORMAT:
+		if (!strcmp(arg, "ndjson"))
+			f->format = -1;
+		else if (!strcmp(arg, "otlp"))
+			f->format = OTLP_PROTOBUF;
+		else if (!strcmp(arg, "otlp-json"))
+			f->format = OTLP_JSON;
+		else
+			return log_fail("--format: '%s' is not ndjson, otlp or otlp-json", arg);
+		break;
+	case O_RING:
+		if (kmon_parse__size(arg, &f->ring_bytes) || f->ring_bytes < 4096 ||
+		    (f->ring_bytes & (f->ring_bytes - 1)))
+			return log_fail("--ring-size: '%s' is not a power of two of at least 4K",
+				    arg);
+		break;
+	case O_REPLAY:
+		if (kmon_parse__size(arg, &f->replay_bytes))
+			return log_fail("--replay: '%s' is not a size", arg);
+		break;
+	case O_ONCE:
+		f->once = true;
+		break;
+	}
+	return 0;
+}
+
 static int parse_args(struct forward *f, int argc, char **argv)
 {
-	enum { O_SOCKET = 256, O_OUTPUT, O_EVENTS, O_NS, O_HEADER, O_FLUSH, O_QUEUE, O_NOGZIP,
-	       O_RING, O_REPLAY, O_NAME, O_ONCE, O_HELP, O_BBYTES, O_BLINES, O_SCHED,
-	       O_ROT_SIZE, O_ROT_KEEP, O_ROT_GZIP, O_COMPRESS, O_LEVEL, O_FORMAT, O_HEADER_ENV,
-	       O_NODE_NAME };
 	static const struct option lo[] = {
-		{ "socket", required_argument, NULL, O_SOCKET },
 		{ "output", required_argument, NULL, O_OUTPUT },
 		{ "events", required_argument, NULL, O_EVENTS },
 		{ "namespace", required_argument, NULL, O_NS },
@@ -174,24 +326,15 @@ static int parse_args(struct forward *f, int argc, char **argv)
 		{ "compress-level", required_argument, NULL, O_LEVEL },
 		{ "ring-size", required_argument, NULL, O_RING },
 		{ "replay", required_argument, NULL, O_REPLAY },
-		{ "name", required_argument, NULL, O_NAME },
 		{ "once", no_argument, NULL, O_ONCE },
-		{ "sched", required_argument, NULL, O_SCHED },
 		{ "rotate-size", required_argument, NULL, O_ROT_SIZE },
 		{ "rotate-keep", required_argument, NULL, O_ROT_KEEP },
 		{ "rotate-gzip", no_argument, NULL, O_ROT_GZIP },
 		{ "format", required_argument, NULL, O_FORMAT },
-		{ "help", no_argument, NULL, O_HELP },
 		{ 0 }
 	};
-	const char *bad;
-	size_t bad_len;
-	char *end;
-	int c;
 
-	f->socket_path = "/run/kmon/kmon.sock";
 	f->output = "-";
-	f->name = "kmon-forward";
 	f->flush_interval = 1.0;
 	f->max_queue_bytes = 64u << 20;
 	f->batch_bytes = 1u << 20;
@@ -200,175 +343,13 @@ static int parse_args(struct forward *f, int argc, char **argv)
 	f->format = -1;
 	f->rot.sz = sizeof(f->rot);
 	f->rot.keep = 5;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-		switch (c) {
-		case O_SOCKET:
-			if (!*optarg || strlen(optarg) >= KMON_PROTO_PATH_MAX)
-				return log_fail("--socket: path must be 1 to %d bytes long",
-						KMON_PROTO_PATH_MAX - 1);
-			f->socket_path = optarg;
-			break;
-		case O_OUTPUT:
-			if (!*optarg)
-				return log_fail("--output: empty destination");
-			f->output = optarg;
-			break;
-		case O_EVENTS:
-			if (kmon_event_mask_parse(optarg, &f->mask, &bad, &bad_len))
-				return log_fail("--events: unknown event type '%.*s' (known: memory_alloc, "
-					    "memory_free, process_exec)", (int)bad_len, bad);
-			break;
-		case O_NS:
-			if (f->n_ns >= KMON_PROTO_NS_MAX)
-				return log_fail("--namespace: at most %d may be given", KMON_PROTO_NS_MAX);
-			if (!*optarg || strlen(optarg) >= KMON_PROTO_NS_LEN)
-				return log_fail("--namespace: '%s' is not a namespace name", optarg);
-			f->ns[f->n_ns++] = optarg;
-			break;
-		case O_HEADER:
-			if (f->n_headers >= MAX_HEADERS)
-				return log_fail("--header: at most %d may be given", MAX_HEADERS);
-			/* The value may be a credential (from a Secret): the
-			 * error names the header, never shows its value. */
-			if (!strchr(optarg, ':') || strpbrk(optarg, "\r\n"))
-				return log_fail("--header: '%.*s' is not 'Name: value' on one line "
-					    "(value not shown)",
-					    (int)strcspn(optarg, ":\r\n"), optarg);
-			f->headers[f->n_headers++] = optarg;
-			break;
-		case O_HEADER_ENV:
-			if (f->n_headers >= MAX_HEADERS)
-				return log_fail("--header/--header-env: at most %d may be given",
-					    MAX_HEADERS);
-			if (header_from_env(f, optarg))
-				return -1;
-			break;
-		case O_NODE_NAME: {
-			const char *p;
-
-			/* A Kubernetes node name: a DNS subdomain (RFC 1123). */
-			for (p = optarg; *p; p++)
-				if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-				      *p == '-' || *p == '.'))
-					break;
-			if (!*optarg || *p || p - optarg > 253)
-				return log_fail("--node-name: '%s' is not a node name (1 to 253 of a-z, "
-					    "0-9, '-', '.')", optarg);
-			f->node_name = optarg;
-			break;
-		}
-		case O_FLUSH:
-			errno = 0;
-			f->flush_interval = strtod(optarg, &end);
-			if (errno || *end || end == optarg || f->flush_interval < 0.01 ||
-			    f->flush_interval > 3600)
-				return log_fail("--flush-interval: '%s' is not seconds from 0.01 to 3600",
-					    optarg);
-			break;
-		case O_ROT_SIZE: {
-			size_t v;
-
-			if (kmon_parse__size(optarg, &v) || v < 4096)
-				return log_fail("--rotate-size: '%s' is not a size of at least 4K", optarg);
-			f->rot.rotate_bytes = v;
-			break;
-		}
-		case O_ROT_KEEP: {
-			unsigned long v;
-
-			errno = 0;
-			v = strtoul(optarg, &end, 10);
-			if (errno || *end || end == optarg || v < 1 || v > 1000)
-				return log_fail("--rotate-keep: '%s' is not a count from 1 to 1000", optarg);
-			f->rot.keep = (unsigned)v;
-			break;
-		}
-		case O_ROT_GZIP:
-			f->rot.gzip = true;
-			break;
-		case O_QUEUE:
-			if (kmon_parse__size(optarg, &f->max_queue_bytes) || f->max_queue_bytes < 4096)
-				return log_fail("--max-queue-bytes: '%s' is not a size of at least 4K",
-					    optarg);
-			break;
-		case O_BBYTES:
-			if (kmon_parse__size(optarg, &f->batch_bytes) || f->batch_bytes < 1024 ||
-			    f->batch_bytes > (256u << 20))
-				return log_fail("--batch-bytes: '%s' is not a size from 1K to 256M", optarg);
-			break;
-		case O_BLINES: {
-			unsigned long v;
-			errno = 0;
-			v = strtoul(optarg, &end, 10);
-			if (errno || *end || end == optarg || v < 1 || v > 10000000)
-				return log_fail("--batch-lines: '%s' is not a number from 1 to 10000000",
-					    optarg);
-			f->batch_lines = (unsigned)v;
-			break;
-		}
-		case O_NOGZIP:
-			f->codec = COMPRESS_NONE;
-			break;
-		case O_COMPRESS:
-			if (compress__parse_codec(optarg, &f->codec))
-				return log_fail("--compress: '%s' is not gzip, zstd or none", optarg);
-			f->codec_set = true;
-			break;
-		case O_LEVEL: {
-			long v;
-
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || *end || end == optarg || v < -1000 || v > 1000)
-				return log_fail("--compress-level: '%s' is not a number", optarg);
-			f->level = (int)v;
-			f->level_set = true;
-			break;
-		}
-		case O_FORMAT:
-			if (!strcmp(optarg, "ndjson"))
-				f->format = -1;
-			else if (!strcmp(optarg, "otlp"))
-				f->format = OTLP_PROTOBUF;
-			else if (!strcmp(optarg, "otlp-json"))
-				f->format = OTLP_JSON;
-			else
-				return log_fail("--format: '%s' is not ndjson, otlp or otlp-json", optarg);
-			break;
-		case O_RING:
-			if (kmon_parse__size(optarg, &f->ring_bytes) || f->ring_bytes < 4096 ||
-			    (f->ring_bytes & (f->ring_bytes - 1)))
-				return log_fail("--ring-size: '%s' is not a power of two of at least 4K",
-					    optarg);
-			break;
-		case O_REPLAY:
-			if (kmon_parse__size(optarg, &f->replay_bytes))
-				return log_fail("--replay: '%s' is not a size", optarg);
-			break;
-		case O_NAME:
-			if (!*optarg || strlen(optarg) >= KMON_PROTO_NAME_MAX || strpbrk(optarg, " \t\n"))
-				return log_fail("--name: must be 1 to %d characters without spaces",
-					    KMON_PROTO_NAME_MAX - 1);
-			f->name = optarg;
-			break;
-		case O_ONCE:
-			f->once = true;
-			break;
-		case O_SCHED:
-			if (strcmp(optarg, "batch") && strcmp(optarg, "normal"))
-				return log_fail("--sched: '%s' is not batch or normal", optarg);
-			f->sched_normal = !strcmp(optarg, "normal");
-			break;
-		case O_HELP:
-			usage(stdout);
-			exit(0);
-		default:
-			return log_fail("unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
-		}
+	if (consumer_cli__parse(&f->cli, CONSUMER_CLI_SOCKET | CONSUMER_CLI_NAME | CONSUMER_CLI_SCHED,
+				"kmon-forward", lo, forward_option, f, argc, argv))
+		return -1;
+	if (f->cli.help) {
+		usage(stdout);
+		exit(0);
 	}
-	if (optind < argc)
-		return log_fail("unexpected argument '%s'", argv[optind]);
 	if ((f->rot.rotate_bytes || f->rot.gzip) &&
 	    (!strcmp(f->output, "-") || !strncmp(f->output, "http://", 7) ||
 	     !strncmp(f->output, "https://", 8)))
@@ -603,7 +584,6 @@ int main(int argc, char **argv)
 	struct kmon_client_cbs cb = { .on_event = on_event, .on_lost = on_lost,
 				      .on_state = on_state, .on_meta = on_meta };
 	unsigned i;
-	int err;
 
 	log_init("kmon-forward", LOG_INFO);
 	memset(&f, 0, sizeof(f));
@@ -611,9 +591,7 @@ int main(int argc, char **argv)
 		free_env_headers(&f);
 		return 2;
 	}
-	if (!f.sched_normal && (err = kmon_client__sched_batch()))
-		fprintf(stderr, "kmon-forward: cannot use SCHED_BATCH (%s); staying SCHED_OTHER\n",
-			strerror(-err));
+	consumer_cli__apply_sched(&f.cli, "kmon-forward");
 	signal(SIGPIPE, SIG_IGN);
 	if (uv_loop_init(&f.loop)) {
 		free_env_headers(&f);
@@ -672,10 +650,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	memset(&co, 0, sizeof(co));
-	co.sz = sizeof(co);
-	co.socket_path = f.socket_path;
-	co.name = f.name;
+	consumer_cli__client_opts(&f.cli, &co);
 	co.event_mask = f.mask;
 	co.namespaces = f.ns;
 	co.n_namespaces = f.n_ns;

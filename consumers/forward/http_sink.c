@@ -451,6 +451,18 @@ static void hs_stats(struct sink *s, struct sink_stats *out)
 	out->queued_bytes = h->queued_bytes + h->cur_len;
 }
 
+/* What http_sink__new allocated, whether it got that far or not. */
+static void free_parts(struct http_sink *h)
+{
+	curl_easy_cleanup(h->easy);
+	curl_multi_cleanup(h->multi);
+	curl_slist_free_all(h->hdrs);
+	compressor__free(h->z);
+	free(h->cur);
+	free(h->url);
+	free(h);
+}
+
 static void free_sink(struct http_sink *h)
 {
 	struct batch *b;
@@ -463,13 +475,7 @@ static void free_sink(struct http_sink *h)
 		h->done(h->done_ctx);
 	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, NULL);
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, NULL);
-	curl_easy_cleanup(h->easy);
-	curl_multi_cleanup(h->multi);
-	curl_slist_free_all(h->hdrs);
-	compressor__free(h->z);
-	free(h->cur);
-	free(h->url);
-	free(h);
+	free_parts(h);
 }
 
 static void on_handle_closed(uv_handle_t *hd)
@@ -606,13 +612,7 @@ struct sink *http_sink__new(const struct http_sink_opts *opts)
 	return &h->s;
 fail:
 	i = errno ? (unsigned)errno : ENOMEM;
-	curl_easy_cleanup(h->easy);
-	curl_multi_cleanup(h->multi);
-	curl_slist_free_all(h->hdrs);
-	compressor__free(h->z);
-	free(h->cur);
-	free(h->url);
-	free(h);
+	free_parts(h);
 	errno = (int)i;
 	return NULL;
 }

@@ -10,14 +10,37 @@
 #include <linux/types.h>
 #include "bpf/kmon_event.h"
 
-struct site {
-	uint64_t site, bytes, objects;
-	bool opaque;
+/* What an entry holds. */
+struct tally {
+	uint64_t bytes, objects;
 };
 
-struct cache {
-	char name[KMON_CACHE_NAME_LEN + 1];
-	uint64_t bytes, objects;
+/*
+ * One breakdown (by call site, by cache): a bounded top-K table. `slots`
+ * entries of `stride` bytes each, a struct tally followed by a key of
+ * key_len bytes compared as bytes (keys are built zero-padded); an entry
+ * holding nothing is free. "other" holds what was folded out to make room.
+ */
+struct topk {
+	unsigned char *e;
+	size_t stride, key_len;
+	struct tally other;
+};
+
+/* A call site: the address (or symbol reference) and whether it is opaque
+ * (two words: no padding to compare). */
+struct site_key {
+	uint64_t site, opaque;
+};
+
+struct site_entry {
+	struct tally t;
+	struct site_key key;
+};
+
+struct cache_entry {
+	struct tally t;
+	char key[KMON_CACHE_NAME_LEN + 1]; /* printable, NUL-padded */
 };
 
 struct ledger {
@@ -27,15 +50,13 @@ struct ledger {
 	 * allocation was never added here, so it subtracts nothing. */
 	uint64_t first_alloc_ts;
 	bool any_alloc;
-	struct site other_site;
-	struct cache other_cache;
-	struct site *sites;
-	struct cache *caches;
+	struct topk sites, caches;
 };
 
 size_t ledger__footprint(unsigned k)
 {
-	return sizeof(struct ledger) + 2 * (size_t)k * (sizeof(struct site) + sizeof(struct cache));
+	return sizeof(struct ledger) +
+	       2 * (size_t)k * (sizeof(struct site_entry) + sizeof(struct cache_entry));
 }
 
 struct ledger *ledger__new(unsigned k)
@@ -52,8 +73,12 @@ struct ledger *ledger__new(unsigned k)
 		return NULL;
 	l->k = k;
 	l->slots = 2 * k;
-	l->sites = (struct site *)(l + 1);
-	l->caches = (struct cache *)(l->sites + l->slots);
+	l->sites.e = (unsigned char *)(l + 1);
+	l->sites.stride = sizeof(struct site_entry);
+	l->sites.key_len = sizeof(struct site_key);
+	l->caches.e = l->sites.e + l->slots * sizeof(struct site_entry);
+	l->caches.stride = sizeof(struct cache_entry);
+	l->caches.key_len = sizeof(((struct cache_entry *)0)->key);
 	return l;
 }
 
@@ -73,12 +98,13 @@ static void cache_label(const struct kmon_event *ev, char out[KMON_CACHE_NAME_LE
 {
 	unsigned i;
 
+	/* A key, compared as bytes: nothing but NULs after the name. */
+	memset(out, 0, KMON_CACHE_NAME_LEN + 1);
 	if (ev->event_type == KMON_EV_MEMORY_ALLOC || ev->event_type == KMON_EV_MEMORY_FREE) {
 		snprintf(out, KMON_CACHE_NAME_LEN + 1, "%s", LEDGER_KMALLOC);
 		return;
 	}
-	memcpy(out, ev->data.mem.cache, KMON_CACHE_NAME_LEN);
-	out[KMON_CACHE_NAME_LEN] = '\0';
+	memcpy(out, ev->data.mem.cache, strnlen(ev->data.mem.cache, KMON_CACHE_NAME_LEN));
 	for (i = 0; out[i]; i++)
 		if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] > 0x7e)
 			out[i] = '?';
@@ -86,117 +112,99 @@ static void cache_label(const struct kmon_event *ev, char out[KMON_CACHE_NAME_LE
 		snprintf(out, KMON_CACHE_NAME_LEN + 1, "?");
 }
 
-static struct site *site_find(struct ledger *l, uint64_t site, bool opaque)
+static struct tally *topk_at(const struct topk *t, unsigned i)
+{
+	return (struct tally *)(t->e + i * t->stride);
+}
+
+static const void *topk_key(const struct topk *t, unsigned i)
+{
+	return t->e + i * t->stride + sizeof(struct tally);
+}
+
+static struct tally *topk_find(const struct ledger *l, const struct topk *t, const void *key)
 {
 	unsigned i;
 
-	for (i = 0; i < l->slots; i++)
-		if ((l->sites[i].bytes || l->sites[i].objects) && l->sites[i].site == site &&
-		    l->sites[i].opaque == opaque)
-			return &l->sites[i];
+	for (i = 0; i < l->slots; i++) {
+		const struct tally *e = topk_at(t, i);
+
+		if ((e->bytes || e->objects) && !memcmp(topk_key(t, i), key, t->key_len))
+			return topk_at(t, i);
+	}
 	return NULL;
 }
 
-/* A slot for a new site: an empty one, else the one holding least, folded
- * into "other" (its later frees then come out of "other" too). */
-static struct site *site_slot(struct ledger *l)
+/* The entry of key, made when missing: in an empty slot, else in the one
+ * holding least, folded into "other" (its later frees then come out of
+ * "other" too). */
+static struct tally *topk_get(struct ledger *l, struct topk *t, const void *key)
 {
+	struct tally *e = topk_find(l, t, key);
 	unsigned i, min = 0;
 
+	if (e)
+		return e;
 	for (i = 0; i < l->slots; i++) {
-		if (!l->sites[i].bytes && !l->sites[i].objects)
-			return &l->sites[i];
-		if (l->sites[i].bytes < l->sites[min].bytes)
+		e = topk_at(t, i);
+		if (!e->bytes && !e->objects)
+			break;
+		if (e->bytes < topk_at(t, min)->bytes)
 			min = i;
 	}
-	l->other_site.bytes += l->sites[min].bytes;
-	l->other_site.objects += l->sites[min].objects;
-	l->folded++;
-	return &l->sites[min];
-}
-
-static struct cache *cache_find(struct ledger *l, const char *name)
-{
-	unsigned i;
-
-	for (i = 0; i < l->slots; i++)
-		if ((l->caches[i].bytes || l->caches[i].objects) && !strcmp(l->caches[i].name, name))
-			return &l->caches[i];
-	return NULL;
-}
-
-static struct cache *cache_slot(struct ledger *l)
-{
-	unsigned i, min = 0;
-
-	for (i = 0; i < l->slots; i++) {
-		if (!l->caches[i].bytes && !l->caches[i].objects)
-			return &l->caches[i];
-		if (l->caches[i].bytes < l->caches[min].bytes)
-			min = i;
+	if (i == l->slots) {
+		e = topk_at(t, min);
+		t->other.bytes += e->bytes;
+		t->other.objects += e->objects;
+		l->folded++;
 	}
-	l->other_cache.bytes += l->caches[min].bytes;
-	l->other_cache.objects += l->caches[min].objects;
-	l->folded++;
-	return &l->caches[min];
+	memset(e, 0, t->stride);
+	memcpy((unsigned char *)e + sizeof(struct tally), key, t->key_len);
+	return e;
+}
+
+/* Saturating: a free whose allocation went to "other" after it was counted
+ * under its key (or was lost) never drives an entry below zero. */
+static void topk_sub(const struct ledger *l, struct topk *t, const void *key, uint64_t size)
+{
+	struct tally *e = topk_find(l, t, key);
+
+	if (!e)
+		e = &t->other;
+	e->bytes = sub_sat(e->bytes, size);
+	e->objects = sub_sat(e->objects, 1);
 }
 
 static void charge(struct ledger *l, const struct kmon_event *ev)
 {
-	bool opaque = ev->flags & KMON_EVF_ADDR_OPAQUE;
-	uint64_t at = ev->data.mem.call_site, size = ev->size;
 	char name[KMON_CACHE_NAME_LEN + 1];
-	struct site *s;
-	struct cache *c;
+	struct site_key k = { ev->data.mem.call_site, !!(ev->flags & KMON_EVF_ADDR_OPAQUE) };
+	struct tally *e;
 
 	if (!l->any_alloc || ev->timestamp < l->first_alloc_ts)
 		l->first_alloc_ts = ev->timestamp;
 	l->any_alloc = true;
-	l->bytes += size;
+	l->bytes += ev->size;
 	l->objects++;
-	s = site_find(l, at, opaque);
-	if (!s) {
-		s = site_slot(l);
-		memset(s, 0, sizeof(*s));
-		s->site = at;
-		s->opaque = opaque;
-	}
-	s->bytes += size;
-	s->objects++;
+	e = topk_get(l, &l->sites, &k);
+	e->bytes += ev->size;
+	e->objects++;
 	cache_label(ev, name);
-	c = cache_find(l, name);
-	if (!c) {
-		c = cache_slot(l);
-		memset(c, 0, sizeof(*c));
-		memcpy(c->name, name, sizeof(name));
-	}
-	c->bytes += size;
-	c->objects++;
+	e = topk_get(l, &l->caches, name);
+	e->bytes += ev->size;
+	e->objects++;
 }
 
-/* Saturating: a free whose allocation went to "other" after it was counted
- * under its site (or was lost) never drives an entry below zero. */
 static void discharge(struct ledger *l, const struct kmon_event *ev)
 {
-	bool opaque = ev->flags & KMON_EVF_ADDR_OPAQUE;
-	uint64_t size = ev->size;
 	char name[KMON_CACHE_NAME_LEN + 1];
-	struct site *s = site_find(l, ev->data.free.alloc_call_site, opaque);
-	struct cache *c;
-	uint64_t *b, *o;
+	struct site_key k = { ev->data.free.alloc_call_site, !!(ev->flags & KMON_EVF_ADDR_OPAQUE) };
 
-	l->bytes = sub_sat(l->bytes, size);
+	l->bytes = sub_sat(l->bytes, ev->size);
 	l->objects = sub_sat(l->objects, 1);
-	b = s ? &s->bytes : &l->other_site.bytes;
-	o = s ? &s->objects : &l->other_site.objects;
-	*b = sub_sat(*b, size);
-	*o = sub_sat(*o, 1);
+	topk_sub(l, &l->sites, &k, ev->size);
 	cache_label(ev, name);
-	c = cache_find(l, name);
-	b = c ? &c->bytes : &l->other_cache.bytes;
-	o = c ? &c->objects : &l->other_cache.objects;
-	*b = sub_sat(*b, size);
-	*o = sub_sat(*o, 1);
+	topk_sub(l, &l->caches, name, ev->size);
 }
 
 enum ledger_result ledger__add(struct ledger *l, const struct kmon_event *ev)
@@ -252,101 +260,92 @@ void ledger__site_name(uint64_t site, bool opaque, ledger_site_namer namer, void
 		snprintf(buf, n, "0x%" PRIx64, site);
 }
 
-/* Indices of the k entries holding most bytes (selection: k and slots are small). */
-static unsigned pick(const uint64_t *bytes, unsigned slots, unsigned k, unsigned *idx)
+/* Labels the entry of a key in a row. */
+typedef void (*topk_label_fn)(const void *key, char *buf, size_t n, void *ctx);
+
+/* The k entries holding most bytes (selection: k and slots are small), then
+ * "other" (the folded and the rest) when it holds anything. */
+static size_t topk_rows(const struct ledger *l, const struct topk *t, struct ledger_row *rows,
+			topk_label_fn label, void *ctx)
 {
 	bool taken[2 * LEDGER_TOP_MAX] = { false };
+	struct tally other = t->other;
 	unsigned n = 0, i;
 
-	while (n < k) {
+	while (n < l->k) {
 		int best = -1;
-		for (i = 0; i < slots; i++)
-			if (!taken[i] && bytes[i] && (best < 0 || bytes[i] > bytes[best]))
+
+		for (i = 0; i < l->slots; i++)
+			if (!taken[i] && topk_at(t, i)->bytes &&
+			    (best < 0 || topk_at(t, i)->bytes > topk_at(t, (unsigned)best)->bytes))
 				best = (int)i;
 		if (best < 0)
 			break;
 		taken[best] = true;
-		idx[n++] = (unsigned)best;
+		label(topk_key(t, (unsigned)best), rows[n].label, sizeof(rows[n].label), ctx);
+		rows[n].bytes = topk_at(t, (unsigned)best)->bytes;
+		rows[n].objects = topk_at(t, (unsigned)best)->objects;
+		n++;
+	}
+	for (i = 0; i < l->slots; i++)
+		if (!taken[i]) {
+			other.bytes += topk_at(t, i)->bytes;
+			other.objects += topk_at(t, i)->objects;
+		}
+	if (other.bytes || other.objects) {
+		snprintf(rows[n].label, sizeof(rows[n].label), "%s", LEDGER_OTHER);
+		rows[n].bytes = other.bytes;
+		rows[n].objects = other.objects;
+		n++;
 	}
 	return n;
+}
+
+struct site_namer {
+	ledger_site_namer namer;
+	void *ctx;
+};
+
+static void site_label(const void *key, char *buf, size_t n, void *ctx)
+{
+	const struct site_namer *sn = ctx;
+	const struct site_key *k = key;
+
+	ledger__site_name(k->site, k->opaque, sn->namer, sn->ctx, buf, n);
+}
+
+static void cache_row_label(const void *key, char *buf, size_t n, void *ctx)
+{
+	(void)ctx;
+	snprintf(buf, n, "%s", (const char *)key);
 }
 
 size_t ledger__sites(const struct ledger *l, struct ledger_row *rows, ledger_site_namer namer,
 		     void *ctx)
 {
-	uint64_t bytes[2 * LEDGER_TOP_MAX];
-	unsigned idx[LEDGER_TOP_MAX], n, i;
-	uint64_t ob = l->other_site.bytes, oo = l->other_site.objects;
-	bool top[2 * LEDGER_TOP_MAX] = { false };
+	struct site_namer sn = { namer, ctx };
 
-	for (i = 0; i < l->slots; i++)
-		bytes[i] = l->sites[i].bytes;
-	n = pick(bytes, l->slots, l->k, idx);
-	for (i = 0; i < n; i++) {
-		const struct site *s = &l->sites[idx[i]];
-		top[idx[i]] = true;
-		ledger__site_name(s->site, s->opaque, namer, ctx, rows[i].label,
-				  sizeof(rows[i].label));
-		rows[i].bytes = s->bytes;
-		rows[i].objects = s->objects;
-	}
-	for (i = 0; i < l->slots; i++)
-		if (!top[i]) {
-			ob += l->sites[i].bytes;
-			oo += l->sites[i].objects;
-		}
-	if (ob || oo) {
-		snprintf(rows[n].label, sizeof(rows[n].label), "%s", LEDGER_OTHER);
-		rows[n].bytes = ob;
-		rows[n].objects = oo;
-		n++;
-	}
-	return n;
+	return topk_rows(l, &l->sites, rows, site_label, &sn);
 }
 
 size_t ledger__caches(const struct ledger *l, struct ledger_row *rows)
 {
-	uint64_t bytes[2 * LEDGER_TOP_MAX];
-	unsigned idx[LEDGER_TOP_MAX], n, i;
-	uint64_t ob = l->other_cache.bytes, oo = l->other_cache.objects;
-	bool top[2 * LEDGER_TOP_MAX] = { false };
-
-	for (i = 0; i < l->slots; i++)
-		bytes[i] = l->caches[i].bytes;
-	n = pick(bytes, l->slots, l->k, idx);
-	for (i = 0; i < n; i++) {
-		top[idx[i]] = true;
-		snprintf(rows[i].label, sizeof(rows[i].label), "%s", l->caches[idx[i]].name);
-		rows[i].bytes = l->caches[idx[i]].bytes;
-		rows[i].objects = l->caches[idx[i]].objects;
-	}
-	for (i = 0; i < l->slots; i++)
-		if (!top[i]) {
-			ob += l->caches[i].bytes;
-			oo += l->caches[i].objects;
-		}
-	if (ob || oo) {
-		snprintf(rows[n].label, sizeof(rows[n].label), "%s", LEDGER_OTHER);
-		rows[n].bytes = ob;
-		rows[n].objects = oo;
-		n++;
-	}
-	return n;
+	return topk_rows(l, &l->caches, rows, cache_row_label, NULL);
 }
 
 uint64_t ledger__top_site(const struct ledger *l, bool *opaque)
 {
-	unsigned i, best = 0;
-	bool any = false;
+	const struct site_entry *e, *best = NULL;
+	unsigned i;
 
-	for (i = 0; i < l->slots; i++)
-		if (l->sites[i].bytes && (!any || l->sites[i].bytes > l->sites[best].bytes)) {
-			best = i;
-			any = true;
-		}
-	if (!any)
+	for (i = 0; i < l->slots; i++) {
+		e = (const struct site_entry *)topk_at(&l->sites, i);
+		if (e->t.bytes && (!best || e->t.bytes > best->t.bytes))
+			best = e;
+	}
+	if (!best)
 		return 0;
 	if (opaque)
-		*opaque = l->sites[best].opaque;
-	return l->sites[best].site;
+		*opaque = best->key.opaque;
+	return best->key.site;
 }

@@ -27,6 +27,7 @@
 #include <linux/types.h>
 #include "bpf/kmon_event.h"
 #include "consumers/ledger/ledger.h"
+#include "consumers/common/cli.h"
 #include "consumers/lib/client.h"
 #include "consumers/top/toptable.h"
 #include "shm/meta.h"
@@ -51,7 +52,8 @@ struct top {
 	uv_work_t health_req;
 	struct kmon_client *client;
 	struct toptable *table;
-	const char *socket_path, *agent_metrics;
+	struct consumer_cli cli; /* --socket */
+	const char *agent_metrics;
 	double interval;
 	bool once, json, curses, keys_on, health_busy, stopping;
 	enum top_sort sort;
@@ -80,74 +82,71 @@ static void usage(FILE *out)
 		"      s next sort; / namespace filter (Enter applies, empty clears); q quit.\n");
 }
 
+enum { O_INTERVAL = 256, O_SORT, O_NS, O_METRICS, O_ONCE, O_JSON };
+
+/* One of kmon-top's own options (consumer_cli_fn); --socket is consumer_cli's. */
+static int top_option(void *ctx, int c, const char *arg)
+{
+	static const char *const sorts[TOP_SORT_MAX] = { "exec", "alloc", "bytes", "held", "name" };
+	struct top *t = ctx;
+	char *end;
+	int i;
+
+	switch (c) {
+	case O_INTERVAL:
+		errno = 0;
+		t->interval = strtod(arg, &end);
+		if (errno || *end || end == arg || t->interval < 0.2 || t->interval > 60)
+			return log_fail("--interval: '%s' is not seconds from 0.2 to 60", arg);
+		break;
+	case O_SORT:
+		for (i = 0; i < TOP_SORT_MAX && strcmp(arg, sorts[i]); i++)
+			;
+		if (i == TOP_SORT_MAX)
+			return log_fail("--sort: '%s' is not one of exec, alloc, bytes, held, name",
+				    arg);
+		t->sort = (enum top_sort)i;
+		break;
+	case O_NS:
+		if (!*arg || strlen(arg) >= sizeof(t->ns_filter))
+			return log_fail("--namespace: '%s' is not a namespace name", arg);
+		snprintf(t->ns_filter, sizeof(t->ns_filter), "%s", arg);
+		break;
+	case O_METRICS:
+		if (strncmp(arg, "http://", 7) && strncmp(arg, "https://", 8))
+			return log_fail("--agent-metrics: '%s' is not an http(s):// URL", arg);
+		t->agent_metrics = arg;
+		break;
+	case O_ONCE:
+		t->once = true;
+		break;
+	case O_JSON:
+		t->json = true;
+		break;
+	}
+	return 0;
+}
+
 static int parse_args(struct top *t, int argc, char **argv)
 {
-	enum { O_SOCKET = 256, O_INTERVAL, O_SORT, O_NS, O_METRICS, O_ONCE, O_JSON, O_HELP };
 	static const struct option lo[] = {
-		{ "socket", required_argument, NULL, O_SOCKET },
 		{ "interval", required_argument, NULL, O_INTERVAL },
 		{ "sort", required_argument, NULL, O_SORT },
 		{ "namespace", required_argument, NULL, O_NS },
 		{ "agent-metrics", required_argument, NULL, O_METRICS },
 		{ "once", no_argument, NULL, O_ONCE },
 		{ "json", no_argument, NULL, O_JSON },
-		{ "help", no_argument, NULL, O_HELP },
 		{ 0 }
 	};
-	static const char *const sorts[TOP_SORT_MAX] = { "exec", "alloc", "bytes", "held", "name" };
-	char *end;
-	int c, i;
 
-	t->socket_path = "/run/kmon/kmon.sock";
 	t->interval = 1.0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-		switch (c) {
-		case O_SOCKET:
-			if (!*optarg || strlen(optarg) >= KMON_PROTO_PATH_MAX)
-				return log_fail("--socket: path must be 1 to %d bytes long",
-						KMON_PROTO_PATH_MAX - 1);
-			t->socket_path = optarg;
-			break;
-		case O_INTERVAL:
-			errno = 0;
-			t->interval = strtod(optarg, &end);
-			if (errno || *end || end == optarg || t->interval < 0.2 || t->interval > 60)
-				return log_fail("--interval: '%s' is not seconds from 0.2 to 60", optarg);
-			break;
-		case O_SORT:
-			for (i = 0; i < TOP_SORT_MAX && strcmp(optarg, sorts[i]); i++)
-				;
-			if (i == TOP_SORT_MAX)
-				return log_fail("--sort: '%s' is not one of exec, alloc, bytes, held, name",
-					    optarg);
-			t->sort = (enum top_sort)i;
-			break;
-		case O_NS:
-			if (!*optarg || strlen(optarg) >= sizeof(t->ns_filter))
-				return log_fail("--namespace: '%s' is not a namespace name", optarg);
-			snprintf(t->ns_filter, sizeof(t->ns_filter), "%s", optarg);
-			break;
-		case O_METRICS:
-			if (strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8))
-				return log_fail("--agent-metrics: '%s' is not an http(s):// URL", optarg);
-			t->agent_metrics = optarg;
-			break;
-		case O_ONCE:
-			t->once = true;
-			break;
-		case O_JSON:
-			t->json = true;
-			break;
-		case O_HELP:
-			usage(stdout);
-			exit(0);
-		default:
-			return log_fail("unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
-		}
+	if (consumer_cli__parse(&t->cli, CONSUMER_CLI_SOCKET, "kmon-top", lo, top_option, t, argc,
+				argv))
+		return -1;
+	if (t->cli.help) {
+		usage(stdout);
+		exit(0);
 	}
-	if (optind < argc)
-		return log_fail("unexpected argument '%s'", argv[optind]);
 	t->curses = !t->once && !t->json;
 	if (t->curses && (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)))
 		return log_fail("not a terminal: use --once or --json for scripts");
@@ -639,10 +638,7 @@ int main(int argc, char **argv)
 	t.table = toptable__new();
 	if (!t.table)
 		return log_fail("out of memory"), 1;
-	memset(&co, 0, sizeof(co));
-	co.sz = sizeof(co);
-	co.socket_path = t.socket_path;
-	co.name = "kmon-top";
+	consumer_cli__client_opts(&t.cli, &co);
 	co.reconnect = !t.once;
 	t.client = kmon_client__new(&t.loop, &co, &cb, &t);
 	if (!t.client)

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "shm/common/err.h"
+#include "shm/err.h"
 
 int kmon_parse__size(const char *s, size_t *out)
 {

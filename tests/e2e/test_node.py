@@ -7,15 +7,14 @@ itself, and kmon-forward as user nobody printing annotated events.
 """
 import json
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import unittest
 
 from agentproc import Agent, Consumer
 from fake_kubelet import FakeKubelet
-from kubenode import Node, new_pod_uid
+from kmoncase import NodeTestCase
+from kubenode import new_pod_uid
 from waits import wait_for
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
@@ -27,27 +26,12 @@ def loop(applet):
     return ["/bin/sh", "-c", "while :; do /bin/%s >/dev/null; sleep 0.2; done" % applet]
 
 
-class NodeE2E(unittest.TestCase):
+class NodeE2E(NodeTestCase):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kmon-e2e-")
-        os.chmod(self.tmp, 0o755)
-        self.node = Node()
-        self.addCleanup(self.node.close)
-        self.procs = []
+        super().setUp()
         self.token = os.path.join(self.tmp, "token")
         self.pods_file = os.path.join(self.tmp, "pods.json")
         self.write_token("secret-token-1")
-        self.fk = None
-
-    def tearDown(self):
-        for p in self.procs:
-            if p.proc.poll() is None:
-                p.proc.kill()
-                p.proc.wait()
-            p.close() if hasattr(p, "close") else None
-        if self.fk:
-            self.fk.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def write_token(self, value, path=None):
         tmp = (path or self.token) + ".new"

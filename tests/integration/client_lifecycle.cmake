@@ -4,7 +4,8 @@
 # valgrind, in every build type.
 add_executable(testconsumer_vg ${CMAKE_CURRENT_LIST_DIR}/testconsumer.c
                ${CMAKE_SOURCE_DIR}/consumers/lib/client.c ${CMAKE_SOURCE_DIR}/shm/ring.c
-               ${CMAKE_SOURCE_DIR}/shm/proto.c ${CMAKE_SOURCE_DIR}/shm/symtab.c)
+               ${CMAKE_SOURCE_DIR}/shm/proto.c ${CMAKE_SOURCE_DIR}/shm/symtab.c
+               ${CMAKE_SOURCE_DIR}/shm/err.c)
 target_include_directories(testconsumer_vg PRIVATE ${PROJECT_SOURCE_DIR})
 target_link_libraries(testconsumer_vg PRIVATE PkgConfig::LIBUV)
 foreach(prop COMPILE_OPTIONS LINK_OPTIONS)

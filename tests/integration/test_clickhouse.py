@@ -15,16 +15,17 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 import chschema
 from agentproc import Agent, Consumer, tracked
-from fake_kubelet import FakeKubelet
+from cluster import GATED
+from fake_kubelet import serve_podlist
 from kubenode import Node, new_pod_uid
 from servers import ClickHouse
-from test_consumers import GATED
 from waits import wait_for
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
@@ -76,13 +77,7 @@ class ClickHouseClusterTest(unittest.TestCase):
                 cmd=["/bin/sleep", "3600"])
             self.containers[pod] = c
             pods.append({"name": pod, "namespace": ns, "containers": [c]})
-        self.token = os.path.join(self.tmp, "token")
-        with open(self.token, "w") as f:
-            f.write("t0k3n\n")
-        podlist = os.path.join(self.tmp, "pods.json")
-        with open(podlist, "w") as f:
-            json.dump(self.node.podlist(pods), f)
-        self.fk = FakeKubelet(os.path.join(self.tmp, "kubelet"), podlist, self.token).start()
+        self.fk = serve_podlist(self.tmp, self.node.podlist(pods))
         self.addCleanup(self.fk.stop)
         self.ch = ClickHouse()
         with open(os.path.join(self.ch.dir, "users.xml"), "w") as f:
@@ -118,9 +113,8 @@ class ClickHouseClusterTest(unittest.TestCase):
     def test_eight_nodes_into_one_server(self):
         ch = self.ch
         chschema.apply(ch)
-        a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "0.5",
-                          "--kubelet-url", self.fk.url(), "--kubelet-token-file", self.token,
-                          "--kubelet-ca-file", self.fk.ca, "--kubelet-refresh", "1"])
+        a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "0.5"]
+                         + self.fk.agent_args())
         self.procs.append(a)
         a.wait_attached()
         wait_for(lambda: "annotating events with pod names" in a.log(), 30, "kubelet answer")
@@ -260,9 +254,8 @@ class ClickHouseClusterTest(unittest.TestCase):
         ch = self.ch
         chschema.apply(ch)
         os.environ["KMON_CLICKHOUSE_PASSWORD"] = "wrong"
-        a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "0.5",
-                          "--kubelet-url", self.fk.url(), "--kubelet-token-file", self.token,
-                          "--kubelet-ca-file", self.fk.ca, "--kubelet-refresh", "1"])
+        a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "0.5"]
+                         + self.fk.agent_args())
         self.procs.append(a)
         a.wait_attached()
         fwd = Consumer([FORWARD, "--socket", a.socket, "--node-name", "node-x",
@@ -300,6 +293,17 @@ class ClusterSchemaTest(unittest.TestCase):
         for q in chschema.queries():
             self.assertIn("```sql\n" + q + ";\n```", readme)
 
+    def test_cluster_schema_is_made_from_the_one_server_schema(self):
+        """schema.sql is the one source of the columns and the rollup: the
+        shipped cluster.sql is what cluster.sed makes of it."""
+        made = subprocess.run(["sed", "-f", os.path.join(chschema.CHART, "cluster.sed"),
+                               os.path.join(chschema.CHART, "schema.sql")],
+                              check=True, capture_output=True, text=True).stdout
+        with open(os.path.join(chschema.CHART, "cluster.sql")) as f:
+            shipped = f.read()
+        self.assertEqual(shipped, made, "charts/clickhouse/cluster.sql is not what "
+                         "`sed -f cluster.sed schema.sql` makes: run it again")
+
     def test_cluster_schema_follows_the_one_server_schema(self):
         import re
         with open(os.path.join(chschema.CHART, "schema.sql")) as f:
@@ -324,7 +328,6 @@ class ClusterSchemaTest(unittest.TestCase):
         for p in used:
             self.assertIn("--   ${%s}" % p, header, "parameter %s not documented" % p)
         # The compatibility step applies to it as to schema.sql.
-        import subprocess
         out = subprocess.run(["sed", "-f", chschema.COMPAT, os.path.join(chschema.CHART, "cluster.sql")],
                              check=True, capture_output=True, text=True).stdout
         self.assertNotIn("DateTime64", out)

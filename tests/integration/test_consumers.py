@@ -7,81 +7,23 @@ in real runc containers annotated through the stand-in kubelet.
 """
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 import unittest
 
-from agentproc import Agent, Consumer, tracked
-from fake_kubelet import FakeKubelet
-from kubenode import Node, new_pod_uid
-from servers import ClickHouse, Prometheus, free_port, http_get, promtool_problems
+from agentproc import Agent, Consumer
+from cluster import Cluster
+from kmoncase import KmonTestCase
+from servers import (ClickHouse, HttpSink, Prometheus, free_port, http_get,
+                     promtool_problems)
 from waits import wait_for
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 FORWARD = os.environ.get("KMON_FORWARD", "kmon-forward")
 AGGREGATE = os.environ.get("KMON_AGGREGATE", "kmon-aggregate")
 
-GATED = ("while [ ! -e /tmp/go%d ]; do usleep 50000; done; "
-         "i=0; while [ $i -lt %d ]; do /bin/%s; i=$((i+1)); done")
-
-
-class Cluster:
-    """One pod with one container that runs `count` execs of an applet
-    each time it is told to, annotated through the stand-in kubelet."""
-
-    def __init__(self, tmp, ns, pod, applet):
-        self.node = Node()
-        self.applet = applet
-        uid = new_pod_uid()
-        self.rounds = 0
-        self.c = self.node.start_container(
-            flavor="systemd-containerd", pod_uid=uid, name="app",
-            cmd=["/bin/sh", "-c", "while :; do usleep 100000; done"])
-        token = os.path.join(tmp, "token")
-        with open(token, "w") as f:
-            f.write("t0k3n\n")
-        pods = os.path.join(tmp, "pods.json")
-        with open(pods, "w") as f:
-            json.dump(self.node.podlist([{"name": pod, "namespace": ns,
-                                          "containers": [self.c]}]), f)
-        self.fk = FakeKubelet(os.path.join(tmp, "kubelet"), pods, token).start()
-        self.token = token
-
-    def agent_args(self):
-        return ["--scope", "containers", "--rescan-interval", "0.5",
-                "--kubelet-url", self.fk.url(), "--kubelet-token-file", self.token,
-                "--kubelet-ca-file", self.fk.ca, "--kubelet-refresh", "1"]
-
-    def run_execs(self, count):
-        """Exactly `count` execs of /bin/<applet> inside the container, once
-        the agent tracks the process that makes them (a process entering a
-        container from outside, as runc exec does, is found by the next scan)."""
-        self.rounds += 1
-        script = GATED % (self.rounds, count, self.applet)
-        pid = self.c.spawn(["/bin/sh", "-c", script])
-        wait_for(lambda: tracked(pid), 30, "pid %d in the agent's PID map" % pid)
-        self.c.exec(["/bin/touch", "/tmp/go%d" % self.rounds])
-        return pid
-
-    def close(self):
-        self.fk.stop()
-        self.node.close()
-
-
-class ConsumersTest(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kmon-cons-")
-        os.chmod(self.tmp, 0o755)
-        self.procs = []
-
-    def tearDown(self):
-        for p in self.procs:
-            if p.proc.poll() is None:
-                p.proc.kill()
-                p.proc.wait()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+class ConsumersTest(KmonTestCase):
+    # tmp, procs and their reaping: KmonTestCase.
 
     def agent(self, cluster, *extra):
         a = Agent(AGENT, cluster.agent_args() + list(extra))
@@ -220,29 +162,19 @@ class ConsumersTest(unittest.TestCase):
         """What a collector behind kmon-forward receives: gzip'd NDJSON with
         the user's headers; a 4xx answer drops the batch, counted, said once."""
         import gzip
-        import http.server
-        import threading
         got, status = [], [200]
 
-        class Sink(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                got.append((dict(self.headers), body))
-                self.send_response(status[0])
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+        def on_post(headers, body):
+            got.append((dict(headers), body))
+            return status[0], b""
 
-            def log_message(self, *a):
-                pass
-
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        self.addCleanup(srv.shutdown)
+        srv = HttpSink(on_post)
+        self.addCleanup(srv.stop)
         a = Agent(AGENT, ["--scope", "all", "--rescan-interval", "0"])
         self.procs.append(a)
         a.wait_attached()
         fwd = Consumer([FORWARD, "--socket", a.socket, "--events", "process_exec",
-                        "--output", "http://127.0.0.1:%d/ingest" % srv.server_address[1],
+                        "--output", srv.url,
                         "--header", "Authorization: Bearer s3cret", "--header", "X-Tenant: t1",
                         "--flush-interval", "0.2"])
         self.procs.append(fwd)

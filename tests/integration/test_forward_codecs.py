@@ -15,12 +15,10 @@ test's binary are counted as the test's, and the totals are checked against
 kmon-forward's own counters.
 """
 import gzip
-import http.server
 import json
 import os
 import shutil
 import subprocess
-import tempfile
 import threading
 import unittest
 
@@ -28,7 +26,8 @@ import zstandard
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 from agentproc import Agent, Consumer
-from servers import ClickHouse
+from servers import ClickHouse, HttpSink
+from kmoncase import KmonTestCase
 from waits import wait_for
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
@@ -41,55 +40,40 @@ class DecodingSink:
     keeps the lines, answers 204 (or 400 when the body does not decode)."""
 
     def __init__(self):
-        sink = self
         self.lines, self.encodings, self.bad = [], set(), []
         self.wire = self.raw = 0
         self.lock = threading.Lock()
+        self.http = HttpSink(self.on_post, http11=True)
+        self.url = self.http.url
 
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                enc = self.headers.get("Content-Encoding", "none")
-                try:
-                    if enc == "gzip":
-                        data = gzip.decompress(body)
-                    elif enc == "zstd":
-                        data = zstandard.ZstdDecompressor().decompress(body)
-                    elif enc == "none":
-                        data = body
-                    else:
-                        raise ValueError("unknown Content-Encoding " + enc)
-                except Exception as e:  # noqa: BLE001 - any decode failure is the finding
-                    with sink.lock:
-                        sink.bad.append("%s: %s" % (enc, e))
-                    self.send_response(400)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                with sink.lock:
-                    sink.encodings.add(enc)
-                    sink.wire += len(body)
-                    sink.raw += len(data)
-                    sink.lines += data.decode().splitlines()
-                self.send_response(204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *a):
-                pass
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = "http://127.0.0.1:%d/ingest" % self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def on_post(self, headers, body):
+        enc = headers.get("Content-Encoding", "none")
+        try:
+            if enc == "gzip":
+                data = gzip.decompress(body)
+            elif enc == "zstd":
+                data = zstandard.ZstdDecompressor().decompress(body)
+            elif enc == "none":
+                data = body
+            else:
+                raise ValueError("unknown Content-Encoding " + enc)
+        except Exception as e:  # noqa: BLE001 - any decode failure is the finding
+            with self.lock:
+                self.bad.append("%s: %s" % (enc, e))
+            return 400, b""
+        with self.lock:
+            self.encodings.add(enc)
+            self.wire += len(body)
+            self.raw += len(data)
+            self.lines += data.decode().splitlines()
+        return 204, b""
 
     def mine(self, marker):
         with self.lock:
             return sum(1 for l in self.lines if marker in l)
 
     def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.http.stop()
 
 
 def counters(c):
@@ -100,18 +84,8 @@ def counters(c):
     return got[-1]
 
 
-class ForwardCodecsTest(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kmon-codec-")
-        os.chmod(self.tmp, 0o755)
-        self.procs = []
-
-    def tearDown(self):
-        for p in self.procs:
-            if p.proc.poll() is None:
-                p.proc.kill()
-                p.proc.wait()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+class ForwardCodecsTest(KmonTestCase):
+    # tmp, procs and their reaping: KmonTestCase.
 
     def execs(self, name, n=EXECS):
         """n execs of a copy of /bin/true called name: the marker of this run."""

@@ -22,7 +22,6 @@ import calendar
 import collections
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,8 +30,9 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 from agentproc import Agent, Consumer, tracked
-from fake_kubelet import FakeKubelet
+from fake_kubelet import serve_podlist
 from kubenode import Node, new_pod_uid
+from kmoncase import KmonTestCase
 from waits import wait_for
 
 
@@ -123,18 +123,8 @@ def counters(consumer):
             if l.startswith('{"counters"')][-1]
 
 
-class ForwardOtlpTest(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kmon-otlp-")
-        os.chmod(self.tmp, 0o755)
-        self.procs = []
-
-    def tearDown(self):
-        for p in self.procs:
-            if p.proc.poll() is None:
-                p.proc.kill()
-                p.proc.wait()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+class ForwardOtlpTest(KmonTestCase):
+    # tmp, procs and their reaping: KmonTestCase.
 
     def cluster(self):
         node = Node()
@@ -148,17 +138,10 @@ class ForwardOtlpTest(unittest.TestCase):
                                      name=cname,
                                      cmd=["/bin/sleep", "100000"])
             pods.append({"name": pod, "namespace": ns, "containers": [c]})
-        token = os.path.join(self.tmp, "token")
-        with open(token, "w") as f:
-            f.write("t0k3n\n")
-        podfile = os.path.join(self.tmp, "pods.json")
-        with open(podfile, "w") as f:
-            json.dump(node.podlist(pods), f)
-        fk = FakeKubelet(os.path.join(self.tmp, "kubelet"), podfile, token).start()
+        fk = serve_podlist(self.tmp, node.podlist(pods))
         self.addCleanup(fk.stop)
-        args = ["--scope", "containers", "--rescan-interval", "0.5", "--node-name", NODE_NAME,
-                "--kubelet-url", fk.url(), "--kubelet-token-file", token,
-                "--kubelet-ca-file", fk.ca, "--kubelet-refresh", "1"]
+        args = ["--scope", "containers", "--rescan-interval", "0.5", "--node-name", NODE_NAME
+                ] + fk.agent_args()
         return pods, args
 
     def test_otlp_protobuf_and_json_against_the_opentelemetry_decoder(self):

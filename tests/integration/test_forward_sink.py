@@ -8,15 +8,14 @@ memory, and may show up in the log only as a short, escaped excerpt that
 says why a request failed, never as lines of its own.
 """
 import gzip
-import http.server
 import json
 import os
 import subprocess
-import threading
 import unittest
 
 from agentproc import Consumer
 from kmoncase import KmonTestCase
+from servers import HttpSink
 from waits import wait_for
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
@@ -32,29 +31,18 @@ class ForwardSinkTest(KmonTestCase):
     def sink(self):
         """An HTTP sink answering (status, body) from self.answer; records
         what it received and how many body bytes it answered per status."""
-        t = self
         self.answer = (200, OK_BODY)
         self.got, self.answered = [], {}
 
-        class Sink(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                status, answer = t.answer
-                t.got.append((status, gzip.decompress(body)))
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-                t.answered[status] = t.answered.get(status, 0) + len(answer)
+        def on_post(headers, body):
+            status, answer = self.answer
+            self.got.append((status, gzip.decompress(body)))
+            self.answered[status] = self.answered.get(status, 0) + len(answer)
+            return status, answer
 
-            def log_message(self, *a):
-                pass
-
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        self.addCleanup(srv.server_close)
-        self.addCleanup(srv.shutdown)
-        return "http://127.0.0.1:%d/ingest" % srv.server_address[1]
+        srv = HttpSink(on_post)
+        self.addCleanup(srv.stop)
+        return srv.url
 
     def test_sink_answers_never_reach_stdout_or_the_log(self):
         url = self.sink()

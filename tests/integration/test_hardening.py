@@ -6,15 +6,14 @@ errors, stays up, detaches only the offender and leaks no descriptor.
 import json
 import os
 import random
-import shutil
 import socket
 import struct
 import subprocess
-import tempfile
 import time
 import unittest
 
 from agentproc import Agent, Consumer
+from kmoncase import KmonTestCase
 from kubenode import Node, new_pod_uid
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
@@ -53,18 +52,8 @@ def reply_status(s):
     return status, err
 
 
-class HardeningTest(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kmon-hard-")
-        os.chmod(self.tmp, 0o755)
-        self.procs = []
-
-    def tearDown(self):
-        for p in self.procs:
-            if p.proc.poll() is None:
-                p.proc.kill()
-                p.proc.wait()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+class HardeningTest(KmonTestCase):
+    # tmp, procs and their reaping: KmonTestCase.
 
     def agent(self, *args):
         a = Agent(AGENT, ["--scope", "all", "--rescan-interval", "0"] + list(args))

@@ -18,7 +18,6 @@ Every /metrics body passes `promtool check metrics`.
 Needs the agent's slab and oom_kill events (issue 15 items 1, 2, 7): without
 them the test says so and skips.
 """
-import json
 import os
 import re
 import shutil
@@ -29,7 +28,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 from agentproc import Agent, Consumer
-from fake_kubelet import FakeKubelet
+from fake_kubelet import serve_podlist
 from kubenode import Node, new_pod_uid
 from servers import free_port, http_get
 from waits import wait_for
@@ -106,20 +105,13 @@ class LedgerTest(unittest.TestCase):
                  "while [ ! -e /tmp/go ]; do read x < /proc/self/stat; usleep 50000; done; "
                  "awk 'BEGIN { s = \"x\"; while (1) s = s s }'; "
                  "while :; do usleep 100000; done"])
-        token = os.path.join(cls.tmp, "token")
-        with open(token, "w") as f:
-            f.write("t0k3n\n")
-        pods = os.path.join(cls.tmp, "pods.json")
-        with open(pods, "w") as f:
-            json.dump(cls.node.podlist([
-                {"name": "holder-0", "namespace": NS, "containers": [cls.holder]},
-                {"name": "victim-0", "namespace": NS, "containers": [cls.victim]}]), f)
-        cls.fk = FakeKubelet(os.path.join(cls.tmp, "kubelet"), pods, token).start()
+        cls.fk = serve_podlist(cls.tmp, cls.node.podlist([
+            {"name": "holder-0", "namespace": NS, "containers": [cls.holder]},
+            {"name": "victim-0", "namespace": NS, "containers": [cls.victim]}]))
         cls.agent = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "0.5",
                                   "--events", "memory_alloc,memory_free,process_exec,"
-                                  "slab_alloc,slab_free,oom_kill",
-                                  "--kubelet-url", cls.fk.url(), "--kubelet-token-file", token,
-                                  "--kubelet-ca-file", cls.fk.ca, "--kubelet-refresh", "1"])
+                                  "slab_alloc,slab_free,oom_kill"]
+                          + cls.fk.agent_args())
         # Loading the programs and reading 100k+ kernel symbols takes a while
         # on a loaded 2-core machine: a liveness bound, not a timing.
         cls.agent.wait_for_log("attached:", timeout=90)

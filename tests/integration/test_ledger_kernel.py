@@ -20,15 +20,14 @@ tracing the same node.
 import ctypes
 import json
 import os
-import shutil
-import tempfile
 import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 from agentproc import Agent, Consumer
-from fake_kubelet import FakeKubelet
-from kubenode import Node, new_pod_uid
+from fake_kubelet import serve_podlist
+from kmoncase import NodeTestCase
+from kubenode import new_pod_uid
 from waits import wait_for
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
@@ -43,30 +42,11 @@ def proc_state(pid):
         return f.read().rsplit(")", 1)[1].split()[0]
 
 
-class LedgerKernel(unittest.TestCase):
+class LedgerKernel(NodeTestCase):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kmon-ledger-")
-        os.chmod(self.tmp, 0o755)
-        self.node = Node()
-        self.addCleanup(self.node.close)
-        self.procs = []
-        self.token = os.path.join(self.tmp, "token")
-        with open(self.token, "w") as f:
-            f.write("t0ken\n")
-        self.pods_file = os.path.join(self.tmp, "pods.json")
-        with open(self.pods_file, "w") as f:
-            json.dump(self.node.podlist([]), f)
-        self.fk = FakeKubelet(os.path.join(self.tmp, "kubelet"), self.pods_file,
-                              self.token).start()
+        super().setUp()
+        self.fk = serve_podlist(self.tmp, self.node.podlist([]))
         self.pods = []
-
-    def tearDown(self):
-        for p in self.procs:
-            if p.proc.poll() is None:
-                p.proc.kill()
-                p.proc.wait()
-        self.fk.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     # -- harness ----------------------------------------------------------
     def container(self, pod, cmd, customize=None):
@@ -78,8 +58,7 @@ class LedgerKernel(unittest.TestCase):
 
     def start(self, extra=()):
         a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "0.5",
-                          "--kubelet-url", self.fk.url(), "--kubelet-token-file", self.token,
-                          "--kubelet-ca-file", self.fk.ca, "--kubelet-refresh", "1",
+                          *self.fk.agent_args(),
                           "--node-name", "kmon-node", "--run-as", "65534:65534"] + list(extra))
         self.procs.append(a)
         # Loading and verifying the programs takes seconds on a loaded machine.

@@ -13,14 +13,13 @@ log, and still stop at once on SIGTERM.
 import json
 import os
 import re
-import shutil
 import signal
-import tempfile
 import unittest
 
 from agentproc import Agent, Consumer
-from fake_kubelet import FakeKubelet
-from kubenode import Node, new_pod_uid
+from fake_kubelet import serve_podlist
+from kmoncase import NodeTestCase
+from kubenode import new_pod_uid
 from servers import free_port, http_get
 from waits import wait_for
 
@@ -51,23 +50,8 @@ def metric(text, name, labels):
     return float(m.group(1)) if m else None
 
 
-class PodListAttack(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kmon-plattack-")
-        os.chmod(self.tmp, 0o755)
-        self.node = Node()
-        self.addCleanup(self.node.close)
-        self.procs = []
-        self.fk = None
-
-    def tearDown(self):
-        for p in self.procs:
-            if p.proc.poll() is None:
-                p.proc.kill()
-                p.proc.wait()
-        if self.fk:
-            self.fk.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+class PodListAttack(NodeTestCase):
+    # tmp, procs, node and fk and their tear-down: NodeTestCase.
 
     def test_one_pod_cannot_stop_annotation(self):
         api = self.node.start_container(
@@ -79,18 +63,11 @@ class PodListAttack(unittest.TestCase):
         huge = tenant_pod("huge", 6000, True, 0x200000)
         # The attack: the normal pod between the tenant's pods and a null item.
         pl["items"] = [restarted, None, pl["items"][0], huge]
-        pods = os.path.join(self.tmp, "pods.json")
-        with open(pods, "w") as f:
-            json.dump(pl, f)
-        token = os.path.join(self.tmp, "token")
-        with open(token, "w") as f:
-            f.write("t0k3n\n")
-        self.fk = FakeKubelet(os.path.join(self.tmp, "kubelet"), pods, token).start()
+        self.fk = serve_podlist(self.tmp, pl)
         port = free_port()
         a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "0.5",
-                          "--kubelet-url", self.fk.url(), "--kubelet-token-file", token,
-                          "--kubelet-ca-file", self.fk.ca, "--kubelet-refresh", "1",
-                          "--node-name", "kmon-node", "--metrics-addr", "127.0.0.1:%d" % port])
+                          "--node-name", "kmon-node", "--metrics-addr", "127.0.0.1:%d" % port]
+                  + self.fk.agent_args())
         self.procs.append(a)
         a.wait_attached()
         shop = Consumer([FORWARD, "--socket", a.socket, "--namespace", "shop"])

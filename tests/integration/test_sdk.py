@@ -19,7 +19,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 from agentproc import Agent, NOBODY, check_sanitizers
-from test_consumers import Cluster
+from cluster import Cluster
 from waits import wait_for
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")

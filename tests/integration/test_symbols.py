@@ -20,17 +20,16 @@ order. The test reads /proc/kallsyms itself, as root, and checks:
 import bisect
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 from agentproc import Agent, Consumer
+from kmoncase import KmonTestCase
+from servers import free_port
 from waits import wait_for
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
@@ -169,14 +168,6 @@ def count(path, pid):
         return f.read().count(b'"pid":%d,' % pid)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class KptrRestrict:
     def __init__(self, value):
         with open("/proc/sys/kernel/kptr_restrict") as f:
@@ -193,18 +184,8 @@ class KptrRestrict:
             self.old = None
 
 
-class SymbolsTest(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kmon-sym-")
-        os.chmod(self.tmp, 0o755)
-        self.procs = []
-
-    def tearDown(self):
-        for p in self.procs:
-            if p.proc.poll() is None:
-                p.proc.kill()
-                p.proc.wait()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+class SymbolsTest(KmonTestCase):
+    # tmp, procs and their reaping: KmonTestCase.
 
     def gated(self):
         g = Gated(self.tmp)

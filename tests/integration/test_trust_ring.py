@@ -28,6 +28,7 @@ import urllib.request
 
 from agentproc import Consumer, NOBODY
 from kmoncase import KmonTestCase
+from servers import free_port
 
 FLOOD = os.environ.get("KMON_FLOOD", "kmalloc_flood")
 TC = os.environ.get("KMON_TESTCONSUMER", "testconsumer")
@@ -294,14 +295,6 @@ def hostile_main(argv):
 
 
 # ---------------------------------------------------------------- test side
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
 
 def metrics(port):
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:

@@ -13,6 +13,20 @@ import tempfile
 import time
 
 
+def wait_for_log(p, who, text, timeout):
+    """Returns once p.log() (p an Agent or a Consumer) holds text; fails at
+    once if the process exits first, or after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in p.log():
+            return
+        if p.proc.poll() is not None:
+            raise AssertionError("%s exited (%s) before logging %r:\n%s"
+                                 % (who, p.proc.returncode, text, p.log()))
+        time.sleep(0.05)
+    raise AssertionError("%s did not log %r within %ss:\n%s" % (who, text, timeout, p.log()))
+
+
 class Agent:
     def __init__(self, binary, args, env=None):
         self.dir = tempfile.mkdtemp(prefix="kmon-agent-")
@@ -37,15 +51,7 @@ class Agent:
             return f.read()
 
     def wait_for_log(self, text, timeout=20.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.log():
-                return
-            if self.proc.poll() is not None:
-                raise AssertionError("agent exited (%s) before logging %r:\n%s"
-                                     % (self.proc.returncode, text, self.log()))
-            time.sleep(0.05)
-        raise AssertionError("agent did not log %r within %ss:\n%s" % (text, timeout, self.log()))
+        wait_for_log(self, "agent", text, timeout)
 
     def wait_attached(self):
         self.wait_for_log("attached:")
@@ -125,14 +131,7 @@ class Consumer:
             return f.read()
 
     def wait_for_log(self, text, timeout=20.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.log():
-                return
-            if self.proc.poll() is not None:
-                raise AssertionError("consumer exited before %r:\n%s" % (text, self.log()))
-            time.sleep(0.05)
-        raise AssertionError("consumer did not log %r:\n%s" % (text, self.log()))
+        wait_for_log(self, "consumer", text, timeout)
 
     def stop(self, sig=signal.SIGINT, timeout=30.0):
         if self.proc.poll() is None:

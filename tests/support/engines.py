@@ -20,7 +20,6 @@ refuses hybrid cgroup hosts).
 
 Stdlib only; needs root.
 """
-import errno
 import hashlib
 import io
 import json
@@ -30,6 +29,8 @@ import signal
 import subprocess
 import tarfile
 import time
+
+from kubenode import rmdir_tree_list
 
 BUSYBOX = os.environ.get("KMON_BUSYBOX", "/bin/busybox")
 IMAGE = "kmon.local/busybox:1"
@@ -201,17 +202,7 @@ def rmdir_cgroups(dirs):
         for root, subdirs, _ in (os.walk(top) if subtree else ()):
             every.update(os.path.join(root, x) for x in subdirs)
         every.add(top)
-    for d in sorted(every, key=lambda x: x.count("/"), reverse=True):
-        for _ in range(30):
-            try:
-                os.rmdir(d)
-                break
-            except FileNotFoundError:
-                break
-            except OSError as e:
-                if e.errno != errno.EBUSY:
-                    break
-                time.sleep(0.1)
+    rmdir_tree_list(every, timeout=3.0)
 
 
 class Containerd(_Daemon):

@@ -196,6 +196,11 @@ class FakeKubelet:
     def url(self):
         return "https://%s:%d" % (self.host, self.port)
 
+    def agent_args(self):
+        """The agent's options that point it at this kubelet."""
+        return ["--kubelet-url", self.url(), "--kubelet-token-file", self.token_file,
+                "--kubelet-ca-file", self.ca, "--kubelet-refresh", "1"]
+
     def stop(self):
         if self.httpd:
             self.httpd.shutdown()
@@ -207,6 +212,19 @@ class FakeKubelet:
                 except OSError:
                     pass
             self.httpd = None
+
+
+def serve_podlist(tmp, podlist, token="t0k3n"):
+    """A started stand-in kubelet whose files live in tmp: the bearer token
+    (tmp/token, fk.token_file), the pod list `podlist` (a PodList dict,
+    tmp/pods.json) and its TLS material (tmp/kubelet)."""
+    token_file = os.path.join(tmp, "token")
+    with open(token_file, "w") as f:
+        f.write(token + "\n")
+    pods_file = os.path.join(tmp, "pods.json")
+    with open(pods_file, "w") as f:
+        json.dump(podlist, f)
+    return FakeKubelet(os.path.join(tmp, "kubelet"), pods_file, token_file).start()
 
 
 def main():

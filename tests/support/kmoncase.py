@@ -12,6 +12,7 @@ import tempfile
 import unittest
 
 from agentproc import Agent, Consumer
+from kubenode import Node
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 TESTCONSUMER = os.environ.get("KMON_TESTCONSUMER", "testconsumer")
@@ -69,3 +70,22 @@ class KmonTestCase(unittest.TestCase):
             c.wait_for_log("attached to")
             a.wait_for_log("'%s' attached" % name)
         return c
+
+
+class NodeTestCase(KmonTestCase):
+    """KmonTestCase on a node of real runc containers (self.node, removed
+    last), with the stand-in kubelet a test may start as self.fk (stopped
+    once the processes are gone)."""
+
+    def setUp(self):
+        super().setUp()
+        self.node = Node()
+        self.addCleanup(self.node.close)
+        self.fk = None
+
+    def tearDown(self):
+        try:
+            super().tearDown()
+        finally:
+            if self.fk:
+                self.fk.stop()

@@ -195,7 +195,7 @@ def _runc(root, *args, timeout=_CMD_TIMEOUT, check=True, **kw):
     return res
 
 
-def _rmdir_tree_list(dirs, timeout=10.0):
+def rmdir_tree_list(dirs, timeout=10.0):
     """rmdir the given cgroup dirs, deepest first. A cgroup whose last task
     just died can stay busy for a moment, so EBUSY is retried briefly."""
     left = []
@@ -232,7 +232,7 @@ def _reap_stale():
         _delete_all_in_root(root)
         try:
             with open(os.path.join(root, "cgroups.txt")) as f:
-                _rmdir_tree_list(f.read().split("\n")[:-1])
+                rmdir_tree_list(f.read().split("\n")[:-1])
         except FileNotFoundError:
             pass
         try:
@@ -600,7 +600,7 @@ class Node:
             errs += _delete_all_in_root(self.runc_root)
         except (NodeError, subprocess.TimeoutExpired) as e:
             errs.append(str(e))
-        errs += _rmdir_tree_list(self.created_cgroups)
+        errs += rmdir_tree_list(self.created_cgroups)
         shutil.rmtree(self.workdir, ignore_errors=True)
         if not errs:
             shutil.rmtree(self.runc_root, ignore_errors=True)

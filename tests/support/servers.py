@@ -1,5 +1,6 @@
 """Real servers from Debian packages, started on loopback for a test and
 stopped after: ClickHouse (HTTP interface) and Prometheus."""
+import http.server
 import json
 import os
 import re
@@ -7,6 +8,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -18,6 +20,37 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+class HttpSink:
+    """A loopback HTTP server for kmon-forward's --output: every POST's
+    headers and body go to on_post(headers, body), which returns the answer
+    (status, body bytes); nothing is logged. http11: keep-alive connections
+    (HTTP/1.1) rather than one per request (HTTP/1.0, the server's default)."""
+
+    def __init__(self, on_post, http11=False):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if http11 else "HTTP/1.0"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status, answer = on_post(self.headers, body)
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                if answer:
+                    self.wfile.write(answer)
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/ingest" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 def http_get(url, timeout=10):

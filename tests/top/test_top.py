@@ -15,7 +15,7 @@ import tempfile
 import unittest
 
 from agentproc import Agent
-from fake_kubelet import FakeKubelet
+from fake_kubelet import serve_podlist
 from kubenode import Node, new_pod_uid
 from servers import free_port
 from waits import wait_for
@@ -67,20 +67,12 @@ class TopTest(unittest.TestCase):
         cls.reader = cls.node.start_container(
             flavor="cgroupfs-containerd", pod_uid=new_pod_uid(), name="worker",
             cmd=["/bin/sh", "-c", "while :; do read x < /proc/meminfo; done"])
-        token = os.path.join(cls.tmp, "token")
-        with open(token, "w") as f:
-            f.write("t0k3n\n")
-        pods = os.path.join(cls.tmp, "pods.json")
-        with open(pods, "w") as f:
-            json.dump(cls.node.podlist([
-                {"name": "checkout-1", "namespace": "shop", "containers": [cls.execer]},
-                {"name": "cruncher-0", "namespace": "batch", "containers": [cls.reader]}]), f)
-        cls.fk = FakeKubelet(os.path.join(cls.tmp, "kubelet"), pods, token).start()
+        cls.fk = serve_podlist(cls.tmp, cls.node.podlist([
+            {"name": "checkout-1", "namespace": "shop", "containers": [cls.execer]},
+            {"name": "cruncher-0", "namespace": "batch", "containers": [cls.reader]}]))
         cls.metrics = "127.0.0.1:%d" % free_port()
         cls.agent = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "0.5",
-                                  "--kubelet-url", cls.fk.url(), "--kubelet-token-file", token,
-                                  "--kubelet-ca-file", cls.fk.ca, "--kubelet-refresh", "1",
-                                  "--metrics-addr", cls.metrics])
+                                  "--metrics-addr", cls.metrics] + cls.fk.agent_args())
         cls.agent.wait_attached()
         wait_for(lambda: "annotating events with pod names" in cls.agent.log(), 30,
                  "kubelet answer")

@@ -20,11 +20,15 @@ LAYERS = [
     ("agent/", ["bpf/", "shm/", "k8s/"]),
     ("consumers/lib/", ["bpf/", "shm/"]),
     ("consumers/examples/", ["consumers/lib/", "bpf/", "shm/"]),
-    ("consumers/forward/", ["consumers/lib/", "bpf/", "shm/", "k8s/"]),
+    # The consumer programs' shared command line (kmon_consumer_cli).
+    ("consumers/common/", ["consumers/lib/", "bpf/", "shm/"]),
+    ("consumers/forward/", ["consumers/lib/", "consumers/common/", "bpf/", "shm/", "k8s/"]),
     # The memory ledger: pure accounting shared by kmon-aggregate and kmon-top.
     ("consumers/ledger/", ["bpf/", "shm/"]),
-    ("consumers/aggregate/", ["consumers/lib/", "consumers/ledger/", "bpf/", "shm/", "k8s/"]),
-    ("consumers/top/", ["consumers/lib/", "consumers/ledger/", "bpf/", "shm/", "k8s/"]),
+    ("consumers/aggregate/", ["consumers/lib/", "consumers/common/", "consumers/ledger/",
+                              "bpf/", "shm/", "k8s/"]),
+    ("consumers/top/", ["consumers/lib/", "consumers/common/", "consumers/ledger/",
+                        "bpf/", "shm/", "k8s/"]),
     ("consumers/", ["consumers/lib/", "bpf/", "shm/", "k8s/"]),
 ]
 # shm/ (the transport) must not reach up into shm/common/, nor libkmon (built

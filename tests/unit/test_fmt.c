@@ -19,6 +19,7 @@
 #include "shm/common/event_json.h"
 #include "shm/common/metrics_text.h"
 #include "shm/meta.h"
+#include "kmeta.h"
 
 static struct kmon_event exec_ev(const char *comm, size_t comm_len, const char *file,
 				 size_t file_len)
@@ -324,18 +325,6 @@ static void test_metrics_text(void **state)
 			    "kmon_x_total 0.5\n");
 	assert_int_equal(len, strlen(data));
 	metrics_text__free(m);
-}
-
-static struct kmon_meta meta(uint32_t key, const char *ns, const char *pod, const char *c)
-{
-	struct kmon_meta m;
-
-	memset(&m, 0, sizeof(m));
-	m.key = key;
-	snprintf(m.namespace, sizeof(m.namespace), "%s", ns);
-	snprintf(m.pod, sizeof(m.pod), "%s", pod);
-	snprintf(m.container, sizeof(m.container), "%s", c);
-	return m;
 }
 
 static void test_aggtable(void **state)

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "shm/common/err.h"
+#include "shm/err.h"
 #include "shm/common/parse.h"
 
 static void sizes_accepted(void **state)
