@@ -21,7 +21,13 @@ struct containers {
 	uint32_t hi;       /* keys in use are below this */
 	uint32_t last_key; /* the last container found: scans hit runs of one */
 	uint32_t n;
+	uint32_t free_from; /* no free key below this */
 	uint64_t mismatches;
+	/* (container id, pod uid) -> key: open addressing, linear probing,
+	 * 0 = empty; grown to stay at most half full. A node with thousands
+	 * of containers finds a new one without walking them all. */
+	uint32_t *idx;
+	uint32_t idx_cap; /* a power of two, or 0 */
 };
 
 struct containers *containers__new(void)
@@ -42,8 +48,78 @@ void containers__free(struct containers *ct)
 {
 	if (!ct)
 		return;
+	free(ct->idx);
 	free(ct->s);
 	free(ct);
+}
+
+static uint32_t hash_ids(const char *id, const char *uid)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (; *id; id++)
+		h = (h ^ (uint8_t)*id) * 16777619u;
+	h = (h ^ '/') * 16777619u;
+	for (; *uid; uid++)
+		h = (h ^ (uint8_t)*uid) * 16777619u;
+	return h;
+}
+
+static uint32_t home_of(const struct containers *ct, uint32_t key)
+{
+	const struct kmon_meta *m = &ct->s[key].c.meta;
+
+	return hash_ids(m->container_id, m->pod_uid) & (ct->idx_cap - 1);
+}
+
+static void idx_put(uint32_t *idx, uint32_t cap, uint32_t home, uint32_t key)
+{
+	uint32_t i = home;
+
+	while (idx[i])
+		i = (i + 1) & (cap - 1);
+	idx[i] = key;
+}
+
+/* 0, or -1 out of memory: the old index stays (usable while not full). */
+static int idx_grow(struct containers *ct)
+{
+	uint32_t cap = ct->idx_cap ? ct->idx_cap * 2 : 256;
+	uint32_t *idx = calloc(cap, sizeof(*idx));
+
+	if (!idx)
+		return -1;
+	for (uint32_t k = 1; k < ct->hi; k++)
+		if (ct->s[k].used)
+			idx_put(idx, cap, hash_ids(ct->s[k].c.meta.container_id,
+						   ct->s[k].c.meta.pod_uid) & (cap - 1), k);
+	free(ct->idx);
+	ct->idx = idx;
+	ct->idx_cap = cap;
+	return 0;
+}
+
+/* Backward-shift deletion: no tombstones, so lookups stay short. */
+static void idx_remove(struct containers *ct, uint32_t key)
+{
+	uint32_t mask = ct->idx_cap - 1, i, j;
+
+	if (!ct->idx_cap)
+		return;
+	for (i = home_of(ct, key); ct->idx[i] != key; i = (i + 1) & mask)
+		if (!ct->idx[i])
+			return;
+	ct->idx[i] = 0;
+	for (j = (i + 1) & mask; ct->idx[j]; j = (j + 1) & mask) {
+		uint32_t h = home_of(ct, ct->idx[j]);
+
+		/* Moves back unless its home lies cyclically in (i, j]. */
+		if (i <= j ? (h <= i || h > j) : (h <= i && h > j)) {
+			ct->idx[i] = ct->idx[j];
+			ct->idx[j] = 0;
+			i = j;
+		}
+	}
 }
 
 static bool same_container(const struct slot *s, const struct cgroup_info *info)
@@ -58,12 +134,17 @@ static bool same_container(const struct slot *s, const struct cgroup_info *info)
 
 static uint32_t find(struct containers *ct, const struct cgroup_info *info)
 {
+	uint32_t i;
+
 	if (ct->last_key && same_container(&ct->s[ct->last_key], info))
 		return ct->last_key;
-	for (uint32_t k = 1; k < ct->hi; k++) {
-		if (same_container(&ct->s[k], info)) {
-			ct->last_key = k;
-			return k;
+	if (!ct->idx_cap)
+		return 0;
+	for (i = hash_ids(info->container_id, info->pod_uid) & (ct->idx_cap - 1); ct->idx[i];
+	     i = (i + 1) & (ct->idx_cap - 1)) {
+		if (same_container(&ct->s[ct->idx[i]], info)) {
+			ct->last_key = ct->idx[i];
+			return ct->last_key;
 		}
 	}
 	return 0;
@@ -78,10 +159,16 @@ uint32_t containers__add(struct containers *ct, const struct cgroup_info *info,
 	*is_new = false;
 	if (k)
 		return k;
-	for (k = 1; k < KMON_CONTAINER_KEYS; k++)
+	/* The lowest free key, as ever; free_from skips the run in use. */
+	for (k = ct->free_from ? ct->free_from : 1; k < KMON_CONTAINER_KEYS; k++)
 		if (!ct->s[k].used)
 			break;
+	ct->free_from = k;
 	if (k == KMON_CONTAINER_KEYS)
+		return 0;
+	/* Room in the index first: grown at half full; if memory runs out, the
+	 * old one serves while it has a free slot. */
+	if ((ct->n + 1) * 2 > ct->idx_cap && idx_grow(ct) && ct->n + 1 >= ct->idx_cap)
 		return 0;
 	if (k >= ct->hi)
 		ct->hi = k + 1;
@@ -95,6 +182,7 @@ uint32_t containers__add(struct containers *ct, const struct cgroup_info *info,
 	snprintf(c->meta.container_id, sizeof(c->meta.container_id), "%s", info->container_id);
 	snprintf(c->meta.pod_uid, sizeof(c->meta.pod_uid), "%s", info->pod_uid);
 	c->seen_at = seen_at;
+	idx_put(ct->idx, ct->idx_cap, home_of(ct, k), k);
 	ct->n++;
 	*is_new = true;
 	return k;
@@ -119,7 +207,10 @@ void containers__remove(struct containers *ct, uint32_t key)
 {
 	if (!key || key >= ct->hi || !ct->s[key].used)
 		return;
+	idx_remove(ct, key);
 	ct->s[key].used = false;
+	if (key < ct->free_from)
+		ct->free_from = key;
 	if (ct->last_key == key)
 		ct->last_key = 0;
 	ct->n--;

@@ -460,6 +460,50 @@ static void test_key_space(void **state)
 	containers__free(ct);
 }
 
+/* Churn: containers come and go in any order; every one still present is
+ * found under its key, every one removed is new again (the index never
+ * loses or keeps an entry it should not). */
+static void test_churn(void **state)
+{
+	enum { N = 3000 };
+	struct containers *ct = containers__new();
+	static uint32_t key_of[N];
+	struct cgroup_info info;
+	uint32_t x = 12345, present = 0;
+	char id[72];
+	bool is_new;
+
+	(void)state;
+	memset(key_of, 0, sizeof(key_of));
+	for (int round = 0; round < 20 * N; round++) {
+		uint32_t i, k;
+
+		x = x * 1103515245u + 12345u;
+		i = (x >> 8) % N;
+		snprintf(id, sizeof(id), "%064x", i * 2654435761u);
+		/* Two pods per id: the pod uid is part of the identity. */
+		info = container_info(id, i & 1 ? CHECKOUT_UID : LEDGER_UID);
+		if (key_of[i] && (x & 0x10000)) {
+			containers__remove(ct, key_of[i]);
+			assert_null(containers__get(ct, key_of[i]));
+			key_of[i] = 0;
+			present--;
+			continue;
+		}
+		k = containers__add(ct, &info, 0, &is_new);
+		assert_int_not_equal(k, 0);
+		assert_int_equal(is_new, key_of[i] == 0);
+		if (key_of[i])
+			assert_int_equal(k, key_of[i]);
+		else
+			present++;
+		key_of[i] = k;
+		assert_string_equal(containers__get(ct, k)->meta.container_id, id);
+	}
+	assert_int_equal(containers__count(ct), present);
+	containers__free(ct);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -470,6 +514,7 @@ int main(void)
 		cmocka_unit_test(test_lookalike_is_not_annotated),
 		cmocka_unit_test(test_pod_table_grace),
 		cmocka_unit_test(test_key_space),
+		cmocka_unit_test(test_churn),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
