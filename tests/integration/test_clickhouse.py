@@ -292,7 +292,7 @@ class ClickHouseClusterTest(unittest.TestCase):
 class ClusterSchemaTest(unittest.TestCase):
     """cluster.sql is schema.sql's tables on ReplicatedMergeTree behind
     Distributed tables: same columns, same rollup, every parameter named in
-    its header. (No ZooKeeper runs here, so no server applies it.)"""
+    its header. (test_clickhouse_distributed.py applies it to a cluster.)"""
 
     def test_readme_shows_the_tested_queries(self):
         with open(os.path.join(chschema.CHART, "..", "..", "README.md")) as f:
