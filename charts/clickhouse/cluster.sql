@@ -21,7 +21,8 @@
 --                           one shard; rand() spreads evenly instead
 -- {shard} and {replica} are ClickHouse macros, set per server (<macros>) and
 -- left as they are. Servers need <distributed_ddl> (ON CLUSTER) and ZooKeeper
--- or ClickHouse Keeper.
+-- or ClickHouse Keeper, and internal_replication=true in every shard of the
+-- cluster: README.md in this directory shows the servers' config.
 --
 -- Inserts into kmon.events are forwarded to the shards asynchronously by
 -- default (the server queues them on disk); set insert_distributed_sync=1 in

@@ -8,7 +8,10 @@
 #  - Table TTL (ClickHouse 19.6): the TTL clauses go; expire old partitions
 #    yourself (ALTER TABLE kmon.events DROP PARTITION 'YYYY-MM-DD').
 #  - LowCardinality is experimental (18.12 to 19.x): not edited here, but the
-#    DDL needs the setting allow_experimental_low_cardinality_type=1.
+#    DDL needs the setting allow_experimental_low_cardinality_type=1. For
+#    cluster.sql it must be in every server's default profile (users.xml):
+#    ON CLUSTER DDL runs in each server's DDL worker with that profile, not
+#    with the client's settings (README.md in this directory).
 # Everything else (MergeTree partitioning, SummingMergeTree, materialized views
 # TO a table, the JSONEachRow ingest with date_time_input_format=best_effort,
 # the example queries) runs unchanged.

@@ -189,14 +189,54 @@ def readme_region(md, pngs, readme_dir, header=""):
     return "\n".join(b for b in body if b is not None)
 
 
-def write_readme(readme, md, pngs, header=""):
-    """Rewrites the marked region of README.md (and only it)."""
+def merged_region(old, md, pngs, readme_dir, header, whats):
+    """The region of a partial run (--only): the old region's rows stay but
+    for those this run measured again (same target, figure name `whats`),
+    its header gets this run's sentence, its plots stay where this run drew
+    none. Rows are ordered by target, an old row before a new one."""
+    lines = old.splitlines()
+    table = [l for l in lines if l.startswith("| ") and not l.startswith("| target |")]
+    images = [l for l in lines if l.startswith("![")]
+    # A header line of an earlier run of the same sections is this run's now.
+    same = header.split("` ", 1)[0]
+    texts = [l for l in lines[1:] if l.strip() and not l.startswith(("|", "![", "<!--"))
+             and not (same and l.startswith(same))]
+
+    def key(line):
+        cells = line.split(" | ")
+        return cells[0][2:], cells[1]
+
+    def remeasured(line):
+        t, what = key(line)
+        return any(t == wt and (what == w or what.startswith(w + " (")) for wt, w in whats)
+    new_rows = [l for l in md.splitlines()[2:] if l.startswith("| ")]
+    rows = [l for l in table if not remeasured(l)] + new_rows
+    rows.sort(key=lambda l: key(l)[0])  # stable: old rows first within a target
+    drawn = {PLOTS.get(p, (p,))[0] for p in (pngs or {})}
+    kept = [l for l in images if l[2:].split("](", 1)[0] not in drawn]
+    head = "\n\n".join(texts + [header]).strip()
+    body = "\n".join(md.splitlines()[:2] + rows) + "\n"
+    region = readme_region(body, pngs, readme_dir, head)
+    return region.replace("\n" + END, "".join("\n" + l + "\n" for l in kept) + "\n" + END) \
+        if kept else region
+
+
+def write_readme(readme, md, pngs, header="", partial=False, rows=None):
+    """Rewrites the marked region of README.md (and only it). partial: a run
+    of some sections, merged into the region (merged_region); rows: its
+    REPORT.rows."""
     with open(readme) as f:
         text = f.read()
-    region = readme_region(md, pngs, os.path.dirname(os.path.abspath(readme)), header)
     pat = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    if not pat.search(text):
+    m = pat.search(text)
+    if not m:
         raise SystemExit("%s has no bench-report region (%s ... %s)" % (readme, BEGIN, END))
+    readme_dir = os.path.dirname(os.path.abspath(readme))
+    if partial:
+        region = merged_region(m.group(0), md, pngs, readme_dir, header,
+                               {(r["target"], r["what"]) for r in rows or []})
+    else:
+        region = readme_region(md, pngs, readme_dir, header)
     text = pat.sub(lambda _m: region, text, count=1)
     with open(readme, "w") as f:
         f.write(text)

@@ -11,18 +11,17 @@ here from the raw rows.
 Workload: three pods (real runc containers annotated through the stand-in
 kubelet) running a known number of /bin/true execs each.
 """
-import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 import chschema
-from agentproc import Agent, Consumer, tracked
-from cluster import GATED
+from agentproc import Agent, Consumer
+from chcheck import (MY_PODS, NODES, PODS, check_queries, delivered, last_counters,
+                     query_rows, run_execs)
 from fake_kubelet import serve_podlist
 from kubenode import Node, new_pod_uid
 from servers import ClickHouse
@@ -30,12 +29,6 @@ from waits import wait_for
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 FORWARD = os.environ.get("KMON_FORWARD", "kmon-forward")
-NODES = ["node-%d" % i for i in range(1, 9)]
-# (namespace, pod, /bin/true execs); queries.sql's timeline query names shop/checkout-1.
-PODS = [("shop", "checkout-1", 60), ("shop", "cart-2", 30), ("analytics", "report-7", 12)]
-# Other engineers' agents and containers run on this machine: this agent tracks
-# every container cgroup it sees, but only ours carry these pod names.
-MY_PODS = ", ".join("'%s'" % p[1] for p in PODS)
 CH_USER, CH_PASSWORD = "kmon", "Zq8-not-on-the-command-line"
 USERS_XML = """<?xml version="1.0"?>
 <yandex><profiles><default></default></profiles>
@@ -47,19 +40,6 @@ USERS_XML = """<?xml version="1.0"?>
 </users>
 <quotas><default></default></quotas></yandex>
 """
-
-
-def last_counters(fwd):
-    # Whole lines only: the forward may be writing one right now.
-    for line in reversed(fwd.log().split("\n")[:-1]):
-        if line.startswith('{"counters"'):
-            return json.loads(line)["counters"]
-    return None
-
-
-def query_rows(ch, q):
-    out = ch.query(q + " FORMAT JSONEachRow")
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
 class ClickHouseClusterTest(unittest.TestCase):
@@ -95,21 +75,6 @@ class ClickHouseClusterTest(unittest.TestCase):
                 p.proc.wait()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    @staticmethod
-    def delivered(fwd):
-        """Whether the forward sent all it received (its counters on SIGUSR1)."""
-        before = fwd.log().count('{"counters"')
-        fwd.proc.send_signal(signal.SIGUSR1)
-        wait_for(lambda: fwd.log().count('{"counters"') > before and fwd.log().endswith("\n"),
-                 30, "counters on SIGUSR1")
-        c = last_counters(fwd)
-        return c["sent"] + c["dropped_in_queue"] == c["received"]
-
-    def run_execs(self, c, rnd, count):
-        pid = c.spawn(["/bin/sh", "-c", GATED % (rnd, count, "true")])
-        wait_for(lambda: tracked(pid), 30, "pid %d in the agent's PID map" % pid)
-        return lambda: c.exec(["/bin/touch", "/tmp/go%d" % rnd])
-
     def test_eight_nodes_into_one_server(self):
         ch = self.ch
         chschema.apply(ch)
@@ -138,7 +103,7 @@ class ClickHouseClusterTest(unittest.TestCase):
             with open("/proc/%d/cmdline" % fwd.proc.pid, "rb") as f:
                 self.assertNotIn(CH_PASSWORD.encode(), f.read())
 
-        go = [self.run_execs(self.containers[pod], i + 1, count)
+        go = [run_execs(self.containers[pod], i + 1, count)
               for i, (_, pod, count) in enumerate(PODS)]
         for g in go:
             g()
@@ -158,7 +123,7 @@ class ClickHouseClusterTest(unittest.TestCase):
         a.stop()
         for n, fwd in fwds.items():
             fwd.wait_for_log("agent closed the connection", timeout=60)
-        wait_for(lambda: all(self.delivered(f) for f in fwds.values()), 180,
+        wait_for(lambda: all(delivered(f) for f in fwds.values()), 180,
                  "every forward's queue delivered", lambda: [last_counters(f) for f in fwds.values()])
         counters = {}
         for n, fwd in fwds.items():
@@ -185,68 +150,7 @@ class ClickHouseClusterTest(unittest.TestCase):
                          "(pid = 0 AND charged_elsewhere = 0)) LIMIT 5" % (mine, MY_PODS))
         self.assertEqual(bad, [])
 
-        self.check_queries(ch)
-
-    def check_queries(self, ch):
-        """queries.sql, verbatim, against answers computed from the raw rows."""
-        raw = query_rows(ch, "SELECT type, toString(toStartOfMinute(time)) AS minute, "
-                         "namespace, pod, size, filename, pid FROM kmon.events")
-        top_q, timeline_q, memory_q = chschema.queries()
-
-        # 1. Top pods by exec rate in the last hour (every row is recent).
-        execs = {}
-        for r in raw:
-            if r["type"] == "process_exec":
-                k = (r["namespace"], r["pod"])
-                execs[k] = execs.get(k, 0) + 1
-        want = sorted(execs.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
-        got = query_rows(ch, top_q)
-        self.assertEqual([((r["namespace"], r["pod"]), int(r["execs_1h"])) for r in got], want)
-        for r in got:
-            self.assertAlmostEqual(float(r["execs_per_s"]), int(r["execs_1h"]) / 3600, delta=6e-4)
-        # ... and the pods rank as the workload made them: every node saw every exec.
-        for ns, pod, count in PODS:
-            self.assertGreaterEqual(execs[(ns, pod)], count * len(NODES))
-        self.assertEqual([k[1] for k, _ in want if k[1] in {p[1] for p in PODS}], [p[1] for p in PODS])
-
-        # 2. shop/checkout-1's exec timeline.
-        tl = {}
-        for r in raw:
-            if (r["type"], r["namespace"], r["pod"]) == ("process_exec", "shop", "checkout-1"):
-                e = tl.setdefault((r["minute"], r["filename"]), [0, set()])
-                e[0] += 1
-                e[1].add(r["pid"])
-        want = sorted(((m, f, n, len(p)) for (m, f), (n, p) in tl.items()),
-                      key=lambda t: (t[0], -t[2], t[1]))
-        got = [(r["minute"], r["filename"], int(r["execs"]), int(r["pids"]))
-               for r in query_rows(ch, timeline_q)]
-        self.assertEqual(got, want)
-        true_rows = [g for g in got if g[1] == "/bin/true"]
-        self.assertEqual(sum(g[2] for g in true_rows), PODS[0][2] * len(NODES))
-        # Each exec is its own process, seen once per node.
-        self.assertEqual(sum(g[3] for g in true_rows), PODS[0][2])
-
-        # 3. Pods by outstanding kernel memory over time.
-        delta = {}
-        for r in raw:
-            sign = {"memory_alloc": 1, "slab_alloc": 1, "memory_free": -1,
-                    "slab_free": -1}.get(r["type"])
-            if sign:
-                k = (r["namespace"], r["pod"])
-                d = delta.setdefault(k, {})
-                d[r["minute"]] = d.get(r["minute"], 0) + sign * int(r["size"])
-        want = []
-        for (ns, pod), per_min in delta.items():
-            run = 0
-            for m in sorted(per_min):
-                run += per_min[m]
-                want.append((ns, pod, m, run))
-        want.sort(key=lambda t: (t[2], -t[3], t[0], t[1]))
-        got = [(r["namespace"], r["pod"], r["minute"], int(r["outstanding_bytes"]))
-               for r in query_rows(ch, memory_q)]
-        self.assertEqual(got, want)
-        # The workload allocated kernel memory in every pod.
-        self.assertLessEqual({(p[0], p[1]) for p in PODS}, {(g[0], g[1]) for g in got})
+        check_queries(self, ch)
 
     def test_wrong_credentials_are_refused_and_counted(self):
         """A forward with a wrong key: the server refuses it (401), the
@@ -265,12 +169,12 @@ class ClickHouseClusterTest(unittest.TestCase):
                         "--flush-interval", "0.3", "--namespace", "shop"])
         self.procs.append(fwd)
         fwd.wait_for_log("attached to")
-        self.run_execs(self.containers["checkout-1"], 1, 20)()
+        run_execs(self.containers["checkout-1"], 1, 20)()
         wait_for(lambda: "401" in fwd.log(), 60, "the server's 401 in the forward's log",
                  lambda: fwd.log()[-500:])
         a.stop()
         fwd.wait_for_log("agent closed the connection", timeout=60)
-        wait_for(lambda: self.delivered(fwd), 120, "the forward's queue done with",
+        wait_for(lambda: delivered(fwd), 120, "the forward's queue done with",
                  lambda: last_counters(fwd))
         fwd.stop()
         c = last_counters(fwd)
@@ -285,7 +189,7 @@ class ClickHouseClusterTest(unittest.TestCase):
 class ClusterSchemaTest(unittest.TestCase):
     """cluster.sql is schema.sql's tables on ReplicatedMergeTree behind
     Distributed tables: same columns, same rollup, every parameter named in
-    its header. (No ZooKeeper runs here, so no server applies it.)"""
+    its header. (test_clickhouse_distributed.py applies it to a cluster.)"""
 
     def test_readme_shows_the_tested_queries(self):
         with open(os.path.join(chschema.CHART, "..", "..", "README.md")) as f:

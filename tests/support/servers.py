@@ -4,6 +4,7 @@ import http.server
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -202,3 +203,62 @@ class Prometheus:
         if self.proc:
             self.log_f.close()
         self.proc = None
+
+
+class ZooKeeper:
+    """Debian's zookeeper (3.8), one standalone server on loopback with its
+    data in a temporary directory: what replicated ClickHouse tables and
+    ON CLUSTER DDL coordinate through."""
+
+    CLASSPATH = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="kmon-zk-")
+        self.port = free_port()
+        self.proc = None
+        with open(os.path.join(self.dir, "zoo.cfg"), "w") as f:
+            # No admin web server (it would take port 8080 of the machine).
+            f.write("tickTime=2000\ndataDir={d}/data\nclientPort={p}\n"
+                    "clientPortAddress=127.0.0.1\nadmin.enableServer=false\n"
+                    "4lw.commands.whitelist=ruok,srvr\n".format(d=self.dir, p=self.port))
+
+    def start(self):
+        self.log_f = open(os.path.join(self.dir, "zookeeper.log"), "wb")
+        self.proc = subprocess.Popen(
+            ["java", "-Xmx256m", "-cp", self.CLASSPATH,
+             "org.apache.zookeeper.server.ZooKeeperServerMain",
+             os.path.join(self.dir, "zoo.cfg")],
+            stdout=self.log_f, stderr=subprocess.STDOUT, cwd=self.dir)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), 2) as s:
+                    s.sendall(b"ruok")
+                    if s.recv(4) == b"imok":
+                        return self
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError("zookeeper exited: " + self.log())
+            time.sleep(0.2)
+        raise RuntimeError("zookeeper did not start: " + self.log())
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "zookeeper.log")) as f:
+                return f.read()[-2000:]
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.log_f.close()
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
