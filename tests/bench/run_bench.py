@@ -1462,7 +1462,7 @@ def main():
         table("hiding kernel addresses, drain CPU ns per event (vs the record copy)",
               [res["addrmask"]])
     if want("clickhouse"):
-        res["clickhouse"] = bench_clickhouse(100000 if s else 1000000, 20000, 3)
+        res["clickhouse"] = bench_clickhouse(100000 if s else 1000000, 20000, 1 if s else 3)
         table("8 kmon-forwards (8 node names) into one clickhouse-server vs a discarding "
               "sink, flood paced to 20k iterations/s", res["clickhouse"])
     want(None)
