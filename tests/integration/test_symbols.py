@@ -18,6 +18,7 @@ order. The test reads /proc/kallsyms itself, as root, and checks:
   not and what to do, in its log and in /metrics, and still shows no address.
 """
 import bisect
+import difflib
 import os
 import re
 import subprocess
@@ -152,6 +153,38 @@ def check_no_drops(test, *agents):
         test.assertEqual(dropped, {}, "the kernel ring dropped events (counted): %r" % a.totals)
 
 
+def pairs_of(a_evs, b_evs):
+    """The same events as two agents saw them, paired. Two agents are two
+    sets of programs on one tracepoint: an interrupt that lands between
+    agent A's program and agent B's for one allocation (an RCU callback
+    freeing an object of the workload in a softirq, say) reaches the two
+    rings in a different order around it, and may even find one live map
+    already updated and the other not. So the streams are aligned (difflib
+    on type, tid, size, charged elsewhere) rather than zipped; all but a
+    handful of events must pair."""
+    def keys(evs):
+        return [(e["type"], e["tid"], e["size"], bool(e.get("charged_elsewhere")))
+                for e in evs]
+    sm = difflib.SequenceMatcher(None, keys(a_evs), keys(b_evs), autojunk=False)
+    pairs = [(a_evs[i + k], b_evs[j + k])
+             for i, j, n in sm.get_matching_blocks() for k in range(n)]
+    unpaired = max(len(a_evs), len(b_evs)) - len(pairs)
+    assert unpaired <= max(5, len(a_evs) // 500), \
+        "%d of %d/%d events differ between the two agents" % (unpaired, len(a_evs), len(b_evs))
+    return pairs
+
+
+def settled(*paths_pids):
+    """Counts of each (path, pid) once none changed for a second."""
+    before = None
+    while True:
+        now = [count(p, pid) for p, pid in paths_pids]
+        if now == before:
+            return now
+        before = now
+        time.sleep(1.0)
+
+
 def lines_of(path):
     import json
     out = []
@@ -268,11 +301,12 @@ class SymbolsTest(KmonTestCase):
         # The consumer writes stdout in blocks: it has everything once it
         # stops (SIGINT flushes), after the agents both have it all.
         wait_for(lambda: count(masked.out_path, g.pid) > 0 and
-                 count(masked.out_path, g.pid) == count(raw.out_path, g.pid) and
+                 count(raw.out_path, g.pid) > 0 and
                  count(fwd.out_path, g.pid) > count(masked.out_path, g.pid) - 1000, 30,
-                 "every event at both agents and the consumer",
+                 "events at both agents and the consumer",
                  show=lambda: (count(masked.out_path, g.pid), count(raw.out_path, g.pid),
                                count(fwd.out_path, g.pid)))
+        settled((masked.out_path, g.pid), (raw.out_path, g.pid))
         time.sleep(0.5)
         fwd.stop()
         py_evs = self.python_result(py)
@@ -285,7 +319,8 @@ class SymbolsTest(KmonTestCase):
         print("events of the workload: %d (masked) %d (raw) %d (kmon-forward) %s (python)"
               % (len(m_evs), len(r_evs), len(f_evs), len(py_evs) if py_evs is not None else "-"))
         self.assertGreater(len(m_evs), 500)
-        self.assertEqual(len(m_evs), len(r_evs))
+        pairs = pairs_of(m_evs, r_evs)
+        print("events paired between the two agents: %d" % len(pairs))
 
         # The consumer (as nobody) and --print: no kernel address, names only.
         self.assert_no_address(m_evs, ks, "--print")
@@ -302,7 +337,7 @@ class SymbolsTest(KmonTestCase):
         # Event by event: the name is the test's own resolution of the raw
         # address the other agent saw; raw values are real kernel addresses.
         named = 0
-        for m, r in zip(m_evs, r_evs):
+        for m, r in pairs:
             self.assertEqual((m["type"], m["tid"], m["size"]), (r["type"], r["tid"], r["size"]))
             raw_site = int(r["call_site"], 16)
             self.assertGreaterEqual(int(r["ptr"], 16), KERNEL_HALF, r)
@@ -314,9 +349,9 @@ class SymbolsTest(KmonTestCase):
               % (named, sorted({e["call_site"].split("+")[0] for e in m_evs})[:12]))
 
         # Pairs: same opaque id exactly when the same raw pointer.
-        pairs = 0
+        matched = 0
         by_raw, by_id = {}, {}
-        for m, r in zip(m_evs, r_evs):
+        for m, r in pairs:
             rp, mp = r["ptr"], m["ptr"]
             if rp in by_raw:
                 self.assertEqual(by_raw[rp], mp, "one pointer, two ids")
@@ -324,14 +359,14 @@ class SymbolsTest(KmonTestCase):
                 self.assertEqual(by_id[mp], rp, "one id, two pointers")
             by_raw[rp], by_id[mp] = mp, rp
         live = {}
-        for m, r in zip(m_evs, r_evs):
+        for m, r in pairs:
             if m["type"] == "memory_alloc":
                 live[r["ptr"]] = m["ptr"]
             elif r["ptr"] in live:
                 self.assertEqual(m["ptr"], live.pop(r["ptr"]))
-                pairs += 1
-        print("alloc/free pairs matched by opaque ptr: %d" % pairs)
-        self.assertGreater(pairs, 100)
+                matched += 1
+        print("alloc/free pairs matched by opaque ptr: %d" % matched)
+        self.assertGreater(matched, 100)
 
     def test_kptr_restrict_2(self):
         ks = Kallsyms()
@@ -360,9 +395,10 @@ class SymbolsTest(KmonTestCase):
         fwd = self.forward(it)
         g.go()
         wait_for(lambda: count(it.out_path, g.pid) > 200 and
-                 count(it.out_path, g.pid) == count(only.out_path, g.pid), 30,
+                 count(only.out_path, g.pid) > 200, 30,
                  "events at both agents",
                  show=lambda: (count(it.out_path, g.pid), count(only.out_path, g.pid)))
+        settled((it.out_path, g.pid), (only.out_path, g.pid))
         time.sleep(0.5)
         fwd.stop()
         self.assertEqual(it.stop(), 0)
