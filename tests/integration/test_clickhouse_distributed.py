@@ -103,6 +103,13 @@ def apply_cluster_sql(ch):
                           capture_output=True, text=True, timeout=300)
 
 
+def zk_ready(ch):
+    try:
+        return int(ch.query("SELECT count() FROM system.zookeeper WHERE path = '/'")) > 0
+    except OSError:
+        return False
+
+
 def rollup_of(raw):
     """pod_minutes as the materialized view defines it, from raw rows."""
     out = {}
@@ -169,6 +176,10 @@ class ClickHouseDistributedTest(unittest.TestCase):
             self.addCleanup(shutil.rmtree, ch.dir, True)
             ch.start()
             self.addCleanup(ch.stop)
+        # Each server has a ZooKeeper session before any ON CLUSTER DDL.
+        for i, ch in enumerate(self.chs):
+            wait_for(lambda: zk_ready(ch), 60, "server %d's ZooKeeper session" % (i + 1),
+                     lambda: ch.log()[-2000:])
 
     def tearDown(self):
         for p in self.procs:

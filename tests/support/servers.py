@@ -232,9 +232,19 @@ class ZooKeeper:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
+                # "imok" only says the process runs; srvr says "Mode:" once
+                # it serves requests (a client connecting earlier is turned
+                # away, and clickhouse-server 18.16 then crashes on its
+                # first ZooKeeper call instead of retrying).
                 with socket.create_connection(("127.0.0.1", self.port), 2) as s:
-                    s.sendall(b"ruok")
-                    if s.recv(4) == b"imok":
+                    s.sendall(b"srvr")
+                    out = b""
+                    while True:
+                        got = s.recv(4096)
+                        if not got:
+                            break
+                        out += got
+                    if b"Mode:" in out:
                         return self
             except OSError:
                 pass
