@@ -115,7 +115,12 @@ def trick(results, name, fn):
 def hostile_wake(path, seconds):
     """Defect 1: everything a consumer can do to the wake-up descriptor it got,
     then announce sleep over and over without ever reading it."""
-    a = Attached(path, "hostile-wake")
+    # A 64 MiB ring: "read everything" is a head read now and a tail write
+    # a moment later; if the flood wrote a whole ring in between (a Python
+    # process descheduled on a busy machine, 4 MiB is a tenth of a second
+    # here), that tail is rightly refused as invalid and the consumer is
+    # detached before the test looks at it.
+    a = Attached(path, "hostile-wake", ring=64 << 20)
     if a.status != 0:
         print(json.dumps({"status": a.status, "error": a.error}), flush=True)
         return 1
@@ -425,7 +430,8 @@ class TrustRingTest(KmonTestCase):
         n = flood(100000, rate=50000)
         # The fan-out still answers: /metrics (it reads the fan-out under its
         # lock) and a second consumer attaching.
-        self.assertIn('kmon_consumer_delivered_total{consumer="hostile-wake"', metrics(port))
+        self.assertIn('kmon_consumer_delivered_total{consumer="hostile-wake"', metrics(port),
+                      "the hostile consumer is gone: %s\n%s" % (h.lines(), a.log()[-3000:]))
         late = Consumer([TC, "--socket", a.socket, "--name", "late", "--once"])
         self.consumers.append(late)
         late.wait_for_log("attached to", timeout=10)
