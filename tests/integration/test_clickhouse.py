@@ -21,9 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 import chschema
 from agentproc import Agent, Consumer
 from chcheck import (MY_PODS, NODES, PODS, check_queries, delivered, last_counters,
-                     query_rows, run_execs)
-from fake_kubelet import serve_podlist
-from kubenode import Node, new_pod_uid
+                     query_rows, run_execs, start_pods)
 from servers import ClickHouse
 from waits import wait_for
 
@@ -47,18 +45,7 @@ class ClickHouseClusterTest(unittest.TestCase):
         self.tmp = tempfile.mkdtemp(prefix="kmon-chc-")
         os.chmod(self.tmp, 0o755)
         self.procs = []
-        self.node = Node()
-        self.addCleanup(self.node.close)
-        self.containers = {}
-        pods = []
-        for ns, pod, _ in PODS:
-            c = self.node.start_container(
-                flavor="systemd-containerd", pod_uid=new_pod_uid(), name="app",
-                cmd=["/bin/sleep", "3600"])
-            self.containers[pod] = c
-            pods.append({"name": pod, "namespace": ns, "containers": [c]})
-        self.fk = serve_podlist(self.tmp, self.node.podlist(pods))
-        self.addCleanup(self.fk.stop)
+        start_pods(self)
         self.ch = ClickHouse()
         with open(os.path.join(self.ch.dir, "users.xml"), "w") as f:
             f.write(USERS_XML.format(u=CH_USER, p=CH_PASSWORD))

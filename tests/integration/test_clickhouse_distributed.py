@@ -25,7 +25,6 @@ the rollup computed here from the raw rows; the example queries
 (queries.sql, verbatim) give the answers computed from the raw rows, on both
 servers.
 """
-import json
 import os
 import shutil
 import subprocess
@@ -34,10 +33,8 @@ import unittest
 
 import chschema
 from chcheck import (MY_PODS, NODES, PODS, check_queries, delivered, last_counters,
-                     query_rows, run_execs)
+                     query_rows, run_execs, start_pods)
 from agentproc import Agent, Consumer
-from fake_kubelet import FakeKubelet
-from kubenode import Node, new_pod_uid
 from servers import ClickHouse, ZooKeeper, free_port
 from waits import wait_for
 
@@ -142,24 +139,7 @@ class ClickHouseDistributedTest(unittest.TestCase):
         self.tmp = tempfile.mkdtemp(prefix="kmon-chd-")
         os.chmod(self.tmp, 0o755)
         self.procs = []
-        self.node = Node()
-        self.addCleanup(self.node.close)
-        self.containers = {}
-        pods = []
-        for ns, pod, _ in PODS:
-            c = self.node.start_container(
-                flavor="systemd-containerd", pod_uid=new_pod_uid(), name="app",
-                cmd=["/bin/sleep", "3600"])
-            self.containers[pod] = c
-            pods.append({"name": pod, "namespace": ns, "containers": [c]})
-        self.token = os.path.join(self.tmp, "token")
-        with open(self.token, "w") as f:
-            f.write("t0k3n\n")
-        podlist = os.path.join(self.tmp, "pods.json")
-        with open(podlist, "w") as f:
-            json.dump(self.node.podlist(pods), f)
-        self.fk = FakeKubelet(os.path.join(self.tmp, "kubelet"), podlist, self.token).start()
-        self.addCleanup(self.fk.stop)
+        start_pods(self)
 
         self.zk = ZooKeeper().start()
         self.addCleanup(self.zk.stop)
@@ -209,9 +189,8 @@ class ClickHouseDistributedTest(unittest.TestCase):
                 "FORMAT TSV" % (PARAMS["KMON_ZK_PATH"], shard)).split()
             self.assertEqual(names, ["ch%d" % int(shard)])
 
-        a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "0.5",
-                          "--kubelet-url", self.fk.url(), "--kubelet-token-file", self.token,
-                          "--kubelet-ca-file", self.fk.ca, "--kubelet-refresh", "1"])
+        a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "0.5"]
+                  + self.fk.agent_args())
         self.procs.append(a)
         # Loading the BPF programs takes long on a loaded machine.
         a.wait_for_log("attached:", timeout=120)

@@ -7,6 +7,8 @@ import signal
 import chschema
 from agentproc import tracked
 from cluster import GATED
+from fake_kubelet import serve_podlist
+from kubenode import Node, new_pod_uid
 from waits import wait_for
 
 NODES = ["node-%d" % i for i in range(1, 9)]
@@ -15,6 +17,24 @@ PODS = [("shop", "checkout-1", 60), ("shop", "cart-2", 30), ("analytics", "repor
 # Other engineers' agents and containers run on this machine: this agent tracks
 # every container cgroup it sees, but only ours carry these pod names.
 MY_PODS = ", ".join("'%s'" % p[1] for p in PODS)
+
+
+def start_pods(test):
+    """test.node (a runc node) with PODS each in one container
+    (test.containers, by pod name), and test.fk, a stand-in kubelet listing
+    them; both cleaned up with the test. test.tmp holds the kubelet's files."""
+    test.node = Node()
+    test.addCleanup(test.node.close)
+    test.containers = {}
+    pods = []
+    for ns, pod, _ in PODS:
+        c = test.node.start_container(
+            flavor="systemd-containerd", pod_uid=new_pod_uid(), name="app",
+            cmd=["/bin/sleep", "3600"])
+        test.containers[pod] = c
+        pods.append({"name": pod, "namespace": ns, "containers": [c]})
+    test.fk = serve_podlist(test.tmp, test.node.podlist(pods))
+    test.addCleanup(test.fk.stop)
 
 
 def last_counters(fwd):
