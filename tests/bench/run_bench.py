@@ -180,6 +180,12 @@ def metrics(addr):
             if l and not l.startswith("#") and "{" not in l}
 
 
+# Counts on the four allocator tracepoints kmon's memory ledger runs on.
+LEDGER_BPFTRACE = ("tracepoint:kmem:kmalloc { @a = count(); } tracepoint:kmem:kfree "
+                   "{ @f = count(); } tracepoint:kmem:kmem_cache_alloc { @sa = count(); } "
+                   "tracepoint:kmem:kmem_cache_free { @sf = count(); }")
+
+
 class Tool:
     """A tracer running beside the workload: started, waited for, stopped."""
 
@@ -190,12 +196,12 @@ class Tool:
         self.METRICS = free_addr()
         k = self.kind
         if k in ("kmon", "kmon-tracepoint", "kmon-consumers", "kmon-containers",
-                 "kmon-exec-only"):
+                 "kmon-containers-agent", "kmon-exec-only"):
             args = ["--scope", "all", "--rescan-interval", "0"]
             if k == "kmon-exec-only":
                 # Like for like with execsnoop and bpftrace: exec events only.
                 args += ["--events", "process_exec"]
-            if k == "kmon-containers":
+            if k in ("kmon-containers", "kmon-containers-agent"):
                 args = ["--scope", "containers", "--rescan-interval", "0.5",
                         "--metrics-addr", self.METRICS]
             if k == "kmon-tracepoint":
@@ -222,6 +228,7 @@ class Tool:
                                            'pid, tid, comm, args->bytes_alloc); } '
                                            'tracepoint:kmem:kfree { printf("%d %d %s\\n", '
                                            'pid, tid, comm); }',
+                "bpftrace-count-ledger": LEDGER_BPFTRACE,
                 "bpftrace-count-exec": "tracepoint:sched:sched_process_exec { @c = count(); }",
                 "bpftrace-printf-exec": 'tracepoint:sched:sched_process_exec { printf("%d %d '
                                         '%s %s\\n", pid, tid, comm, str(args->filename)); }',
@@ -236,7 +243,7 @@ class Tool:
     def wait_tracked(self, pid, path, timeout=30):
         """Containers scope: until a /proc scan has run since pid joined the
         container cgroup path (so it is in the agent's PID map)."""
-        if self.kind != "kmon-containers":
+        if self.kind not in ("kmon-containers", "kmon-containers-agent"):
             return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -314,53 +321,65 @@ def bench_kmalloc(n, tmp):
 
 
 def bench_kernel_target(n, tmp, rounds):
-    """Target 1, paired rounds: bpftrace count-only, then kmon in containers
-    scope with the loop in a tracked container (every kmon program loaded,
-    the memory ledger's included), per loop iteration; and kmon with the
-    loop outside any container, where each kfree is an untracked free that
-    still looks its owner up in the live-allocation map: the BPF ns per run
-    of kmon_kfree then, against bpftrace's count-only program on kfree."""
+    """Target 1, paired rounds on the same loop in a tracked container:
+    bpftrace count-only on the four allocator tracepoints kmon's ledger runs
+    on; kmon-agent alone in containers scope (every program loaded, the
+    memory ledger's included, its drain running: the kernel side); and the
+    same with a forward and an aggregate attached (what a node runs; on 2
+    vCPUs their CPU competes with the loop's). Then, with the same agent and
+    the loop outside any container, each kfree is an untracked free that
+    still looks its owner up in the live-allocation map: kmon_kfree's BPF ns
+    per run, against bpftrace's count-only programs' ns per run."""
     subprocess.run(["sysctl", "-qw", "kernel.bpf_stats_enabled=1"], check=False)
     pod = PodCgroup()
-    out = {"bpftrace": [], "kmon": [], "untracked_free_ns": [], "bpftrace_free_ns": [],
-           "drops": 0}
+    kinds = {"bpftrace-count-ledger": "bpftrace", "kmon-containers-agent": "kmon",
+             "kmon-containers": "kmon_consumers"}
+    out = {"bpftrace": [], "kmon": [], "kmon_consumers": [], "untracked_free_ns": [],
+           "bpftrace_prog_ns": [], "drops": 0}
     try:
         for _ in range(rounds):
-            for kind in ("bpftrace-count-kmalloc", "kmon-containers"):
+            for kind, key in kinds.items():
+                ids0 = prog_stats()
                 tool = Tool(kind, tmp).start()
                 before = prog_stats()
                 secs = min(timed([FLOOD, str(n)], pod=pod, tool=tool) for _ in range(2))
                 after = prog_stats()
-                if kind == "kmon-containers":
+                if kind == "bpftrace-count-ledger":
+                    # Its own programs: loaded after ids0, run during the loop.
+                    ns, _ = kmon_prog_ns(before, after, tuple(
+                        v[0] for k, v in after.items() if k not in ids0 and
+                        v[1] > before.get(k, v)[1]))
+                    out["bpftrace_prog_ns"].append(ns)
+                elif kind == "kmon-containers-agent":
                     # The same agent, the loop now untracked (outside any pod).
                     b2 = prog_stats()
                     timed([FLOOD, str(n)])
                     a2 = prog_stats()
                     ns, _ = kmon_prog_ns(b2, a2, ("kmon_kfree",))
                     out["untracked_free_ns"].append(ns)
-                else:
-                    fr = tuple(v[0] for k, v in after.items() if k not in before and
-                               v[1] > 0 and "kfree" in v[0]) or tuple(
-                        v[0] for k, v in after.items() if k not in before and v[1] > 0)
-                    ns, _ = kmon_prog_ns(before, after, fr)
-                    out["bpftrace_free_ns"].append(ns)
                 res = tool.stop()
-                if kind == "kmon-containers":
+                if kind != "bpftrace-count-ledger":
                     out["drops"] += sum((res.get("kernel_dropped") or {}).values())
-                out["kmon" if kind == "kmon-containers" else "bpftrace"].append(secs / n * 1e9)
+                out[key].append(secs / n * 1e9)
     finally:
         pod.close()
     return out
 
 
 def report_kernel_target(r):
-    REPORT.add("1", "kmalloc+kfree loop, kmon containers scope, tracked, ledger programs on",
+    REPORT.add("1", "kmalloc+kfree loop (eventfd+close: kmalloc, kfree, kmem_cache_alloc/free),"
+               " kmon-agent containers scope, tracked, ledger programs on",
                "ns/iter", r["kmon"], baselines=r["bpftrace"],
-               baseline_what="bpftrace count-only", limit=1.10, on="ratio",
+               baseline_what="bpftrace count-only, same 4 tracepoints", limit=1.10, on="ratio",
                note="%d kernel drops" % r["drops"])
+    if r.get("kmon_consumers"):
+        REPORT.add("1", "the same with kmon-forward and kmon-aggregate attached",
+                   "ns/iter", r["kmon_consumers"], baselines=r["bpftrace"],
+                   baseline_what="bpftrace count-only, same 4 tracepoints")
     REPORT.add("1", "per-free cost on untracked frees (kmon_kfree, owner lookup included)",
-               "BPF ns/run", r["untracked_free_ns"], baselines=r["bpftrace_free_ns"],
-               baseline_what="bpftrace count-only kfree program")
+               "BPF ns/run", r["untracked_free_ns"],
+               baselines=r.get("bpftrace_prog_ns") or r.get("bpftrace_free_ns"),
+               baseline_what="a bpftrace count-only program")
 
 
 def bench_exec(n, tmp, rounds):
@@ -953,12 +972,12 @@ def report_first_drop(rows):
                 r["highest_events_per_s_without_drop"], note="flood's ceiling on 2 vCPUs")
 
 
-def smaps_components(pid, history_bytes):
+def smaps_components(pid, history_bytes, detail=None):
     """The agent's private (non-shared) resident memory from /proc/PID/smaps,
     by component: the BPF maps' mappings (the ring) and the consumers' rings
     (memfd) are set apart, everything else is the agent's own."""
     import re
-    comp, cur = {}, None
+    comp, cur, files, name = {}, None, {}, ""
     hist_kb = history_bytes // 1024
     with open("/proc/%d/smaps" % pid) as f:
         for line in f:
@@ -986,7 +1005,15 @@ def smaps_components(pid, history_bytes):
                     cur = "other: " + name
                 continue
             if line.startswith(("Private_Clean:", "Private_Dirty:")) and cur:
-                comp[cur] = comp.get(cur, 0) + int(line.split()[1])
+                kb = int(line.split()[1])
+                comp[cur] = comp.get(cur, 0) + kb
+                if kb and "excluded" not in cur and "history" not in cur:
+                    # Which files (clean: text mapped by nobody else) or mappings.
+                    k = "%s %s" % (os.path.basename(name) or "anon %d kB" % size,
+                                   line.split(":")[0][8:].lower())
+                    files[k] = files.get(k, 0) + kb
+    if detail is not None:
+        detail.update(sorted(files.items(), key=lambda kv: -kv[1])[:16])
     return comp
 
 
@@ -1057,7 +1084,8 @@ def bench_memory(npids, npods, tmp, flood_n, rounds=1):
                             val.get("kmon_rescans_total", 0) >= 3:
                         break
                     time.sleep(1)
-                comp = smaps_components(a.proc.pid, 8 << 20)
+                files = {}
+                comp = smaps_components(a.proc.pid, 8 << 20, files)
                 with open("/proc/%d/status" % a.proc.pid) as f:
                     st = {l.split(":")[0]: int(l.split()[1]) for l in f
                           if l.startswith(("VmRSS", "Threads"))}
@@ -1070,6 +1098,7 @@ def bench_memory(npids, npods, tmp, flood_n, rounds=1):
                        "threads": st.get("Threads"), "vm_rss_mib": round(st["VmRSS"] / 1024, 1),
                        "own_private_mib": round(own / 1024, 2)}
                 row.update({"%s (MiB)" % k: round(v / 1024, 2) for k, v in sorted(comp.items())})
+                row["files_kb"] = files
                 rows.append(row)
         finally:
             fk.stop()
@@ -1255,9 +1284,7 @@ class LedgerTool(Tool):
     def start(self):
         if self.bpftrace:
             ensure_tracefs()
-            script = ("tracepoint:kmem:kmalloc { @a = count(); } tracepoint:kmem:kfree "
-                      "{ @f = count(); } tracepoint:kmem:kmem_cache_alloc { @sa = count(); } "
-                      "tracepoint:kmem:kmem_cache_free { @sf = count(); }")
+            script = LEDGER_BPFTRACE
             self.out = open(os.path.join(self.tmp, "bpftrace-ledger.out"), "w")
             self.p = subprocess.Popen(["bpftrace", "-e", script], stdout=self.out,
                                       stderr=subprocess.STDOUT)

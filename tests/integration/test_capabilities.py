@@ -115,7 +115,7 @@ class CapabilitiesTest(unittest.TestCase):
             self.assertGreater(len(os.listdir("/proc/%d/task" % a.proc.pid)), 2,
                                "expected the drain and worker threads to be checked too")
             nices = thread_nices(a.proc.pid)
-            self.assertEqual(nices.pop("kmon-drain"), {-5}, "drain not at --drain-nice")
+            self.assertEqual(nices.pop("kmon-drain"), {-15}, "drain not at --drain-nice")
             self.assertEqual(set().union(*nices.values()), {0},
                              "threads other than the drain left at a raised priority: %s" % nices)
             self.assertNotIn("--drain-nice", a.log())
@@ -138,7 +138,7 @@ class CapabilitiesTest(unittest.TestCase):
         finally:
             a.stop()
         self.assertEqual(nices["kmon-drain"], {0})
-        self.assertIn("--drain-nice -5: Permission denied", a.log())
+        self.assertIn("--drain-nice -15: Permission denied", a.log())
         self.assertIn("grant CAP_SYS_NICE", a.log())
 
     def test_each_missing_capability_is_named(self):

@@ -35,7 +35,7 @@ static void defaults(void **state)
 	assert_int_equal(o.event_mask, KMON_EV_MASK_ALL);
 	assert_int_equal(o.sample_every, 1);
 	assert_int_equal(o.live_map_size, 262144);
-	assert_int_equal(o.drain_nice, -5);
+	assert_int_equal(o.drain_nice, -15);
 	assert_int_equal(o.run_uid, 65532);
 	assert_int_equal(o.run_gid, 65532);
 	assert_null(o.socket_group);
