@@ -455,7 +455,7 @@ class ImageTest(unittest.TestCase):
         for task in os.listdir("/proc/%d/task" % agent.host_pid):
             with open("/proc/%d/task/%s/comm" % (agent.host_pid, task)) as f:
                 if f.read().strip() == "kmon-drain":
-                    self.assertEqual(os.getpriority(os.PRIO_PROCESS, int(task)), -5)
+                    self.assertEqual(os.getpriority(os.PRIO_PROCESS, int(task)), -15)
                     break
         else:
             self.fail("no kmon-drain thread in the agent")

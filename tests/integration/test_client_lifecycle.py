@@ -46,8 +46,14 @@ class ClientLifecycleTest(KmonTestCase):
         return super().agent(*args, base=[])
 
     def consumer(self, sock, *extra):
+        # valgrind runs as nobody and reads the binary itself: a copy in the
+        # test's own directory, whatever the mode of the checkout's path.
+        tc = os.path.join(self.tmp, os.path.basename(TC))
+        if not os.path.exists(tc):
+            shutil.copy2(TC, tc)
+            os.chmod(tc, 0o755)
         c = Consumer([VALGRIND, "--error-exitcode=%d" % VG_ERR, "--track-origins=no",
-                      "--leak-check=no", TC, "--socket", sock] + list(extra))
+                      "--leak-check=no", tc, "--socket", sock] + list(extra))
         self.procs.append(c)
         return c
 
