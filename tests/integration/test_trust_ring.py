@@ -97,11 +97,17 @@ class Attached:
         r = REPLY.unpack_from(msg)
         return r[2], r[8].split(b"\0")[0].decode(), fds, r
 
+    # Native "Q", not "<Q": struct reads and writes a standard-size "<Q" a
+    # byte at a time, so a head read while the agent publishes, or a tail
+    # the agent reads while it is half written, is torn; the agent then
+    # rightly detached the consumer for an invalid position (a flaky
+    # failure). The native format is one 8-byte load or store here (x86-64,
+    # aligned), as a C consumer's.
     def head(self):
-        return struct.unpack_from("<Q", self.data, HEAD_OFF)[0]
+        return struct.unpack_from("Q", self.data, HEAD_OFF)[0]
 
     def set_ctl(self, off, v):
-        struct.pack_into("<Q", self.ctl, off, v)
+        struct.pack_into("Q", self.ctl, off, v)
 
 
 def trick(results, name, fn):
