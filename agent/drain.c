@@ -121,7 +121,7 @@ static void *drain_main(void *arg)
 			if (evs[i].data.fd == d->stop_fd)
 				stop = true;
 		/* While records flow, poll every 10 ms and tell the programs so:
-		 * they then wake us only each time 64 more records wait (a wake-up
+		 * they then wake us only each time 1024 more records wait (a wake-up
 		 * costs far more than a record). When a pass finds nothing, leave
 		 * polling mode, then look once more for records that came in while
 		 * producers still thought we were polling. Never sleep long: two

@@ -265,9 +265,9 @@ static __always_inline void submit(void *e)
 }
 
 static __always_inline void fill_common(struct kmon_event *e, __u32 type, __u64 pid_tgid,
-					__u32 key)
+					__u32 key, __u64 ts)
 {
-	e->timestamp = bpf_ktime_get_boot_ns();
+	e->timestamp = ts;
 	e->pid = pid_tgid >> 32;
 	e->tid = (__u32)pid_tgid;
 	e->event_type = type;
@@ -280,24 +280,100 @@ static __always_inline void fill_common(struct kmon_event *e, __u32 type, __u64 
 	e->reserved = 0;
 }
 
-/* Reads a kmem_cache's name into dst (KMON_CACHE_NAME_LEN, NUL-padded). */
-static __always_inline void cache_name(char *dst, __u64 cache)
+/*
+ * Slab caches' names, remembered per CPU: copying the string out of the
+ * kernel on every slab event (a probe read of the pointer, then of the
+ * string) was a fifth of the slab programs' cost, for a name that changes
+ * only when a cache is destroyed. A slot is keyed by the cache and its name
+ * pointer both, so a cache destroyed and another created at the same address
+ * (a module reloaded) is read afresh unless it has the very same name string.
+ *
+ * Per CPU, the only race is nesting: an irq's program interrupting one that
+ * is reading or filling the same slot. busy keeps the nested one out (it
+ * reads the kernel's string as before); a plain store suffices, since an
+ * interrupting context that found busy 0 leaves it 0 again.
+ */
+#define KMON_CACHE_SLOTS 64
+
+struct kmon_cache_slot {
+	__u64 cache;
+	__u64 name_ptr;
+	__u32 busy;
+	char name[KMON_CACHE_NAME_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KMON_CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct kmon_cache_slot);
+} cache_names SEC(".maps");
+
+#define kmon_barrier() __asm__ __volatile__("" ::: "memory")
+
+/* The name pointer of a cache known only as a number (the live map's copy). */
+static __always_inline __u64 cache_name_ptr(__u64 cache)
 {
-	const char *name;
+	return cache ? (__u64)BPF_CORE_READ((struct kmem_cache *)cache, name) : 0;
+}
+
+/*
+ * The slot of a cache the program has as a typed argument. The verifier
+ * forbids shifting or masking a pointer, so the index mixes the cache's
+ * sizes and flags (plain loads through the trusted pointer); two caches that
+ * share a slot only cost a string read, the (cache, name) key keeps names
+ * right. KMON_CACHE_SLOTS: a cache known only as a number, never remembered.
+ */
+static __always_inline __u32 cache_slot(const struct kmem_cache *s)
+{
+	__u32 h = s->object_size * 0x9E3779B1u ^ s->size * 0x85EBCA77u ^ s->flags;
+
+	return (h ^ (h >> 16)) % KMON_CACHE_SLOTS;
+}
+
+/* Writes a kmem_cache's name into dst (KMON_CACHE_NAME_LEN, NUL-padded, cut
+ * to fit); name_ptr is the cache's ->name, idx its slot. Nothing for cache 0
+ * (kmalloc). */
+static __always_inline void cache_name(char *dst, __u64 cache, __u64 name_ptr, __u32 idx)
+{
+	struct kmon_cache_slot *slot = NULL;
 
 	__builtin_memset(dst, 0, KMON_CACHE_NAME_LEN);
-	if (!cache)
+	if (!cache || !name_ptr)
 		return;
-	name = BPF_CORE_READ((struct kmem_cache *)cache, name);
-	if (name && bpf_probe_read_kernel_str(dst, KMON_CACHE_NAME_LEN, name) < 0)
+	if (idx < KMON_CACHE_SLOTS)
+		slot = bpf_map_lookup_elem(&cache_names, &idx);
+	if (slot && !slot->busy) {
+		slot->busy = 1;
+		kmon_barrier();
+		if (slot->cache == cache && slot->name_ptr == name_ptr) {
+			__builtin_memcpy(dst, slot->name, KMON_CACHE_NAME_LEN);
+			kmon_barrier();
+			slot->busy = 0;
+			return;
+		}
+	} else {
+		slot = NULL; /* nested: leave the slot to the context it interrupted */
+	}
+	if (bpf_probe_read_kernel_str(dst, KMON_CACHE_NAME_LEN, (const char *)name_ptr) < 0)
 		dst[0] = '\0';
+	if (slot) {
+		if (dst[0]) {
+			__builtin_memcpy(slot->name, dst, KMON_CACHE_NAME_LEN);
+			slot->cache = cache;
+			slot->name_ptr = name_ptr;
+		}
+		kmon_barrier();
+		slot->busy = 0;
+	}
 }
 
 /* A free of a container's object, charged to its owner whatever context
  * runs: pid/tid/comm/cgroup_id are the freeing context's, the rest the
  * owner's allocation. call_site 0 with FREE_INFERRED: no free was seen. */
 static __always_inline void emit_owner_free(__u64 p, const struct kmon_live_alloc *live,
-					    __u64 call_site, __u64 cache, __u16 extra_flags)
+					    __u64 call_site, __u64 cache, __u64 name_ptr,
+					    __u32 idx, __u16 extra_flags)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 type = live->free_type;
@@ -311,7 +387,7 @@ static __always_inline void emit_owner_free(__u64 p, const struct kmon_live_allo
 	e = reserve(type);
 	if (!e)
 		return;
-	fill_common(e, type, pid_tgid, live->container_key);
+	fill_common(e, type, pid_tgid, live->container_key, bpf_ktime_get_boot_ns());
 	e->flags = KMON_EVF_SIZE_KNOWN | KMON_EVF_OWNER_CHARGED |
 		   (elsewhere ? KMON_EVF_FREED_ELSEWHERE : 0) | extra_flags;
 	e->size = live->size;
@@ -321,7 +397,11 @@ static __always_inline void emit_owner_free(__u64 p, const struct kmon_live_allo
 	e->data.free.alloc_timestamp = live->timestamp;
 	e->data.free.owner_pid = live->tgid;
 	e->data.free.pad = 0;
-	cache_name(e->data.free.cache, cache ? cache : live->cache);
+	if (cache)
+		cache_name(e->data.free.cache, cache, name_ptr, idx);
+	else
+		cache_name(e->data.free.cache, live->cache, cache_name_ptr(live->cache),
+			   KMON_CACHE_SLOTS);
 	submit(e);
 }
 
@@ -344,7 +424,7 @@ static __always_inline void reap_stale(__u64 p)
 		return;
 	count(KMON_CTR_LIVE_STALE);
 	if (!live.silent)
-		emit_owner_free(p, &live, 0, 0, KMON_EVF_FREE_INFERRED);
+		emit_owner_free(p, &live, 0, 0, 0, KMON_CACHE_SLOTS, KMON_EVF_FREE_INFERRED);
 }
 
 /*
@@ -354,35 +434,25 @@ static __always_inline void reap_stale(__u64 p)
  * README's "Memory ledger"), so no allocation is seen twice.
  */
 static __always_inline int on_alloc(__u32 type, __u64 call_site, __u64 p, __u64 bytes_req,
-				    __u64 bytes_alloc, __u32 gfp_flags, __u64 cache)
+				    __u64 bytes_alloc, __u32 gfp_flags, __u64 cache, __u64 name_ptr,
+				    __u32 idx)
 {
 	__u32 free_type = type == KMON_EV_SLAB_ALLOC ? KMON_EV_SLAB_FREE : KMON_EV_MEMORY_FREE;
-	struct kmon_live_alloc live = {};
-	struct kmon_event *e = NULL;
-	__u64 pid_tgid;
-	long key, err;
+	bool reap = p && (event_mask & (KMON_EV_MASK(KMON_EV_MEMORY_FREE) |
+					KMON_EV_MASK(KMON_EV_SLAB_FREE)));
+	struct kmon_live_alloc live = {}, *v;
+	struct kmon_event *e;
+	bool record, silent;
+	__u64 pid_tgid, ts;
+	long key, err = 0;
 
 	if (!(event_mask & KMON_EV_MASK(type)) && !(event_mask & KMON_EV_MASK(free_type)))
 		return 0;
-	if (p && (event_mask & (KMON_EV_MASK(KMON_EV_MEMORY_FREE) | KMON_EV_MASK(KMON_EV_SLAB_FREE))))
-		reap_stale(p);
 	pid_tgid = bpf_get_current_pid_tgid();
 	key = tracked_key(pid_tgid >> 32);
-	if (key < 0)
-		return 0;
-	if (in_irq_context()) {
+	if (key >= 0 && in_irq_context()) {
 		count(KMON_CTR_IRQ_SKIPPED);
-		return 0;
-	}
-	if (!(event_mask & KMON_EV_MASK(type)))
-		live.silent = 1;
-	else if (sampled_out()) {
-		count(KMON_CTR_SAMPLED_OUT);
-		live.silent = 1;
-	} else {
-		e = reserve(type);
-		if (!e)
-			live.silent = 1;
+		key = -1;
 	}
 	/* Recorded even when the alloc event is not delivered (sampled out,
 	 * dropped, not asked for): its free is then recognised and dropped
@@ -390,18 +460,40 @@ static __always_inline int on_alloc(__u32 type, __u64 call_site, __u64 p, __u64 
 	 * tracked container's allocations (the map is the ledger of pods),
 	 * and a process tracked by name (--pid, key 0 outside --scope all);
 	 * not every host process of --scope all, which would fill it. */
-	if (e)
-		fill_common(e, type, pid_tgid, key);
-	if ((key > 0 || !scope_all) && p && (event_mask & KMON_EV_MASK(free_type))) {
+	record = key >= 0 && p && (key > 0 || !scope_all) &&
+		 (event_mask & KMON_EV_MASK(free_type));
+	if (!record) {
+		if (reap)
+			reap_stale(p);
+		if (key < 0)
+			return 0;
+	}
+	silent = !(event_mask & KMON_EV_MASK(type));
+	if (!silent && sampled_out()) {
+		count(KMON_CTR_SAMPLED_OUT);
+		silent = true;
+	}
+	/* The alloc event's own timestamp is in the live entry: a consumer
+	 * pairs the free with it. */
+	ts = bpf_ktime_get_boot_ns();
+	if (record) {
 		live.call_site = call_site;
-		/* The alloc event's own timestamp: a consumer pairs the two by it. */
-		live.timestamp = e ? e->timestamp : bpf_ktime_get_boot_ns();
+		live.timestamp = ts;
 		live.cache = cache;
 		live.size = (__u32)bytes_alloc;
 		live.container_key = (__u32)key;
 		live.tgid = pid_tgid >> 32;
 		live.free_type = (__u16)free_type;
-		err = bpf_map_update_elem(&live_allocs, &p, &live, BPF_ANY);
+		live.silent = silent;
+		/* The insert doubles as the stale check, one hash walk instead of
+		 * a lookup then an insert: only an address still held (a free
+		 * without a tracepoint) is reaped, before this alloc's record. */
+		err = bpf_map_update_elem(&live_allocs, &p, &live, BPF_NOEXIST);
+		if (err == -17 /* EEXIST */) {
+			reap_stale(p);
+			live.timestamp = ts = bpf_ktime_get_boot_ns();
+			err = bpf_map_update_elem(&live_allocs, &p, &live, BPF_ANY);
+		}
 		if (err == 0)
 			count(KMON_CTR_LIVE_RECORDED);
 		else if (err == -7 /* E2BIG */)
@@ -409,8 +501,20 @@ static __always_inline int on_alloc(__u32 type, __u64 call_site, __u64 p, __u64 
 		else
 			count(KMON_CTR_SIZEMAP_FAIL);
 	}
-	if (!e)
+	if (silent)
 		return 0;
+	e = reserve(type);
+	if (!e) {
+		/* Dropped (counted): its free is dropped with it. A free racing
+		 * on another CPU in between is reported, with its alloc missing. */
+		if (record && err == 0) {
+			v = bpf_map_lookup_elem(&live_allocs, &p);
+			if (v && v->timestamp == ts)
+				v->silent = 1;
+		}
+		return 0;
+	}
+	fill_common(e, type, pid_tgid, key, ts);
 	e->size = bytes_alloc;
 	e->data.mem.ptr = p;
 	e->data.mem.call_site = call_site;
@@ -418,7 +522,7 @@ static __always_inline int on_alloc(__u32 type, __u64 call_site, __u64 p, __u64 
 	e->data.mem.bytes_alloc = bytes_alloc;
 	e->data.mem.gfp_flags = gfp_flags;
 	e->data.mem.pad = 0;
-	cache_name(e->data.mem.cache, cache);
+	cache_name(e->data.mem.cache, cache, name_ptr, idx);
 	submit(e);
 	return 0;
 }
@@ -431,7 +535,8 @@ static __always_inline int on_alloc(__u32 type, __u64 call_site, __u64 p, __u64 
  * nothing is attributed to the task that happens to run. A miss is reported
  * only for a tracked task outside irq context, as a free of unknown size.
  */
-static __always_inline int on_free(__u32 type, __u64 call_site, __u64 p, __u64 cache)
+static __always_inline int on_free(__u32 type, __u64 call_site, __u64 p, __u64 cache,
+				   __u64 name_ptr, __u32 idx)
 {
 	struct kmon_live_alloc *v, live;
 	struct kmon_event *e;
@@ -450,7 +555,7 @@ static __always_inline int on_free(__u32 type, __u64 call_site, __u64 p, __u64 c
 		if (live.silent)
 			count(KMON_CTR_SAMPLED_OUT);
 		else
-			emit_owner_free(p, &live, call_site, cache, 0);
+			emit_owner_free(p, &live, call_site, cache, name_ptr, idx, 0);
 		return 0;
 	}
 	if (!(event_mask & KMON_EV_MASK(type)))
@@ -472,11 +577,11 @@ static __always_inline int on_free(__u32 type, __u64 call_site, __u64 p, __u64 c
 	e = reserve(type);
 	if (!e)
 		return 0;
-	fill_common(e, type, pid_tgid, key);
+	fill_common(e, type, pid_tgid, key, bpf_ktime_get_boot_ns());
 	__builtin_memset(e->data.raw, 0, KMON_DATA_LEN);
 	e->data.free.ptr = p;
 	e->data.free.call_site = call_site;
-	cache_name(e->data.free.cache, cache);
+	cache_name(e->data.free.cache, cache, name_ptr, idx);
 	submit(e);
 	return 0;
 }
@@ -509,7 +614,7 @@ static __always_inline int on_exec(const void *filename)
 	e = reserve(KMON_EV_PROCESS_EXEC);
 	if (!e)
 		return 0;
-	fill_common(e, KMON_EV_PROCESS_EXEC, pid_tgid, key);
+	fill_common(e, KMON_EV_PROCESS_EXEC, pid_tgid, key, bpf_ktime_get_boot_ns());
 	n = bpf_probe_read_kernel_str(e->data.filename, sizeof(e->data.filename), filename);
 	if (n < 0)
 		e->data.filename[0] = '\0';
@@ -528,31 +633,33 @@ int BPF_PROG(kmon_kmalloc, unsigned long call_site, const void *ptr, size_t byte
 	     size_t bytes_alloc, unsigned long gfp_flags)
 {
 	return on_alloc(KMON_EV_MEMORY_ALLOC, call_site, (__u64)ptr, bytes_req, bytes_alloc,
-			(__u32)gfp_flags, 0);
+			(__u32)gfp_flags, 0, 0, KMON_CACHE_SLOTS);
 }
 
 SEC("tp_btf/kfree")
 int BPF_PROG(kmon_kfree, unsigned long call_site, const void *ptr)
 {
-	return on_free(KMON_EV_MEMORY_FREE, call_site, (__u64)ptr, 0);
+	return on_free(KMON_EV_MEMORY_FREE, call_site, (__u64)ptr, 0, 0, KMON_CACHE_SLOTS);
 }
 
 /* Slab caches (6.0+ signatures: the cache is an argument, its name and
  * object size read from it). Only as BTF tracepoints: the classic records
  * carry neither the cache nor its name. The charged size is s->size, the
- * slot the object takes (what the memory cgroup is charged for). */
+ * slot the object takes (what the memory cgroup is charged for). s is a
+ * typed argument the verifier trusts: plain loads, not a probe read each. */
 SEC("tp_btf/kmem_cache_alloc")
 int BPF_PROG(kmon_slab_alloc, unsigned long call_site, const void *ptr, struct kmem_cache *s,
 	     gfp_t gfp_flags, int node)
 {
-	return on_alloc(KMON_EV_SLAB_ALLOC, call_site, (__u64)ptr, BPF_CORE_READ(s, object_size),
-			BPF_CORE_READ(s, size), (__u32)gfp_flags, (__u64)s);
+	return on_alloc(KMON_EV_SLAB_ALLOC, call_site, (__u64)ptr, s->object_size, s->size,
+			(__u32)gfp_flags, (__u64)s, (__u64)s->name, cache_slot(s));
 }
 
 SEC("tp_btf/kmem_cache_free")
 int BPF_PROG(kmon_slab_free, unsigned long call_site, const void *ptr, const struct kmem_cache *s)
 {
-	return on_free(KMON_EV_SLAB_FREE, call_site, (__u64)ptr, (__u64)s);
+	return on_free(KMON_EV_SLAB_FREE, call_site, (__u64)ptr, (__u64)s, (__u64)s->name,
+		       cache_slot(s));
 }
 
 /*
@@ -631,7 +738,8 @@ int BPF_PROG(kmon_oom_victim, struct task_struct *tsk, uid_t uid)
 	e = reserve(KMON_EV_OOM_KILL);
 	if (!e)
 		return 0;
-	fill_common(e, KMON_EV_OOM_KILL, ((__u64)vtgid << 32) | (__u32)BPF_CORE_READ(tsk, pid), key);
+	fill_common(e, KMON_EV_OOM_KILL, ((__u64)vtgid << 32) | (__u32)BPF_CORE_READ(tsk, pid), key,
+		    bpf_ktime_get_boot_ns());
 	e->cgroup_id = cgid;
 	BPF_CORE_READ_STR_INTO(&e->comm, tsk, comm);
 	__builtin_memset(e->data.raw, 0, KMON_DATA_LEN);
@@ -687,19 +795,19 @@ int kmon_kmalloc_tp(void *ctx)
 		struct trace_event_raw_kmalloc___kmon *a = ctx;
 
 		return on_alloc(KMON_EV_MEMORY_ALLOC, a->call_site, (__u64)a->ptr, a->bytes_req,
-				a->bytes_alloc, (__u32)a->gfp_flags, 0);
+				a->bytes_alloc, (__u32)a->gfp_flags, 0, 0, KMON_CACHE_SLOTS);
 	} else {
 		struct trace_event_raw_kmem_alloc___kmon *a = ctx;
 
 		return on_alloc(KMON_EV_MEMORY_ALLOC, a->call_site, (__u64)a->ptr, a->bytes_req,
-				a->bytes_alloc, (__u32)a->gfp_flags, 0);
+				a->bytes_alloc, (__u32)a->gfp_flags, 0, 0, KMON_CACHE_SLOTS);
 	}
 }
 
 SEC("tracepoint/kmem/kfree")
 int kmon_kfree_tp(struct trace_event_raw_kfree___kmon *a)
 {
-	return on_free(KMON_EV_MEMORY_FREE, a->call_site, (__u64)a->ptr, 0);
+	return on_free(KMON_EV_MEMORY_FREE, a->call_site, (__u64)a->ptr, 0, 0, KMON_CACHE_SLOTS);
 }
 
 SEC("tracepoint/sched/sched_process_exec")

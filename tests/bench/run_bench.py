@@ -335,7 +335,8 @@ def bench_kernel_target(n, tmp, rounds):
     kinds = {"bpftrace-count-ledger": "bpftrace", "kmon-containers-agent": "kmon",
              "kmon-containers": "kmon_consumers"}
     out = {"bpftrace": [], "kmon": [], "kmon_consumers": [], "untracked_free_ns": [],
-           "bpftrace_prog_ns": [], "drops": 0}
+           "bpftrace_prog_ns": [], "kmon_prog_ns": {}, "drops": 0}
+    ledger_progs = ("kmon_kmalloc", "kmon_kfree", "kmon_slab_alloc", "kmon_slab_free")
     try:
         for _ in range(rounds):
             for kind, key in kinds.items():
@@ -351,6 +352,9 @@ def bench_kernel_target(n, tmp, rounds):
                         v[1] > before.get(k, v)[1]))
                     out["bpftrace_prog_ns"].append(ns)
                 elif kind == "kmon-containers-agent":
+                    for prog in ledger_progs:
+                        ns, _ = kmon_prog_ns(before, after, (prog,))
+                        out["kmon_prog_ns"].setdefault(prog, []).append(ns)
                     # The same agent, the loop now untracked (outside any pod).
                     b2 = prog_stats()
                     timed([FLOOD, str(n)])
@@ -380,6 +384,10 @@ def report_kernel_target(r):
                "BPF ns/run", r["untracked_free_ns"],
                baselines=r.get("bpftrace_prog_ns") or r.get("bpftrace_free_ns"),
                baseline_what="a bpftrace count-only program")
+    for prog, ns in sorted(r.get("kmon_prog_ns", {}).items()):
+        REPORT.add("1", "%s on the tracked loop (event, live-map insert or delete)" % prog,
+                   "BPF ns/run", ns, baselines=r.get("bpftrace_prog_ns"),
+                   baseline_what="a bpftrace count-only program")
 
 
 def bench_exec(n, tmp, rounds):
