@@ -31,7 +31,13 @@ struct ksym {
 struct ksyms {
 	enum kmon_symtab_source source;
 	char why[1024];
-	uint64_t *addrs; /* sorted; id i+1 starts at addrs[i] */
+	/* Sorted; id i+1 starts at base + offs[i]. Kernel text and modules
+	 * span well under 4 GiB on the architectures we know of, so 32-bit
+	 * offsets halve the table (120k symbols: 0.9 -> 0.45 MiB of the
+	 * agent's memory); a kernel whose symbols span more keeps addrs. */
+	uint64_t base;
+	uint32_t *offs;
+	uint64_t *addrs;
 	uint32_t n;
 	int memfd;
 	size_t memfd_bytes;
@@ -292,6 +298,12 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/* The address symbol index i starts at. */
+static uint64_t addr_at(const struct ksyms *k, uint32_t i)
+{
+	return k->offs ? k->base + k->offs[i] : k->addrs[i];
+}
+
 /* Sorts, drops aliases, and writes the names-only table; the agent keeps
  * the addresses. */
 static int build(struct ksyms *k, struct collect *c)
@@ -303,14 +315,21 @@ static int build(struct ksyms *k, struct collect *c)
 
 	if (c->n) {
 		qsort(c->syms, c->n, sizeof(*c->syms), by_addr);
-		k->addrs = malloc(c->n * sizeof(*k->addrs));
+		k->base = c->syms[0].addr;
+		if (c->syms[c->n - 1].addr - k->base <= UINT32_MAX)
+			k->offs = malloc(c->n * sizeof(*k->offs));
+		else
+			k->addrs = malloc(c->n * sizeof(*k->addrs));
 		ents = malloc(c->n * sizeof(*ents));
-		if (!k->addrs || !ents)
+		if ((!k->offs && !k->addrs) || !ents)
 			goto out;
 		for (size_t i = 0; i < c->n; i++) {
-			if (n && k->addrs[n - 1] == c->syms[i].addr)
+			if (n && addr_at(k, n - 1) == c->syms[i].addr)
 				continue;
-			k->addrs[n] = c->syms[i].addr;
+			if (k->offs)
+				k->offs[n] = (uint32_t)(c->syms[i].addr - k->base);
+			else
+				k->addrs[n] = c->syms[i].addr;
 			ents[n].name_off = c->syms[i].name;
 			ents[n].module_off = c->syms[i].module;
 			n++;
@@ -405,6 +424,7 @@ void ksyms__free(struct ksyms *k)
 		return;
 	if (k->memfd >= 0)
 		close(k->memfd);
+	free(k->offs);
 	free(k->addrs);
 	free(k);
 }
@@ -436,7 +456,7 @@ size_t ksyms__memfd_bytes(const struct ksyms *k)
 
 uint64_t ksyms__addr(const struct ksyms *k, uint32_t id)
 {
-	return id && id <= k->n ? k->addrs[id - 1] : 0;
+	return id && id <= k->n ? addr_at(k, id - 1) : 0;
 }
 
 static uint64_t lookup(const struct ksyms *k, uint64_t addr)
@@ -447,14 +467,14 @@ static uint64_t lookup(const struct ksyms *k, uint64_t addr)
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 
-		if (k->addrs[mid] <= addr)
+		if (addr_at(k, mid) <= addr)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	if (lo == 0)
 		return 0;
-	off = addr - k->addrs[lo - 1];
+	off = addr - addr_at(k, lo - 1);
 	if (off >= KMON_SYMTAB_MAX_OFFSET)
 		return 0;
 	return ((uint64_t)lo << 32) | off; /* id = index + 1 = lo */

@@ -16,7 +16,13 @@ struct pidset {
 	uint32_t mask;
 	uint32_t count;
 	uint32_t capacity;
+	uint32_t max_slots;
 };
+
+/* Slots to start with: a node's PIDs, not the PID map's size. Sized for the
+ * map (65536 by default), two sets took 2 MiB the agent touched on every
+ * scan's clear; they now grow with what is tracked. */
+#define PIDSET_MIN_SLOTS 1024u
 
 struct pidset *pidset__new(uint32_t capacity)
 {
@@ -33,6 +39,8 @@ struct pidset *pidset__new(uint32_t capacity)
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
+	s->max_slots = n;
+	n = n < PIDSET_MIN_SLOTS ? n : PIDSET_MIN_SLOTS;
 	s->slots = calloc(n, sizeof(*s->slots));
 	if (!s->slots) {
 		free(s);
@@ -61,13 +69,44 @@ static uint32_t hash(uint32_t v)
 	return v;
 }
 
+/* Doubles the table, rehashing every entry; -ENOMEM leaves it as it was. */
+static int grow(struct pidset *s)
+{
+	uint32_t n = (s->mask + 1) * 2, mask = n - 1;
+	struct slot *slots = calloc(n, sizeof(*slots));
+
+	if (!slots)
+		return -ENOMEM;
+	for (uint32_t j = 0; j <= s->mask; j++) {
+		uint32_t i = hash(s->slots[j].tgid) & mask;
+
+		if (!s->slots[j].tgid)
+			continue;
+		while (slots[i].tgid)
+			i = (i + 1) & mask;
+		slots[i] = s->slots[j];
+	}
+	free(s->slots);
+	s->slots = slots;
+	s->mask = mask;
+	return 0;
+}
+
 int pidset__put(struct pidset *s, uint32_t tgid, uint32_t key)
 {
-	uint32_t i = hash(tgid) & s->mask;
+	uint32_t i;
 
 	if (!tgid)
 		return -EINVAL;
-	for (;; i = (i + 1) & s->mask) {
+	/* Kept at most half full, as at the largest size. */
+	if ((s->count + 1) * 2 > s->mask + 1 && s->mask + 1 < s->max_slots &&
+	    !pidset__get(s, tgid, NULL)) {
+		int err = grow(s);
+
+		if (err)
+			return err;
+	}
+	for (i = hash(tgid) & s->mask;; i = (i + 1) & s->mask) {
 		if (s->slots[i].tgid == tgid) {
 			s->slots[i].key = key;
 			return 0;

@@ -246,7 +246,11 @@ static void scan_done(uv_work_t *req, int status)
 			log_debug("container %s %.12s pod %s key %u", c->meta.runtime,
 				  c->meta.container_id, c->meta.pod_uid, k);
 		}
-		if (pidset__put(t->next, h->tgid, k)) {
+		r = pidset__put(t->next, h->tgid, k);
+		if (r) {
+			if (r == -ENOMEM)
+				log_error("out of memory tracking PID %u: left untracked, "
+					  "counted as pid_map_full", h->tgid);
 			note_map_full(t, 1);
 			continue;
 		}

@@ -59,11 +59,43 @@ static void bounded(void **state)
 	pidset__free(NULL);
 }
 
+/* The table starts small and doubles as PIDs come: every entry must survive
+ * each rehash, and the capacity still binds at the largest size. */
+static void grows_and_clears(void **state)
+{
+	struct pidset *s = pidset__new(3000);
+	uint64_t sum = 0, want = 0;
+	uint32_t key = 0;
+
+	(void)state;
+	assert_non_null(s);
+	for (uint32_t i = 1; i <= 3000; i++) {
+		assert_int_equal(pidset__put(s, i * 2654435761u | 1, i), 0);
+		want += (uint64_t)(i * 2654435761u | 1) * 1000 + i;
+	}
+	assert_int_equal(pidset__count(s), 3000);
+	assert_int_equal(pidset__put(s, 2, 2), -ENOSPC);
+	for (uint32_t i = 1; i <= 3000; i++) {
+		assert_true(pidset__get(s, i * 2654435761u | 1, &key));
+		assert_int_equal(key, i);
+	}
+	pidset__for_each(s, sum_cb, &sum);
+	assert_int_equal(sum, want);
+	pidset__clear(s);
+	assert_int_equal(pidset__count(s), 0);
+	assert_false(pidset__get(s, 2654435761u | 1, NULL));
+	assert_int_equal(pidset__put(s, 2, 2), 0);
+	assert_true(pidset__get(s, 2, &key));
+	assert_int_equal(key, 2);
+	pidset__free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(put_get_update),
 		cmocka_unit_test(bounded),
+		cmocka_unit_test(grows_and_clears),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -197,6 +197,41 @@ static void test_zero_addresses_refused(void **state)
 	ksyms__free(k);
 }
 
+/* Symbols spanning more than 4 GiB (32-bit offsets cannot hold them) still
+ * resolve, at both ends and across the gap. arm64 places modules near the
+ * kernel, but nothing promises it for every architecture. */
+static void test_wide_span_resolves(void **state)
+{
+	char path[] = "/tmp/kmon-kallsyms-wide-XXXXXX";
+	int fd = mkstemp(path);
+	const char text[] = "ffff800080000000 T _stext\n"
+			    "ffff800080010000 T kfree\n"
+			    "ffff800180000000 t far_away\t[far]\n"
+			    "ffff800180001000 t farther\t[far]\n";
+	struct ksyms_opts o = { .sz = sizeof(o), .mode = KSYMS_KALLSYMS, .kallsyms_path = path };
+	struct kmon_symtab *st;
+	struct ksyms *k;
+	char err[200];
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)sizeof(text) - 1);
+	close(fd);
+	k = ksyms__load(&o);
+	unlink(path);
+	assert_non_null(k);
+	assert_int_equal(ksyms__count(k), 4);
+	st = kmon_symtab__open(ksyms__memfd(k), err, sizeof(err));
+	assert_non_null(st);
+	sym(st, ksyms__ref(k, 0xffff800080010000ull + 0x20), "kfree+0x20");
+	sym(st, ksyms__ref(k, 0xffff800180000000ull + 0x8), "far_away+0x8 [far]");
+	sym(st, ksyms__ref(k, 0xffff800180001004ull), "farther+0x4 [far]");
+	assert_int_equal(ksyms__addr(k, (uint32_t)(ksyms__ref(k, 0xffff800180001000ull) >> 32)),
+			 0xffff800180001000ull);
+	kmon_symtab__free(st);
+	ksyms__free(k);
+}
+
 static void test_parse_line(void **state)
 {
 	char l1[] = "ffffffffc0201000 t ftrace_trampoline\t[__builtin__ftrace]\n";
@@ -393,6 +428,7 @@ int main(void)
 		cmocka_unit_test(test_memfd_sealed_and_addressless),
 		cmocka_unit_test(test_none_says_why),
 		cmocka_unit_test(test_zero_addresses_refused),
+		cmocka_unit_test(test_wide_span_resolves),
 		cmocka_unit_test(test_parse_line),
 		cmocka_unit_test(test_parser_rejects),
 		cmocka_unit_test(test_open_needs_seals),
