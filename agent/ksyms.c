@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -298,6 +299,28 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * F_SEAL_WRITE first waits for the kernel's own extra references to the
+ * pages just written to go (a page still queued in another CPU's LRU batch
+ * counts as pinned) and fails with EBUSY when they have not within its wait:
+ * seen once at start on a busy 2-vCPU node, and the agent then refused to
+ * run. Those references do go; a failed attempt adds no seal, so try again
+ * for about a second before giving up.
+ */
+static int seal_for_good(int fd)
+{
+	const struct timespec pause = { .tv_nsec = 40 * 1000 * 1000 };
+
+	for (int i = 0;; i++) {
+		if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE |
+			  F_SEAL_SEAL) == 0)
+			return 0;
+		if (errno != EBUSY || i == 25)
+			return -1;
+		nanosleep(&pause, NULL);
+	}
+}
+
 /* The address symbol index i starts at. */
 static uint64_t addr_at(const struct ksyms *k, uint32_t i)
 {
@@ -351,8 +374,7 @@ static int build(struct ksyms *k, struct collect *c)
 		goto out;
 	/* Sealed for good: nobody, the agent included, can change what a
 	 * consumer validated. */
-	if (fcntl(k->memfd, F_ADD_SEALS,
-		  F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+	if (seal_for_good(k->memfd))
 		goto out;
 	k->memfd_bytes = h.total_len;
 	ret = 0;

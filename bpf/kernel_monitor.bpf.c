@@ -281,9 +281,8 @@ static __always_inline void fill_common(struct kmon_event *e, __u32 type, __u64 
 }
 
 /*
- * Slab caches' names, remembered per CPU: copying the string out of the
- * kernel on every slab event (a probe read of the pointer, then of the
- * string) was a fifth of the slab programs' cost, for a name that changes
+ * Slab caches' names, remembered per CPU, instead of two probe reads (the
+ * pointer, then the string) on every slab event for a name that changes
  * only when a cache is destroyed. A slot is keyed by the cache and its name
  * pointer both, so a cache destroyed and another created at the same address
  * (a module reloaded) is read afresh unless it has the very same name string.
