@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include <linux/types.h>
@@ -99,6 +100,26 @@ static inline void bit_set(uint8_t *b, uint32_t k, bool v)
 		b[k >> 3] &= (uint8_t)~(1u << (k & 7));
 }
 
+/*
+ * The history is a mapping of its own, not malloc's: a large block malloc
+ * may put in the main heap (its mmap threshold rises as big blocks are
+ * freed), where it would neither go back to the system with the agent's
+ * other frees nor show in smaps as what it is (the memory report names it).
+ */
+static struct kmon_event *hist_alloc(size_t cap)
+{
+	void *p = mmap(NULL, cap * sizeof(struct kmon_event), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void hist_free(struct kmon_event *hist, size_t cap)
+{
+	if (hist)
+		munmap(hist, cap * sizeof(*hist));
+}
+
 struct fanout *fanout__new(const struct fanout_opts *opts)
 {
 	struct fanout *fo = calloc(1, sizeof(*fo));
@@ -118,7 +139,7 @@ struct fanout *fanout__new(const struct fanout_opts *opts)
 	fo->meta = calloc(KMON_CONTAINER_KEYS, sizeof(*fo->meta));
 	fo->hist_cap = fo->o.history_bytes / sizeof(struct kmon_event);
 	if (fo->hist_cap)
-		fo->hist = malloc(fo->hist_cap * sizeof(*fo->hist));
+		fo->hist = hist_alloc(fo->hist_cap);
 	if (!fo->cons || !fo->meta || (fo->hist_cap && !fo->hist) || !atomic_load(&fo->live) ||
 	    pthread_mutex_init(&fo->lock, NULL))
 		goto fail;
@@ -131,7 +152,7 @@ fail:
 	free(atomic_load(&fo->live));
 	free(fo->cons);
 	free(fo->meta);
-	free(fo->hist);
+	hist_free(fo->hist, fo->hist_cap);
 	free(fo);
 	errno = ENOMEM;
 	return NULL;
@@ -163,7 +184,7 @@ void fanout__free(struct fanout *fo)
 	free(atomic_load(&fo->live));
 	free(fo->cons);
 	free(fo->meta);
-	free(fo->hist);
+	hist_free(fo->hist, fo->hist_cap);
 	free(fo);
 }
 
