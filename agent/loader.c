@@ -236,9 +236,9 @@ struct loader *loader__new(const struct loader_opts *opts, char *err, size_t err
 	l->skel->rodata->self_tgid = opts->self_tgid;
 	/* 1024 records per wake-up while the drain polls (every 10 ms), and
 	 * never more than an eighth of the ring. Each wake-up is a self-IPI
-	 * from the producing CPU, a VM exit: at 64 records they were ~12% of a
-	 * tracked kmalloc loop's time on a 2-vCPU guest. */
-	l->skel->rodata->wake_bytes = opts->ringbuf_size / 8 < 64 * KMON_RINGBUF_REC_BYTES
+	 * from the producing CPU, a VM exit: at 64 records they were about a
+	 * tenth of a tracked kmalloc loop's time on a 2-vCPU guest. */
+	l->skel->rodata->wake_bytes = opts->ringbuf_size / 8 < 1024 * KMON_RINGBUF_REC_BYTES
 					      ? opts->ringbuf_size / 8
 					      : 1024 * KMON_RINGBUF_REC_BYTES;
 	ret = choose_programs(l->skel, opts->classic_tracepoints, opts->event_mask, err, errlen);
