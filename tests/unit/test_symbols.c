@@ -176,22 +176,30 @@ static void test_none_says_why(void **state)
 	ksyms__free(k);
 }
 
-/* All-zero addresses (kptr_restrict) must not become a table of aliases. */
-static void test_zero_addresses_refused(void **state)
+/* A table read from text written as /proc/kallsyms would print it. */
+static struct ksyms *load_text(const char *text)
 {
-	char path[] = "/tmp/kmon-kallsyms-zero-XXXXXX";
+	char path[] = "/tmp/kmon-kallsyms-text-XXXXXX";
 	int fd = mkstemp(path);
-	const char text[] = "0000000000000000 T _stext\n0000000000000000 T kfree\n";
 	struct ksyms_opts o = { .sz = sizeof(o), .mode = KSYMS_KALLSYMS, .kallsyms_path = path };
+	size_t len = strlen(text);
 	struct ksyms *k;
 
-	(void)state;
 	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)sizeof(text) - 1);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
 	close(fd);
 	k = ksyms__load(&o);
 	unlink(path);
 	assert_non_null(k);
+	return k;
+}
+
+/* All-zero addresses (kptr_restrict) must not become a table of aliases. */
+static void test_zero_addresses_refused(void **state)
+{
+	struct ksyms *k = load_text("0000000000000000 T _stext\n0000000000000000 T kfree\n");
+
+	(void)state;
 	assert_int_equal(ksyms__source(k), KMON_SYMTAB_NONE);
 	assert_non_null(strstr(ksyms__why(k), "kptr_restrict"));
 	ksyms__free(k);
@@ -202,24 +210,14 @@ static void test_zero_addresses_refused(void **state)
  * kernel, but nothing promises it for every architecture. */
 static void test_wide_span_resolves(void **state)
 {
-	char path[] = "/tmp/kmon-kallsyms-wide-XXXXXX";
-	int fd = mkstemp(path);
-	const char text[] = "ffff800080000000 T _stext\n"
-			    "ffff800080010000 T kfree\n"
-			    "ffff800180000000 t far_away\t[far]\n"
-			    "ffff800180001000 t farther\t[far]\n";
-	struct ksyms_opts o = { .sz = sizeof(o), .mode = KSYMS_KALLSYMS, .kallsyms_path = path };
+	struct ksyms *k = load_text("ffff800080000000 T _stext\n"
+				    "ffff800080010000 T kfree\n"
+				    "ffff800180000000 t far_away\t[far]\n"
+				    "ffff800180001000 t farther\t[far]\n");
 	struct kmon_symtab *st;
-	struct ksyms *k;
 	char err[200];
 
 	(void)state;
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)sizeof(text) - 1);
-	close(fd);
-	k = ksyms__load(&o);
-	unlink(path);
-	assert_non_null(k);
 	assert_int_equal(ksyms__count(k), 4);
 	st = kmon_symtab__open(ksyms__memfd(k), err, sizeof(err));
 	assert_non_null(st);
