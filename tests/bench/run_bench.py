@@ -845,7 +845,7 @@ def bench_clickhouse_round(n, rate):
         stored = None
         if ch:
             stored = int(ch.query("SELECT count() FROM kmon.events").strip())
-            ch.stop()
+            ch.close()
         if sink:
             sink.stop()
         rows.append({"output": kind, "forwards": len(fwds), "flood_s": round(flood_s, 1),

@@ -25,6 +25,8 @@ AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 FORWARD = os.environ.get("KMON_FORWARD", "kmon-forward")
 TC = os.environ.get("KMON_TESTCONSUMER", "testconsumer")
 SECONDS = float(os.environ.get("KMON_SOAK_SECONDS", "600"))
+ROTATE_SIZE = 8 << 20
+ROTATE_KEEP = 2
 
 LOAD = ("while :; do i=0; while [ $i -lt 50 ]; do /bin/true; cat /proc/self/status >/dev/null;"
         " i=$((i+1)); done; dd if=/dev/zero of=/tmp/x bs=4k count=64 2>/dev/null; done")
@@ -97,7 +99,11 @@ class Soak(unittest.TestCase):
         outdir = os.path.join(tmp, "out")
         os.mkdir(outdir)
         os.chmod(outdir, 0o1777)
+        # The load makes about 25 MB of JSON a second: unrotated, ten minutes
+        # filled a CI machine's disk. Rotation, as a node would run it, bounds
+        # it, and the soak checks that bound at the end.
         steady = Consumer([FORWARD, "--socket", sock, "--output", os.path.join(outdir, "o.jsonl"),
+                           "--rotate-size", str(ROTATE_SIZE), "--rotate-keep", str(ROTATE_KEEP),
                            "--name", "steady"])
         stalled = Consumer([TC, "--socket", sock, "--name", "stalled", "--stall-after", "100",
                             "--ring-size", "65536"])
@@ -164,6 +170,13 @@ class Soak(unittest.TestCase):
         prod = sum(x["produced"] for a in agents for x in a.consumer_log("steady"))
         self.assertEqual(fc["received"] + fc["lost_in_ring"], prod, (fc, prod))
         self.assertEqual(fc["sent"], fc["received"], fc)
+        self.assertGreater(fc["rotations"], ROTATE_KEEP, fc)
+        self.assertEqual(fc["rotate_errors"], 0, fc)
+        out = sorted(os.listdir(outdir))
+        self.assertEqual(out, ["o.jsonl"] + ["o.jsonl.%d" % i for i in range(1, ROTATE_KEEP + 1)],
+                         "the forward's rotated files")
+        for f in out:
+            self.assertLessEqual(os.path.getsize(os.path.join(outdir, f)), ROTATE_SIZE, f)
         self.assertTrue(any(x["lost"] > 0 for x in last.consumer_log("stalled")) or
                         any(x["lost"] > 0 for x in agents[0].consumer_log("stalled")),
                         "the consumer that never reads lost nothing?")

@@ -50,7 +50,7 @@ class ClickHouseClusterTest(unittest.TestCase):
         with open(os.path.join(self.ch.dir, "users.xml"), "w") as f:
             f.write(USERS_XML.format(u=CH_USER, p=CH_PASSWORD))
         self.ch.start()
-        self.addCleanup(self.ch.stop)
+        self.addCleanup(self.ch.close)
         # The chart maps the Secret's key to this variable (forward.clickhouse).
         os.environ["KMON_CLICKHOUSE_PASSWORD"] = CH_PASSWORD
 

@@ -155,7 +155,7 @@ class ClickHouseDistributedTest(unittest.TestCase):
         for ch in self.chs:
             self.addCleanup(shutil.rmtree, ch.dir, True)
             ch.start()
-            self.addCleanup(ch.stop)
+            self.addCleanup(ch.close)
         # Each server has a ZooKeeper session before any ON CLUSTER DDL.
         for i, ch in enumerate(self.chs):
             wait_for(lambda: zk_ready(ch), 60, "server %d's ZooKeeper session" % (i + 1),

@@ -40,7 +40,7 @@ class ConsumersTest(KmonTestCase):
         cl = Cluster(self.tmp, "shop", "checkout-1", "true")
         self.addCleanup(cl.close)
         ch = ClickHouse().start()
-        self.addCleanup(ch.stop)
+        self.addCleanup(ch.close)
         ch.query("CREATE TABLE events (type String, timestamp UInt64, time String, pid UInt32, "
                  "comm String, size UInt64, filename String, container_id String, "
                  "pod String, namespace String, container String, node String) "
@@ -87,7 +87,7 @@ class ConsumersTest(KmonTestCase):
         cl = Cluster(self.tmp, "shop", "burst-1", "true")
         self.addCleanup(cl.close)
         ch = ClickHouse().start()
-        self.addCleanup(ch.stop)
+        self.addCleanup(ch.close)
         ch.query("CREATE TABLE events (type String, pid UInt32, filename String, pod String) "
                  "ENGINE = MergeTree ORDER BY pid")
         a = self.agent(cl)
@@ -126,7 +126,7 @@ class ConsumersTest(KmonTestCase):
         cl.run_execs(57)
         prom = Prometheus({"kmon-agent": "127.0.0.1:%d" % agent_port,
                            "kmon-aggregate": "127.0.0.1:%d" % agg_port}).start()
-        self.addCleanup(prom.stop)
+        self.addCleanup(prom.close)
         sel = '{namespace="analytics",pod="report-7",container="app"}'
 
         def value(q):

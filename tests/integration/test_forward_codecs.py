@@ -142,7 +142,7 @@ class ForwardCodecsTest(KmonTestCase):
 
     def test_clickhouse_gzip_rows_and_zstd_refused(self):
         ch = ClickHouse().start()
-        self.addCleanup(ch.stop)
+        self.addCleanup(ch.close)
         ch.query("CREATE TABLE events (type String, pid UInt32, filename String) "
                  "ENGINE = MergeTree ORDER BY pid")
         a = self.agent()

@@ -4,13 +4,36 @@ The agent runs with --print (events as JSON lines on stdout, into a file so a
 slow reader can never stall it) and reports its totals as one JSON line on
 stderr at exit.
 """
+import atexit
 import json
 import re
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
 import time
+
+
+# The directories of every Agent and Consumer this process made. Events
+# printed with --print reach a gigabyte in some tests: left in /tmp they
+# filled a CI machine's disk over the suite. KMON_KEEP_TMP=1 keeps them.
+_DIRS = []
+
+
+def _remove_dirs():
+    if os.environ.get("KMON_KEEP_TMP") != "1":
+        for d in _DIRS:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+atexit.register(_remove_dirs)
+
+
+def _mkdtemp(prefix):
+    d = tempfile.mkdtemp(prefix=prefix)
+    _DIRS.append(d)
+    return d
 
 
 def wait_for_log(p, who, text, timeout):
@@ -29,7 +52,7 @@ def wait_for_log(p, who, text, timeout):
 
 class Agent:
     def __init__(self, binary, args, env=None):
-        self.dir = tempfile.mkdtemp(prefix="kmon-agent-")
+        self.dir = _mkdtemp("kmon-agent-")
         # Consumers run as nobody in the tests: they must reach the socket.
         os.chmod(self.dir, 0o755)
         args = list(args)
@@ -114,7 +137,7 @@ class Consumer:
     counts at exit."""
 
     def __init__(self, argv, as_nobody=True):
-        self.dir = tempfile.mkdtemp(prefix="kmon-consumer-")
+        self.dir = _mkdtemp("kmon-consumer-")
         self.out_path = os.path.join(self.dir, "out")
         self.err_path = os.path.join(self.dir, "err")
         self.out = open(self.out_path, "wb")

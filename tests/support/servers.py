@@ -144,6 +144,12 @@ class ClickHouse:
                 self.proc.wait()
         self.proc = None
 
+    def close(self):
+        """Stops the server and deletes its data: a benchmark round leaves
+        gigabytes (stop() alone keeps them, for a restart)."""
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
     def query(self, q):
         req = urllib.request.Request("http://127.0.0.1:%d/" % self.port, data=q.encode())
         with urllib.request.urlopen(req, timeout=30) as r:
@@ -203,6 +209,10 @@ class Prometheus:
         if self.proc:
             self.log_f.close()
         self.proc = None
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class ZooKeeper:
