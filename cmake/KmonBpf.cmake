@@ -50,11 +50,16 @@ function(kmon_bpf_object name src)
   set(skel ${CMAKE_CURRENT_BINARY_DIR}/${name}.skel.h)
   get_filename_component(src_abs ${src} ABSOLUTE)
   get_filename_component(src_dir ${src_abs} DIRECTORY)
+  # -g for the BTF that CO-RE needs; the BPF static linker (bpftool gen
+  # object) then writes the object without the DWARF that -g also makes. The
+  # skeleton embeds the object in the agent, and libbpf reads it at every
+  # start: 0.9 MiB and 0.6 MiB with DWARF, 0.2 MiB and 4 KiB without.
   add_custom_command(
     OUTPUT ${obj}
     COMMAND ${KMON_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_${KMON_BPF_ARCH}
             -Wall -Werror -I${KMON_VMLINUX_DIR} -I${src_dir}
-            -MD -MF ${obj}.d -c ${src_abs} -o ${obj}
+            -MD -MF ${obj}.d -MT ${obj} -c ${src_abs} -o ${obj}.debug
+    COMMAND ${KMON_BPFTOOL} gen object ${obj} ${obj}.debug
     DEPENDS ${src_abs} ${ARG_DEPENDS} ${KMON_VMLINUX_DIR}/vmlinux.h
     DEPFILE ${obj}.d
     COMMENT "BPF ${name}"
