@@ -153,9 +153,8 @@ class ClickHouseDistributedTest(unittest.TestCase):
             with open(os.path.join(ch.dir, "users.xml"), "w") as f:
                 f.write(USERS_XML)
         for ch in self.chs:
-            self.addCleanup(shutil.rmtree, ch.dir, True)
+            self.addCleanup(ch.close)  # its data too, even if it does not start
             ch.start()
-            self.addCleanup(ch.close)
         # Each server has a ZooKeeper session before any ON CLUSTER DDL.
         for i, ch in enumerate(self.chs):
             wait_for(lambda: zk_ready(ch), 60, "server %d's ZooKeeper session" % (i + 1),
