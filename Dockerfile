@@ -1,4 +1,5 @@
-# kmon image: kmon-agent, kmon-forward, kmon-aggregate and kmon-top in /usr/local/bin
+# kmon image: kmon-agent (with its kubelet client, kmon-kubelet-get), kmon-forward,
+# kmon-aggregate and kmon-top in /usr/local/bin
 # (kmon-top: `kubectl exec -it <pod> -c forward -- kmon-top --socket ...`).
 #   docker build -t kmon:0.1.0 .
 # Plain syntax, no "# syntax=" frontend image to pull: builds work offline too.
@@ -21,7 +22,8 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DKMON_TESTS=OFF \
       -DKMON_VMLINUX_H=/src/bpf/vmlinux/x86_64/vmlinux.h \
  && cmake --build build -j"$(nproc)" \
  && install -D -m 0755 -t /out/usr/local/bin \
-      build/agent/kmon-agent build/consumers/kmon-forward build/consumers/kmon-aggregate \
+      build/agent/kmon-agent build/agent/kmon-kubelet-get \
+      build/consumers/kmon-forward build/consumers/kmon-aggregate \
       build/consumers/kmon-top
 
 FROM debian:12-slim

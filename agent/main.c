@@ -26,6 +26,7 @@
 #include "agent/drain.h"
 #include "agent/fanout.h"
 #include "agent/ksyms.h"
+#include "agent/kubelet_proc.h"
 #include "agent/loader.h"
 #include "shm/common/log.h"
 #include "agent/options.h"
@@ -51,6 +52,7 @@ struct agent {
 	struct fanout *fanout;
 	struct control *control;
 	struct tracker *tracker;
+	struct kubelet_proc *kubelet; /* until the tracker takes it over */
 	struct endpoints *endpoints;
 	struct ksyms *ksyms;        /* the kernel's symbols, read while privileged */
 	struct addrmask *addrmask;  /* hides addresses before the fan-out */
@@ -408,10 +410,8 @@ static int start_services(struct agent *a)
 			.proc_root = a->opts.proc_root,
 			.rescan_interval = a->opts.rescan_interval,
 			.pid_map_size = a->opts.pid_map_size,
+			.kubelet = a->kubelet,
 			.kubelet_url = a->opts.kubelet_url,
-			.kubelet_token_file = a->opts.kubelet_token_file,
-			.kubelet_ca_file = a->opts.kubelet_ca_file,
-			.kubelet_insecure = a->opts.kubelet_insecure,
 			.kubelet_refresh = a->opts.kubelet_refresh,
 			.node_name = a->opts.node_name,
 			.on_update = on_tracker_update,
@@ -424,6 +424,7 @@ static int start_services(struct agent *a)
 			log_info("no kubelet configured (set NODE_IP or --kubelet-url): events carry "
 				 "container ids and pod uids, without pod names");
 		a->tracker = tracker__new(&to);
+		a->kubelet = NULL; /* the tracker's now, even when it failed */
 		if (!a->tracker) {
 			log_error("cannot start the container tracker: %s", strerror(errno));
 			return -1;
@@ -521,6 +522,46 @@ static void check_access(struct agent *a)
 	}
 }
 
+/* Opens the kubelet client's helper while still root (agent/kubelet_proc.h):
+ * --kubelet-helper, else kmon-kubelet-get in the agent's own directory. */
+static int open_kubelet_helper(struct agent *a, char *err, size_t errlen)
+{
+	char self[4096], path[4096 + 32];
+	const char *helper = a->opts.kubelet_helper;
+	struct kubelet_proc_opts ko = {
+		.sz = sizeof(ko),
+		.url = a->opts.kubelet_url,
+		.token_file = a->opts.kubelet_token_file,
+		.ca_file = a->opts.kubelet_ca_file,
+		.insecure = a->opts.kubelet_insecure,
+		.timeout_ms = 10000,
+		/* Generous for 1000 pods; a larger answer is refused before it is
+		 * parsed, so a broken or hostile kubelet cannot balloon the agent. */
+		.max_body = 16u << 20,
+	};
+
+	if (!a->opts.kubelet_url)
+		return 0;
+	if (!helper) {
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		char *slash;
+
+		if (n < 0)
+			return snprintf(err, errlen, "cannot find the agent's own directory for "
+					"kmon-kubelet-get (/proc/self/exe: %s); pass --kubelet-helper",
+					strerror(errno)), -1;
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash)
+			*slash = '\0';
+		snprintf(path, sizeof(path), "%s/kmon-kubelet-get", self);
+		helper = path;
+	}
+	ko.helper = helper;
+	a->kubelet = kubelet_proc__new(&ko, err, errlen);
+	return a->kubelet ? 0 : -1;
+}
+
 static int run(struct agent *a)
 {
 	struct loader_opts lo = {
@@ -574,6 +615,10 @@ static int run(struct agent *a)
 			 "flood on a busy node (grant CAP_SYS_NICE, or pass --drain-nice 0)",
 			 a->opts.drain_nice, strerror(errno));
 		a->opts.drain_nice = 0;
+	}
+	if (open_kubelet_helper(a, err, sizeof(err))) {
+		log_error("%s", err);
+		return 1;
 	}
 	/* Everything privileged is done, and no other thread exists yet: the
 	 * threads created from here on (drain, endpoints, libuv workers) start
@@ -682,6 +727,7 @@ int main(int argc, char **argv)
 
 	endpoints__stop(a.endpoints);
 	tracker__close(a.tracker);
+	kubelet_proc__free(a.kubelet);
 	control__close(a.control);
 	drain__free(a.drain);
 	loader__free(a.loader);

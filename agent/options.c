@@ -47,6 +47,7 @@ enum {
 	OPT_KUBELET_CA,
 	OPT_KUBELET_INSECURE,
 	OPT_KUBELET_REFRESH,
+	OPT_KUBELET_HELPER,
 	OPT_NODE_NAME,
 	OPT_METRICS_ADDR,
 	OPT_HEALTH_ADDR,
@@ -86,6 +87,7 @@ static const struct option long_opts[] = {
 	{ "kubelet-ca-file", required_argument, NULL, OPT_KUBELET_CA },
 	{ "kubelet-insecure-skip-tls-verify", no_argument, NULL, OPT_KUBELET_INSECURE },
 	{ "kubelet-refresh", required_argument, NULL, OPT_KUBELET_REFRESH },
+	{ "kubelet-helper", required_argument, NULL, OPT_KUBELET_HELPER },
 	{ "node-name", required_argument, NULL, OPT_NODE_NAME },
 	{ "metrics-addr", required_argument, NULL, OPT_METRICS_ADDR },
 	{ "health-addr", required_argument, NULL, OPT_HEALTH_ADDR },
@@ -151,6 +153,8 @@ void agent_options_usage(FILE *out)
 	      "  --kubelet-ca-file FILE     default " SA_DIR "/ca.crt\n"
 	      "  --kubelet-insecure-skip-tls-verify  do not verify the kubelet's certificate\n"
 	      "  --kubelet-refresh SEC      pod list refresh period (default 10)\n"
+	      "  --kubelet-helper PATH      the kubelet client run per refresh (default\n"
+	      "                             kmon-kubelet-get next to kmon-agent)\n"
 	      "  --node-name NAME           default $NODE_NAME, else the host name\n"
 	      "  --classify-cgroup FILE     print how a /proc/<pid>/cgroup file is classified, exit\n"
 	      "Operations:\n"
@@ -450,6 +454,11 @@ static int parse_one(int c, const char *arg, struct agent_options *o, char *err,
 		return 0;
 	case OPT_KUBELET_CA:
 		o->kubelet_ca_file = arg;
+		return 0;
+	case OPT_KUBELET_HELPER:
+		if (!arg[0])
+			return fail(err, errlen, "--kubelet-helper: empty path");
+		o->kubelet_helper = arg;
 		return 0;
 	case OPT_KUBELET_INSECURE:
 		o->kubelet_insecure = true;

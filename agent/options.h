@@ -50,6 +50,7 @@ struct agent_options {
 	const char *kubelet_token_file;
 	const char *kubelet_ca_file;
 	bool kubelet_insecure;
+	const char *kubelet_helper; /* NULL: kmon-kubelet-get next to the agent */
 	double kubelet_refresh;
 	const char *node_name;
 

@@ -21,7 +21,7 @@
 #include "bpf/kmon_event.h"
 #include "k8s/cgroup.h"
 #include "k8s/cgroup_v2.h"
-#include "k8s/kubelet.h"
+#include "agent/kubelet_proc.h"
 #include "k8s/podlist.h"
 #include "shm/common/clock.h"
 #include "shm/meta.h"
@@ -44,7 +44,7 @@ struct scan_work {
 struct pods_work {
 	uv_work_t req;
 	struct tracker *t;
-	struct kubelet *k;
+	struct kubelet_proc *k;
 	char *body;
 	size_t len;
 	long status;
@@ -74,7 +74,7 @@ struct tracker {
 	bool scan_running, kubelet_running, closing;
 	bool scan_failing;
 	int open_handles;
-	struct kubelet *kubelet;
+	struct kubelet_proc *kubelet;
 	double pods_time;       /* monotonic seconds of the last good PodList */
 	double backoff;
 	double last_unknown_refresh;
@@ -353,7 +353,7 @@ static void pods_run(uv_work_t *req)
 	struct timespec a, b;
 
 	clock_gettime(CLOCK_MONOTONIC, &a);
-	w->err = kubelet__get_pods(w->k, &w->body, &w->len, &w->status, w->why, sizeof(w->why));
+	w->err = kubelet_proc__get_pods(w->k, &w->body, &w->len, &w->status, w->why, sizeof(w->why));
 	if (!w->err) {
 		w->pl = podlist__parse(w->body, w->len, 20000, w->why, sizeof(w->why));
 		if (!w->pl)
@@ -479,8 +479,10 @@ struct tracker *tracker__new(const struct tracker_opts *opts)
 	struct tracker *t = calloc(1, sizeof(*t));
 	int r;
 
-	if (!t)
+	if (!t) {
+		kubelet_proc__free(opts->kubelet);
 		return NULL;
+	}
 	t->o = *opts;
 	t->ct = containers__new();
 	t->pods = pod_table__new(POD_GRACE_SEC);
@@ -500,21 +502,8 @@ struct tracker *tracker__new(const struct tracker_opts *opts)
 			 "are tracked from their first event", t->v2.mount,
 			 t->v2.ns_root[0] ? t->v2.ns_root : "/");
 	}
-	if (opts->kubelet_url) {
-		struct kubelet_opts ko = {
-			.sz = sizeof(ko),
-			.url = opts->kubelet_url,
-			.token_file = opts->kubelet_token_file,
-			.ca_file = opts->kubelet_ca_file,
-			.insecure = opts->kubelet_insecure,
-			.timeout_ms = 10000,
-			/* Generous for 1000 pods; a larger answer is refused before it is
-			 * parsed, so a broken or hostile kubelet cannot balloon the agent. */
-			.max_body = 16u << 20,
-		};
-		t->kubelet = kubelet__new(&ko);
-		if (!t->kubelet)
-			goto fail;
+	if (opts->kubelet) {
+		t->kubelet = opts->kubelet;
 		t->st.kubelet_configured = true;
 	}
 	uv_timer_init(opts->loop, &t->scan_timer);
@@ -523,6 +512,7 @@ struct tracker *tracker__new(const struct tracker_opts *opts)
 	t->open_handles = 2;
 	return t;
 fail:
+	kubelet_proc__free(opts->kubelet);
 	pidset__free(t->tracked);
 	pidset__free(t->next);
 	containers__free(t->ct);
@@ -556,7 +546,7 @@ static void unref(struct tracker *t)
 {
 	if (--t->open_handles)
 		return;
-	kubelet__free(t->kubelet);
+	kubelet_proc__free(t->kubelet);
 	pidset__free(t->tracked);
 	pidset__free(t->next);
 	pod_table__free(t->pods);

@@ -17,6 +17,7 @@
 
 struct loader;
 struct fanout;
+struct kubelet_proc;
 struct tracker;
 
 struct tracker_opts {
@@ -27,10 +28,11 @@ struct tracker_opts {
 	const char *proc_root;
 	double rescan_interval; /* seconds; 0 = scan once at start only */
 	uint32_t pid_map_size;
-	const char *kubelet_url; /* NULL = no kubelet */
-	const char *kubelet_token_file;
-	const char *kubelet_ca_file;
-	bool kubelet_insecure;
+	/* The kubelet client (agent/kubelet_proc.h), NULL for none: the tracker
+	 * takes it over, and frees it even when tracker__new fails. kubelet_url
+	 * is what the logs name. */
+	struct kubelet_proc *kubelet;
+	const char *kubelet_url;
 	double kubelet_refresh;
 	const char *node_name;
 	/* Called on the loop thread after each scan and refresh (may be NULL). */

@@ -73,6 +73,7 @@ from report import REPORT, write_readme  # noqa: E402
 
 B = os.environ.get("KMON_BUILD", os.path.join(HERE, "..", "..", "build"))
 AGENT = os.path.join(B, "agent", "kmon-agent")
+KUBELET_GET = os.path.join(B, "agent", "kmon-kubelet-get")
 FORWARD = os.path.join(B, "consumers", "kmon-forward")
 AGGREGATE = os.path.join(B, "consumers", "kmon-aggregate")
 FLOOD = os.path.join(B, "tests", "kmalloc_flood")
@@ -1107,10 +1108,33 @@ def bench_memory(npids, npods, tmp, flood_n, rounds=1):
                        "own_private_mib": round(own / 1024, 2)}
                 row.update({"%s (MiB)" % k: round(v / 1024, 2) for k, v in sorted(comp.items())})
                 row["files_kb"] = files
+                row.update(kubelet_helper_cost(fk, token))
                 rows.append(row)
         finally:
             fk.stop()
     return rows
+
+
+def kubelet_helper_cost(fk, token, n=5):
+    """What the agent's kubelet client costs per PodList refresh now that it
+    is a child (kmon-kubelet-get, agent/kubelet_proc.h): CPU (exec, TLS
+    handshake, the answer), wall time and the child's peak RSS, median of n,
+    against the same stand-in the agent used."""
+    cpu, wall, rss = [], [], []
+    for _ in range(n):
+        t0 = time.monotonic()
+        p = subprocess.Popen([KUBELET_GET, "--url", fk.url(), "--token-file", token,
+                              "--ca-file", fk.ca], stdout=subprocess.DEVNULL)
+        _, st, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(st)
+        if p.returncode:
+            raise RuntimeError("kmon-kubelet-get exited %d" % p.returncode)
+        wall.append((time.monotonic() - t0) * 1e3)
+        cpu.append((ru.ru_utime + ru.ru_stime) * 1e3)
+        rss.append(ru.ru_maxrss / 1024)
+    return {"helper_cpu_ms": round(median(cpu), 2),
+            "helper_wall_ms": round(median(wall), 2),
+            "helper_peak_rss_mib": round(median(rss), 2)}
 
 
 def report_memory(rows):
@@ -1123,6 +1147,13 @@ def report_memory(rows):
         if k.endswith("(MiB)") and "excluded" not in k:
             if max(r.get(k, 0) for r in rows) >= 0.05:
                 REPORT.add("6", "of it: " + k[:-6], "MiB", [r.get(k, 0) for r in rows])
+    if "helper_cpu_ms" in rows[0]:
+        REPORT.add("6", "not in it: the kubelet client, a child per PodList refresh "
+                   "(kmon-kubelet-get, %d pods): CPU per refresh" % rows[0]["pods"], "ms",
+                   [r["helper_cpu_ms"] for r in rows])
+        REPORT.add("6", "the same child's peak RSS, for its %.0f ms of wall time"
+                   % median(r["helper_wall_ms"] for r in rows), "MiB",
+                   [r["helper_peak_rss_mib"] for r in rows])
 
 
 def bench_ring(n):

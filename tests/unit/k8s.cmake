@@ -14,3 +14,8 @@ add_executable(test_cgroup_v2 ${CMAKE_CURRENT_LIST_DIR}/test_cgroup_v2.c)
 target_link_libraries(test_cgroup_v2 PRIVATE kmon_k8s_cgroup PkgConfig::CMOCKA)
 add_test(NAME unit_cgroup_v2 COMMAND test_cgroup_v2)
 set_tests_properties(unit_cgroup_v2 PROPERTIES LABELS unit)
+
+add_executable(test_kubelet_reply ${CMAKE_CURRENT_LIST_DIR}/test_kubelet_reply.c)
+target_link_libraries(test_kubelet_reply PRIVATE kmon_k8s_kubelet_reply PkgConfig::CMOCKA)
+add_test(NAME unit_kubelet_reply COMMAND test_kubelet_reply)
+set_tests_properties(unit_kubelet_reply PROPERTIES LABELS unit)

@@ -133,6 +133,7 @@ static void bad_values(void **state)
 		{ "--rescan-interval", "nan", "--rescan-interval" },
 		{ "--kubelet-url", "ftp://x", "--kubelet-url" },
 		{ "--kubelet-refresh", "0", "--kubelet-refresh" },
+		{ "--kubelet-helper", "", "--kubelet-helper: empty path" },
 		{ "--metrics-addr", "9450", "HOST:PORT" },
 		{ "--health-addr", "9472", "--health-addr" },
 		{ "--history-bytes", "2G", "--history-bytes" },
