@@ -13,7 +13,7 @@ RUN apt-get update \
       cmake make pkg-config gcc clang llvm libbpf-dev bpftool libelf-dev \
       zlib1g-dev libuv1-dev libcurl4-openssl-dev libcjson-dev libmicrohttpd-dev \
       libncurses-dev libsodium-dev \
-      libdeflate-dev libzstd-dev \
+      libdeflate-dev libisal-dev libzstd-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -31,7 +31,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libbpf1 libelf1 zlib1g libuv1 libcurl4 libcjson1 libmicrohttpd12 libncursesw6 libsodium23 \
       ca-certificates \
-      libdeflate0 libzstd1 \
+      libdeflate0 libisal2 libzstd1 \
  && rm -rf /var/lib/apt/lists/* \
  # The control socket's group (the chart's socket.gid) and the agent's user
  # after attach (--run-as 65532:65532), so ps and ls show names.

@@ -3,15 +3,26 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
+#include <isa-l/igzip_lib.h>
 #include <libdeflate.h>
 #include <zstd.h>
+
+/* gzip level 1, the default, is ISA-L's igzip level 1: on kmon's event
+ * lines in 1 MiB batches it took 136 ns per event against libdeflate's 457
+ * at level 1, for 20.7 compressed bytes per event against 21.2 (issue 18,
+ * target 4). Its higher levels are no better than libdeflate's, so levels 2
+ * to 12 stay libdeflate's, for a better ratio. */
+#define ISAL_LEVEL 1
 
 struct compressor {
 	enum compress_codec codec;
 	int level;
-	struct libdeflate_compressor *gz;
+	struct libdeflate_compressor *gz; /* levels 2-12, and level 1's fallback */
+	struct isal_zstream *isal;        /* level 1 */
+	uint8_t *isal_buf;
 	ZSTD_CCtx *zs;
 };
 
@@ -83,6 +94,12 @@ struct compressor *compressor__new(enum compress_codec c, int level)
 	z->level = level;
 	if (c == COMPRESS_GZIP && !(z->gz = libdeflate_alloc_compressor(level)))
 		goto fail;
+	if (c == COMPRESS_GZIP && level == 1) {
+		z->isal = calloc(1, sizeof(*z->isal));
+		z->isal_buf = malloc(ISAL_DEF_LVL1_DEFAULT);
+		if (!z->isal || !z->isal_buf)
+			goto fail;
+	}
 	if (c == COMPRESS_ZSTD) {
 		if (!(z->zs = ZSTD_createCCtx()))
 			goto fail;
@@ -110,8 +127,34 @@ void compressor__free(struct compressor *z)
 		return;
 	if (z->gz)
 		libdeflate_free_compressor(z->gz);
+	free(z->isal);
+	free(z->isal_buf);
 	ZSTD_freeCCtx(z->zs);
 	free(z);
+}
+
+/* One gzip member of in (ISA-L, stateless: no state kept between batches
+ * but the level buffer); 0 when it does not fit cap or ISA-L fails. */
+static size_t isal_gzip(struct compressor *z, const void *in, size_t len, char *out, size_t cap)
+{
+	struct isal_zstream *s = z->isal;
+
+	if (len > UINT32_MAX || cap > UINT32_MAX)
+		return 0;
+	isal_deflate_stateless_init(s);
+	s->level = ISAL_LEVEL;
+	s->level_buf = z->isal_buf;
+	s->level_buf_size = ISAL_DEF_LVL1_DEFAULT;
+	s->gzip_flag = IGZIP_GZIP;
+	s->end_of_stream = 1;
+	s->flush = NO_FLUSH;
+	s->next_in = (uint8_t *)in;
+	s->avail_in = (uint32_t)len;
+	s->next_out = (uint8_t *)out;
+	s->avail_out = (uint32_t)cap;
+	if (isal_deflate_stateless(s) != COMP_OK)
+		return 0;
+	return s->total_out;
 }
 
 int compressor__compress(struct compressor *z, const void *in, size_t len, char **out,
@@ -135,7 +178,13 @@ int compressor__compress(struct compressor *z, const void *in, size_t len, char 
 		return -ENOMEM;
 	switch (z->codec) {
 	case COMPRESS_GZIP:
-		n = libdeflate_gzip_compress(z->gz, in, len, buf, cap);
+		n = z->isal ? isal_gzip(z, in, len, buf, cap) : 0;
+		/* cap is libdeflate's bound, which holds for any input. igzip
+		 * stays within it too (on bytes that do not compress it writes
+		 * stored blocks: tests/unit/test_compress.c), but should it fail
+		 * or overflow, libdeflate writes the batch rather than lose it. */
+		if (!n)
+			n = libdeflate_gzip_compress(z->gz, in, len, buf, cap);
 		if (!n)
 			goto io;
 		break;
