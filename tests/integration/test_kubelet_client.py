@@ -5,7 +5,9 @@ and the one-line reason it gives for each way a kubelet can fail.
 
 One driver process keeps one struct kubelet across requests, so token
 rotation and mode changes are seen by the same client (and its reused
-connection), as in the agent.
+connection), as the library promises. The agent itself makes one client per
+request, in kmon-kubelet-get (agent/kubelet_proc.h; tests/integration/
+test_kubelet.py runs it through the agent).
 """
 import errno
 import os
