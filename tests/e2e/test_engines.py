@@ -211,7 +211,7 @@ class EnginesE2E(unittest.TestCase):
         return out
 
     def events(self, fwd):
-        return [json.loads(l) for l in fwd.output().splitlines() if l.startswith("{")]
+        return [json.loads(l) for l in fwd.lines() if l.startswith("{")]
 
     def exec_event(self, fwd, cid, filename):
         evs = [e for e in self.events(fwd) if e["type"] == "process_exec"

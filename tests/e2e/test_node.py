@@ -41,7 +41,7 @@ class NodeE2E(NodeTestCase):
 
     def events(self, fwd):
         out = []
-        for line in fwd.output().splitlines():
+        for line in fwd.lines():
             try:
                 out.append(json.loads(line))
             except ValueError:

@@ -252,7 +252,7 @@ class UnprivilegedUserTest(unittest.TestCase):
             return False
 
     def annotated(self, fwd, applet, pod, cid):
-        for line in fwd.output().splitlines():
+        for line in fwd.lines():
             e = json.loads(line)
             if (e["type"] == "process_exec" and e["filename"] == "/bin/" + applet
                     and e["pod"] == pod):

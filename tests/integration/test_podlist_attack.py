@@ -80,7 +80,7 @@ class PodListAttack(NodeTestCase):
         # The namespace-filtered consumer gets the normal pod's events, named.
         def shop_execs():
             out = []
-            for line in shop.output().splitlines():
+            for line in shop.lines():
                 e = json.loads(line)
                 if e["type"] == "process_exec" and e["filename"] == "/bin/true":
                     out.append(e)

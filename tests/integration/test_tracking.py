@@ -127,12 +127,9 @@ class Base(unittest.TestCase):
     @staticmethod
     def events(fwd):
         out = []
-        for line in fwd.output().splitlines():
+        for line in fwd.lines():
             if line.startswith("{"):
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    pass  # a line being written right now
+                out.append(json.loads(line))
         return out
 
     def execs(self, fwd, filename, pod=None):

@@ -153,6 +153,12 @@ class Consumer:
         with open(self.out_path, "r", errors="replace") as f:
             return f.read()
 
+    def lines(self):
+        """The output's complete lines: a consumer still running may have its
+        last line half written when the file is read."""
+        out = self.output()
+        return out[:out.rfind("\n") + 1].splitlines()
+
     def wait_for_log(self, text, timeout=20.0):
         wait_for_log(self, "consumer", text, timeout)
 
