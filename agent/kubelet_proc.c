@@ -64,7 +64,7 @@ struct kubelet_proc *kubelet_proc__new(const struct kubelet_proc_opts *o, char *
 		return NULL;
 	}
 	kp->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 10000;
-	kp->max_body = o->max_body;
+	kp->max_body = o->max_body ? o->max_body : (size_t)16 << 20;
 	kp->exe = above_stdio(open(o->helper, O_PATH | O_CLOEXEC));
 	if (kp->exe < 0) {
 		kmon_err__set(err, errlen, 0, "--kubelet-helper %s: %s; kmon-kubelet-get is "
@@ -77,7 +77,7 @@ struct kubelet_proc *kubelet_proc__new(const struct kubelet_proc_opts *o, char *
 		goto fail;
 	}
 	snprintf(kp->timeout_arg, sizeof(kp->timeout_arg), "%ld", kp->timeout_ms);
-	snprintf(kp->max_body_arg, sizeof(kp->max_body_arg), "%zu", o->max_body);
+	snprintf(kp->max_body_arg, sizeof(kp->max_body_arg), "%zu", kp->max_body);
 	kp->helper = strdup(o->helper);
 	kp->url = strdup(o->url);
 	kp->token_file = o->token_file ? strdup(o->token_file) : NULL;

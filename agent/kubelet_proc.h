@@ -27,7 +27,7 @@ struct kubelet_proc_opts {
 	const char *ca_file;    /* NULL: the system trust store */
 	bool insecure;
 	long timeout_ms;        /* the request's; the child gets 5 s more */
-	size_t max_body;
+	size_t max_body;        /* 0: 16 MiB; the reply's body is refused beyond it */
 };
 
 struct kubelet_proc;
