@@ -137,7 +137,10 @@ class HostileHelper(KubeletErrors):
 
     def test_helper_gets_nothing_of_the_agents(self):
         # Records what it was given, then runs the real helper: a wrapper
-        # works, and the pods arrive through it.
+        # works, and the pods arrive through it. A copy of the helper, which
+        # the agent's user can reach wherever the build tree is.
+        real = os.path.join(self.tmp, "kmon-kubelet-get")
+        shutil.copy2(HELPER, real)
         seen = os.path.join(self.tmp, "seen.json")
         h = self.helper("record", """#!/usr/bin/python3
 import json, os, sys
@@ -152,7 +155,7 @@ with open(%r, "w") as f:
                "fds": fds, "argv": sys.argv[1:],
                "caps": [l for l in open("/proc/self/status") if l.startswith("Cap")]}, f)
 os.execv(%r, ["kmon-kubelet-get"] + sys.argv[1:])
-""" % (seen, HELPER))
+""" % (seen, real))
         os.chmod(self.tmp, 0o777)  # the agent's user writes seen.json
         a = self.run_agent("--kubelet-helper", h)
         a.wait_for_log("kubelet %s: 7 pods" % self.fk.url(), timeout=30)
