@@ -23,6 +23,15 @@ struct body {
 	bool too_big;
 };
 
+/* Whether the last transfer's socket was reset or closed under it. */
+static bool dropped(CURL *easy)
+{
+	long e = 0;
+
+	return curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &e) == CURLE_OK &&
+	       (e == ECONNRESET || e == EPIPE);
+}
+
 struct kubelet *kubelet__new(const struct kubelet_opts *o)
 {
 	struct kubelet *k;
@@ -217,6 +226,15 @@ int kubelet__get_pods(struct kubelet *k, char **body_out, size_t *len, long *sta
 		snprintf(err, errlen, "GET %s: no answer within %ld ms", k->pods_url,
 			 k->o.timeout_ms);
 		ret = -ETIMEDOUT;
+	} else if (cc == CURLE_SSL_CONNECT_ERROR && dropped(k->easy)) {
+		/* The peer reset or closed the connection before the handshake
+		 * was done: a kubelet going away (a restart closes its listener
+		 * under connections not yet accepted), not a wrong port. The same
+		 * state as the refusal that usually follows, so one line says it. */
+		snprintf(err, errlen, "GET %s: cannot connect (the connection was dropped during "
+			 "the TLS handshake: %s); is the kubelet running and --kubelet-url right?",
+			 k->pods_url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		ret = -ECONNREFUSED;
 	} else if (cc == CURLE_SSL_CONNECT_ERROR) {
 		/* Not a verdict on the certificate: the handshake itself failed. */
 		snprintf(err, errlen, "GET %s: TLS handshake failed (%s); is --kubelet-url the "

@@ -13,8 +13,10 @@ import errno
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import tempfile
+import threading
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -212,6 +214,35 @@ class KubeletClient(unittest.TestCase):
         r = self.client(url="https://127.0.0.1:%d" % port).get()
         self.assertEqual((r["rc"], r["status"]), (-errno.ECONNREFUSED, 0), r)
         self.assertIn("127.0.0.1", r["err"])
+
+    def test_dropped_during_handshake_is_a_connection_failure(self):
+        # What a client sees while a kubelet restarts: the TCP connection is
+        # taken (it sat in the listen queue) and then reset before the TLS
+        # handshake ends. It is said as the refusal that follows it (one
+        # state, one log line in the agent), not as a wrong port.
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(4)
+
+        def reset_each():
+            while True:
+                try:
+                    c, _ = s.accept()
+                except OSError:
+                    return
+                c.recv(16)  # the start of the ClientHello
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                c.close()  # with linger 0: a reset
+        t = threading.Thread(target=reset_each, daemon=True)
+        t.start()
+        try:
+            r = self.client(url="https://127.0.0.1:%d" % s.getsockname()[1]).get()
+        finally:
+            s.shutdown(socket.SHUT_RDWR)
+            s.close()
+        self.assertEqual((r["rc"], r["status"]), (-errno.ECONNREFUSED, 0), r)
+        self.assertIn("dropped during the TLS handshake", r["err"])
+        self.assertIn("is the kubelet running", r["err"])
 
     def test_pods_file_reread(self):
         c = self.client()
