@@ -169,6 +169,18 @@ def _pid_alive(pid):
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def _execed(pid):
+    """True once pid runs its own program (not runc init, not mid-execve),
+    or has exited."""
+    try:
+        exe = os.readlink("/proc/%d/exe" % pid)
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            cmdline = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return not _pid_alive(pid) or (cmdline != b"" and "runc" not in exe)
+
+
 def _wait(pred, timeout, what):
     deadline = time.monotonic() + timeout
     while not pred():
@@ -318,7 +330,14 @@ class Container:
             _runc(self.node.runc_root, "exec", "-d", "--pid-file", pidfile,
                   self.runc_name, *argv, stdout=out, stderr=out)
         with open(pidfile) as f:
-            return int(f.read().strip())
+            pid = int(f.read().strip())
+        # runc exec -d returns once runc init has the pid, which may still
+        # be inside execve: between the new mm and its argument pages
+        # /proc/<pid>/cmdline reads empty (a CI run saw it). Return once
+        # argv runs, or is already gone.
+        _wait(lambda: _execed(pid), 30,
+              "pid %d to leave runc init for %s" % (pid, argv[0]))
+        return pid
 
     def stop(self):
         """Kill and delete the container; idempotent."""
