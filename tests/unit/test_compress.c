@@ -4,7 +4,9 @@
  * zlib: gzip at level 1 (ISA-L's igzip) and at a libdeflate level, on event
  * lines and on bytes that do not compress (stored blocks, within the output
  * bound compress.c allows), give back exactly the input.
- * zstd and the real receivers are covered end to end by
+ * zstd at its fast levels (a smaller hash table than the level's own) and
+ * at a higher level, decoded by libzstd, give back exactly the input too.
+ * The real receivers are covered end to end by
  * tests/integration/test_forward_codecs.py.
  */
 #include <setjmp.h>
@@ -17,6 +19,7 @@
 
 #include <cmocka.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "consumers/forward/compress.h"
 
@@ -109,11 +112,56 @@ static void gzip_on_bytes_that_do_not_compress(void **state)
 	free(in);
 }
 
+static void unzstd_equals(const char *zs, size_t zs_len, const char *want, size_t want_len)
+{
+	char *out = malloc(want_len + 16);
+	size_t n;
+
+	assert_non_null(out);
+	n = ZSTD_decompress(out, want_len + 16, zs, zs_len);
+	assert_false(ZSTD_isError(n));
+	assert_int_equal(n, want_len);
+	assert_memory_equal(out, want, want_len);
+	free(out);
+}
+
+static void zstd_round_trip(int level, const char *in, size_t len)
+{
+	struct compressor *z = compressor__new(COMPRESS_ZSTD, level);
+	char *out = NULL;
+	size_t n = 0;
+
+	assert_non_null(z);
+	assert_int_equal(compressor__compress(z, in, len, &out, &n), 0);
+	unzstd_equals(out, n, in, len);
+	free(out);
+	assert_int_equal(compressor__compress(z, in, len / 2, &out, &n), 0);
+	unzstd_equals(out, n, in, len / 2);
+	free(out);
+	compressor__free(z);
+}
+
+static void zstd_levels_on_event_lines_and_noise(void **state)
+{
+	size_t len;
+	char *in = event_lines(&len), *rnd = noise(1 << 20);
+
+	(void)state;
+	zstd_round_trip(1, in, len);
+	zstd_round_trip(-5, in, len);
+	zstd_round_trip(6, in, len);
+	zstd_round_trip(1, rnd, 1 << 20);
+	zstd_round_trip(1, rnd, 1);
+	free(in);
+	free(rnd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(gzip_levels_on_event_lines),
 		cmocka_unit_test(gzip_on_bytes_that_do_not_compress),
+		cmocka_unit_test(zstd_levels_on_event_lines_and_noise),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
