@@ -742,6 +742,7 @@ def bench_forward(n, micro, rounds=None):
                      "sent": sum(x["sent"] for x in xs) if xs[0]["sent"] is not None else None,
                      "cpu_ns_per_event": round(ns, 1),
                      "spread": "%.0f..%.0f" % (min(x["ns"] for x in xs), max(x["ns"] for x in xs)),
+                     "rounds_ns": [round(x["ns"], 1) for x in xs],
                      "vs_baseline": round(ns / base_ns, 3) if base_ns else None,
                      # what this consumer adds over reading the ring alone
                      "over_checksum_ns": round(ns - floor, 1),
@@ -1234,8 +1235,10 @@ def report_forward(rows):
         r = fw.get("forward-http-" + codec)
         if not r:
             continue
+        # Each round's figure, so the report shows the spread (older results
+        # files kept only the median).
         REPORT.add("4", "kmon-forward CPU per event, HTTP sink, %s" % codec, "ns/event",
-                   r["cpu_ns_per_event"],
+                   r.get("rounds_ns") or r["cpu_ns_per_event"],
                    baselines=base["cpu_ns_per_event"] if base else None,
                    baseline_what="older forward, zlib" if base else "", limit=400,
                    on="figure", note="%s bytes/event" % r.get("http_bytes_per_event"))
