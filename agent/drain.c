@@ -121,12 +121,12 @@ static void *drain_main(void *arg)
 			if (evs[i].data.fd == d->stop_fd)
 				stop = true;
 		/* While records flow, poll every 10 ms and tell the programs so:
-		 * they then wake us only each time 1024 more records wait (a wake-up
-		 * costs far more than a record). When a pass finds nothing, leave
-		 * polling mode, then look once more for records that came in while
-		 * producers still thought we were polling. Never sleep long: two
-		 * records submitted at once on two CPUs can both see a backlog and
-		 * both skip the wake-up. */
+		 * they then wake us only each time an eighth of the ring waits
+		 * (a wake-up costs far more than a record). When a pass finds
+		 * nothing, leave polling mode, then look once more for records
+		 * that came in while producers still thought we were polling.
+		 * Never sleep long: two records submitted at once on two CPUs can
+		 * both see a backlog and both skip the wake-up. */
 		if (consume_batch(d)) {
 			set_polling(d, 1);
 			timeout = 10;
