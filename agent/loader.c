@@ -240,7 +240,7 @@ struct loader *loader__new(const struct loader_opts *opts, char *err, size_t err
 	 * events/s flood). Each wake-up is a self-IPI from the producing CPU,
 	 * a VM exit: at 64 records they were about a tenth of a tracked kmalloc
 	 * loop's time on a 2-vCPU guest, and at 1024 still 5% (issue 18,
-	 * target 1: 6,704 against 6,340 ns per iteration with none). */
+	 * target 1: 6,434 against 6,070 ns per iteration with none). */
 	l->skel->rodata->wake_bytes = opts->ringbuf_size / 8;
 	ret = choose_programs(l->skel, opts->classic_tracepoints, opts->event_mask, err, errlen);
 	if (ret)
