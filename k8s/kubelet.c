@@ -226,26 +226,24 @@ int kubelet__get_pods(struct kubelet *k, char **body_out, size_t *len, long *sta
 		snprintf(err, errlen, "GET %s: no answer within %ld ms", k->pods_url,
 			 k->o.timeout_ms);
 		ret = -ETIMEDOUT;
-	} else if (cc == CURLE_SSL_CONNECT_ERROR && dropped(k->easy)) {
-		/* The peer reset or closed the connection before the handshake
-		 * was done: a kubelet going away (a restart closes its listener
-		 * under connections not yet accepted), not a wrong port. The same
-		 * state as the refusal that usually follows, so one line says it. */
-		snprintf(err, errlen, "GET %s: cannot connect (the connection was dropped during "
-			 "the TLS handshake: %s); is the kubelet running and --kubelet-url right?",
-			 k->pods_url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
-		ret = -ECONNREFUSED;
+	} else if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+		   (cc == CURLE_SSL_CONNECT_ERROR && dropped(k->easy))) {
+		/* A reset or close before the handshake was done is a kubelet
+		 * going away (a restart closes its listener under connections not
+		 * yet accepted), not a wrong port: the same state as the refusal
+		 * that usually follows, so one line says it. */
+		snprintf(err, errlen, "GET %s: cannot connect (%s%s); is the kubelet running and "
+			 "--kubelet-url right?", k->pods_url,
+			 cc == CURLE_SSL_CONNECT_ERROR ? "the connection was dropped during the "
+							 "TLS handshake: " : "",
+			 errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		ret = cc == CURLE_COULDNT_RESOLVE_HOST ? -EHOSTUNREACH : -ECONNREFUSED;
 	} else if (cc == CURLE_SSL_CONNECT_ERROR) {
 		/* Not a verdict on the certificate: the handshake itself failed. */
 		snprintf(err, errlen, "GET %s: TLS handshake failed (%s); is --kubelet-url the "
 			 "kubelet's HTTPS port?", k->pods_url,
 			 errbuf[0] ? errbuf : curl_easy_strerror(cc));
 		ret = -EPROTO;
-	} else if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST) {
-		snprintf(err, errlen, "GET %s: cannot connect (%s); is the kubelet running and "
-			 "--kubelet-url right?", k->pods_url,
-			 errbuf[0] ? errbuf : curl_easy_strerror(cc));
-		ret = cc == CURLE_COULDNT_CONNECT ? -ECONNREFUSED : -EHOSTUNREACH;
 	} else if (cc != CURLE_OK) {
 		snprintf(err, errlen, "GET %s: %s", k->pods_url,
 			 errbuf[0] ? errbuf : curl_easy_strerror(cc));
