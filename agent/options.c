@@ -41,6 +41,7 @@ enum {
 	OPT_PROC_ROOT,
 	OPT_RESCAN,
 	OPT_DRAIN_NICE,
+	OPT_DRAIN_RT_PRIORITY,
 	OPT_RUN_AS,
 	OPT_KUBELET_URL,
 	OPT_KUBELET_TOKEN,
@@ -81,6 +82,7 @@ static const struct option long_opts[] = {
 	{ "proc-root", required_argument, NULL, OPT_PROC_ROOT },
 	{ "rescan-interval", required_argument, NULL, OPT_RESCAN },
 	{ "drain-nice", required_argument, NULL, OPT_DRAIN_NICE },
+	{ "drain-rt-priority", required_argument, NULL, OPT_DRAIN_RT_PRIORITY },
 	{ "run-as", required_argument, NULL, OPT_RUN_AS },
 	{ "kubelet-url", required_argument, NULL, OPT_KUBELET_URL },
 	{ "kubelet-token-file", required_argument, NULL, OPT_KUBELET_TOKEN },
@@ -122,6 +124,10 @@ void agent_options_usage(FILE *out)
 	      "  --drain-nice N             nice value of the drain thread, -20..0 (default -15):\n"
 	      "                             under a flood it gets the CPU before the kernel ring\n"
 	      "                             overflows; needs CAP_SYS_NICE, else stays 0 with a warning\n"
+	      "  --drain-rt-priority N      0 (default) or 1..99: run the drain thread SCHED_FIFO at\n"
+	      "                             this priority, so a busy CPU cannot hold it back a\n"
+	      "                             scheduler slice; needs CAP_SYS_NICE, else --drain-nice\n"
+	      "                             alone with a warning\n"
 	      "  --run-as UID:GID           user and group the agent becomes once attached, with\n"
 	      "                             no capability and no supplementary group (default\n"
 	      "                             65532:65532; needs CAP_SETUID, CAP_SETGID, CAP_SETPCAP)\n"
@@ -239,6 +245,7 @@ static void set_defaults(struct agent_options *o)
 	o->proc_root = "/proc";
 	o->rescan_interval = 2.0;
 	o->drain_nice = -15;
+	o->drain_rt_priority = 0; /* opt-in: a real-time thread on every node is a surprise */
 	/* Like distroless' nonroot; the chart's socket group is the same gid. */
 	o->run_uid = 65532;
 	o->run_gid = 65532;
@@ -417,6 +424,19 @@ static int parse_one(int c, const char *arg, struct agent_options *o, char *err,
 		if (errno || end == arg || *end || n < -20 || n > 0)
 			return fail(err, errlen, "--drain-nice: '%s' is not a whole number from -20 to 0", arg);
 		o->drain_nice = (int)n;
+		return 0;
+	}
+	case OPT_DRAIN_RT_PRIORITY: {
+		char *end;
+		long n;
+
+		errno = 0;
+		n = strtol(arg, &end, 10);
+		if (errno || end == arg || *end || n < 0 || n > 99)
+			return fail(err, errlen,
+				    "--drain-rt-priority: '%s' is not a whole number from 0 (off) to 99",
+				    arg);
+		o->drain_rt_priority = (int)n;
 		return 0;
 	}
 	case OPT_RUN_AS: {

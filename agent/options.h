@@ -44,6 +44,7 @@ struct agent_options {
 	const char *proc_root;
 	double rescan_interval; /* seconds; 0 = no scanning */
 	int drain_nice;         /* -20..0 */
+	int drain_rt_priority;  /* 0: off; 1..99: the drain is SCHED_FIFO at it */
 	uid_t run_uid;          /* --run-as: who the agent is once attached */
 	gid_t run_gid;
 	const char *kubelet_url; /* NULL: no kubelet */

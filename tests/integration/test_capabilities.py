@@ -11,8 +11,9 @@ a runc container started after the switch is found by the /proc rescan, its
 events reach a consumer that attaches after the switch, annotated through a
 kubelet whose rotated token the agent reads as that user, and SIGTERM stops
 it. A process of the agent's own uid cannot read its memory, a consumer cannot
-signal it. With SYS_NICE the drain thread alone runs at --drain-nice; without
-it the agent says so and works at nice 0.
+signal it. With SYS_NICE the drain thread alone runs at --drain-nice, and with
+--drain-rt-priority it alone is SCHED_FIFO; without SYS_NICE the agent says so
+and works at nice 0, SCHED_OTHER.
 """
 import json
 import os
@@ -80,6 +81,19 @@ def thread_nices(pid):
     return out
 
 
+def thread_policies(pid):
+    """{thread name: set of (policy, rt priority)}: /proc/<pid>/task/<tid>/stat
+    fields 41 and 40 (0 SCHED_OTHER, 1 SCHED_FIFO)."""
+    out = {}
+    for task in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, task)) as f:
+            name = f.read().strip()
+        with open("/proc/%d/task/%s/stat" % (pid, task)) as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # fields[0] is field 3
+        out.setdefault(name, set()).add((int(fields[38]), int(fields[37])))
+    return out
+
+
 def cap_lines(pid):
     out = {}
     for task in os.listdir("/proc/%d/task" % pid):
@@ -140,6 +154,54 @@ class CapabilitiesTest(unittest.TestCase):
         self.assertEqual(nices["kmon-drain"], {0})
         self.assertIn("--drain-nice -15: Permission denied", a.log())
         self.assertIn("grant CAP_SYS_NICE", a.log())
+
+    def test_drain_rt_priority_makes_the_drain_alone_sched_fifo(self):
+        caps = chart_caps()
+        sock = os.path.join(tempfile.mkdtemp(), "kmon.sock")
+        a = Agent(limited(caps)[0], limited(caps)[1:] + [AGENT, "--scope", "all",
+                                                         "--rescan-interval", "0", "--print",
+                                                         "--drain-rt-priority", "7",
+                                                         "--run-as", "%d:%d" % (RUN_UID, RUN_GID),
+                                                         "--socket", sock])
+        try:
+            a.wait_attached()
+            pols = thread_policies(a.proc.pid)
+            nices = thread_nices(a.proc.pid)
+            marker = os.path.join(tempfile.mkdtemp(), "kmon-rt-marker")
+            os.symlink("/bin/true", marker)
+            subprocess.run([marker], check=True)
+
+            def printed():
+                with open(a.out_path) as f:
+                    return marker in f.read()
+            wait_for(printed, 10, "the exec event, with the drain SCHED_FIFO")
+        finally:
+            a.stop()
+        self.assertTrue(any(e["type"] == "process_exec" and e["filename"] == marker
+                            for e in a.events()))
+        self.assertEqual(pols.pop("kmon-drain"), {(1, 7)}, "drain not SCHED_FIFO at 7")
+        self.assertEqual(set().union(*pols.values()), {(0, 0)},
+                         "threads other than the drain left real-time: %s" % pols)
+        self.assertEqual(nices.pop("kmon-drain"), {-15})
+        self.assertEqual(set().union(*nices.values()), {0})
+        self.assertIn("drain thread: SCHED_FIFO priority 7", a.log())
+
+    def test_drain_rt_priority_without_sys_nice_says_why(self):
+        caps = [c for c in chart_caps() if c != "sys_nice"]
+        sock = os.path.join(tempfile.mkdtemp(), "kmon.sock")
+        a = Agent(limited(caps)[0], limited(caps)[1:] + [AGENT, "--scope", "all",
+                                                         "--rescan-interval", "0",
+                                                         "--drain-rt-priority", "7",
+                                                         "--run-as", "%d:%d" % (RUN_UID, RUN_GID),
+                                                         "--socket", sock])
+        try:
+            a.wait_attached()
+            pols = thread_policies(a.proc.pid)
+        finally:
+            a.stop()
+        self.assertEqual(set().union(*pols.values()), {(0, 0)})
+        self.assertIn("--drain-rt-priority 7: Operation not permitted", a.log())
+        self.assertIn("the drain runs at nice 0 instead", a.log())
 
     def test_each_missing_capability_is_named(self):
         caps = chart_caps()

@@ -36,6 +36,7 @@ static void defaults(void **state)
 	assert_int_equal(o.sample_every, 1);
 	assert_int_equal(o.live_map_size, 262144);
 	assert_int_equal(o.drain_nice, -15);
+	assert_int_equal(o.drain_rt_priority, 0);
 	assert_int_equal(o.run_uid, 65532);
 	assert_int_equal(o.run_gid, 65532);
 	assert_null(o.socket_group);
@@ -120,6 +121,9 @@ static void bad_values(void **state)
 		{ "--drain-nice", "5", "from -20 to 0" },
 		{ "--drain-nice", "-21", "from -20 to 0" },
 		{ "--drain-nice", "-5x", "'-5x'" },
+		{ "--drain-rt-priority", "100", "from 0 (off) to 99" },
+		{ "--drain-rt-priority", "-1", "from 0 (off) to 99" },
+		{ "--drain-rt-priority", "5x", "'5x'" },
 		{ "--sample", "ten", "--sample" },
 		{ "--pid-map-size", "1", "--pid-map-size" },
 		{ "--pid", "-5", "--pid" },
