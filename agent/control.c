@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include "agent/control.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -523,17 +524,54 @@ static int clear_stale(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/* The first entry of the directory fd other than ., .. and keep (the
+ * socket's own name) into name; 0 when there is none, -errno when it
+ * cannot be read. fd stays open. */
+static int other_entry(int fd, const char *keep, char *name, size_t namelen)
+{
+	struct dirent *d;
+	DIR *dir;
+	int dfd, ret = 0;
+
+	dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	dir = fdopendir(dfd);
+	if (!dir) {
+		ret = -errno;
+		close(dfd);
+		return ret;
+	}
+	errno = 0;
+	while ((d = readdir(dir))) {
+		if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, "..") || !strcmp(d->d_name, keep))
+			continue;
+		snprintf(name, namelen, "%s", d->d_name);
+		ret = 1;
+		break;
+	}
+	if (!ret && errno)
+		ret = -errno;
+	closedir(dir);
+	return ret;
+}
+
 /* The socket's directory: the agent's own, mode 0750, group gid, so only the
  * agent can add, remove or rename entries in it and only the group can reach
  * the socket. An existing directory is taken over only if the agent already
- * owns it (a directory someone else made could hold anything). */
+ * owns it (a directory someone else made could hold anything) and it holds
+ * nothing but the socket (a previous agent's): taking over a shared one
+ * would shut every other user out of it, as `--socket /tmp/kmon.sock` once
+ * did to /tmp (mode 0750, the agent's group) and `/run/kmon.sock` would to
+ * /run. A directory made for it, or a volume mounted for it (the chart's),
+ * is empty the first time. */
 static int secure_dir(const char *path, gid_t gid, char *err, size_t errlen)
 {
-	char dir[KMON_PROTO_PATH_MAX], parent[KMON_PROTO_PATH_MAX + 4];
+	char dir[KMON_PROTO_PATH_MAX], parent[KMON_PROTO_PATH_MAX + 4], name[256];
 	struct statx sd, sp;
 	struct stat st;
 	char *slash;
-	int fd;
+	int fd, other;
 
 	snprintf(dir, sizeof(dir), "%s", path);
 	slash = strrchr(dir, '/');
@@ -562,6 +600,19 @@ static int secure_dir(const char *path, gid_t gid, char *err, size_t errlen)
 		snprintf(err, errlen, "--socket: directory %s belongs to uid %u, not to the agent "
 			 "(uid %u): remove it or choose another path", dir, (unsigned)st.st_uid,
 			 (unsigned)geteuid());
+		close(fd);
+		return -1;
+	}
+	other = other_entry(fd, slash + 1, name, sizeof(name));
+	if (other) {
+		if (other > 0)
+			snprintf(err, errlen, "--socket: directory %s holds other files (%s): the "
+				 "agent makes its socket's directory its own (mode 0750, its group), "
+				 "which would shut others out of them; give the socket a directory of "
+				 "its own, e.g. /run/kmon/kmon.sock", dir, name);
+		else
+			snprintf(err, errlen, "--socket: cannot list directory %s: %s", dir,
+				 strerror(-other));
 		close(fd);
 		return -1;
 	}

@@ -60,7 +60,7 @@ class Soak(unittest.TestCase):
                                      "containers": [c]} for i, c in enumerate(cs)]), f)
         fk = FakeKubelet(os.path.join(tmp, "kubelet"), pods, token).start()
         port = fk.port
-        sock = os.path.join(tmp, "kmon.sock")
+        sock = os.path.join(tmp, "sock", "kmon.sock")  # a directory of its own
         # ASan's quarantine would make RSS grow to its cap: keep it small so
         # "flat" means flat.
         env = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") +

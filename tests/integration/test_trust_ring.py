@@ -27,7 +27,7 @@ import unittest
 import urllib.request
 
 from agentproc import Consumer, NOBODY
-from kmoncase import KmonTestCase
+from kmoncase import AGENT, KmonTestCase
 from servers import free_port
 
 FLOOD = os.environ.get("KMON_FLOOD", "kmalloc_flood")
@@ -588,6 +588,29 @@ class TrustRingTest(KmonTestCase):
         self.consumers.append(c)
         c.wait_for_log("attached to")
         self.stop_agent(a)
+
+    def test_a_shared_directory_is_not_taken_over(self):
+        # `--socket /tmp/kmon.sock` once made /tmp mode 0750 and the agent's
+        # group: every other user of the machine lost /tmp. A directory that
+        # holds anything but the socket is refused, and left as it was.
+        shared = os.path.join(self.tmp, "shared")
+        os.mkdir(shared)
+        os.chmod(shared, 0o1777)
+        with open(os.path.join(shared, "someone-elses-file"), "w"):
+            pass
+        before = os.stat(shared)
+        out = subprocess.run([AGENT, "--scope", "all", "--rescan-interval", "0",
+                              "--socket", os.path.join(shared, "kmon.sock"),
+                              "--socket-group", "nogroup"],
+                             capture_output=True, text=True, timeout=120)
+        self.assertNotEqual(out.returncode, 0, out.stderr)
+        self.assertIn("--socket: directory %s holds other files (someone-elses-file)" % shared,
+                      out.stderr)
+        self.assertIn("give the socket a directory of its own", out.stderr)
+        after = os.stat(shared)
+        self.assertEqual((after.st_mode, after.st_uid, after.st_gid),
+                         (before.st_mode, before.st_uid, before.st_gid))
+        self.assertFalse(os.path.exists(os.path.join(shared, "kmon.sock")))
 
     def test_impostor_descriptors_are_refused_without_crashing(self):
         for kind, wait, why in (("wrong-size", "not a kmon ring", "bytes, expected"),

@@ -57,7 +57,9 @@ class Agent:
         os.chmod(self.dir, 0o755)
         args = list(args)
         if "--socket" not in args:
-            self.socket = os.path.join(self.dir, "kmon.sock")
+            # A directory of its own (the agent takes it over, and refuses
+            # one that holds other files, like this one's logs).
+            self.socket = os.path.join(self.dir, "sock", "kmon.sock")
             args += ["--socket", self.socket, "--socket-group", "nogroup"]
         else:
             self.socket = args[args.index("--socket") + 1]
