@@ -43,3 +43,6 @@ add_executable(bench_slab_flood ${CMAKE_CURRENT_LIST_DIR}/bench_slab_flood.c)
 # addrmask__apply vs the record copy alone, and JSON with names vs hex.
 add_executable(bench_addrmask ${CMAKE_CURRENT_LIST_DIR}/bench_addrmask.c)
 target_link_libraries(bench_addrmask PRIVATE kmon_agent_core kmon_event_json)
+# The README region's generator (no timing: a unit test of the report).
+add_test(NAME unit_bench_report COMMAND ${KMON_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/test_report.py)
+set_tests_properties(unit_bench_report PROPERTIES LABELS unit)

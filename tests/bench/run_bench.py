@@ -1440,6 +1440,9 @@ def main():
     ap.add_argument("--plots", help="directory for the PNG plots (default: beside --out)")
     ap.add_argument("--note", default="", help="a sentence for the README region's header "
                     "(how the run went: load, sections left out)")
+    ap.add_argument("--sole-header", action="store_true",
+                    help="with --only and --write-readme: this run's header replaces the "
+                    "region's earlier ones (its --note says where every kept row is from)")
     ap.add_argument("--report-from", metavar="JSON",
                     help="no run: the report of a saved results file")
     ap.add_argument("--write-readme", metavar="README",
@@ -1575,6 +1578,7 @@ def main():
     if a.write_readme:
         # --only: this run's rows go into the region beside the earlier ones.
         write_readme(a.write_readme, md, pngs, partial=bool(a.only), rows=REPORT.rows,
+                     sole_header=a.sole_header,
                      header="%s `run_bench.py%s%s` on %s, kernel %s, %s." % (
                          "Rows of" if a.only else "Generated from",
                          " --short" if s else "", " --only " + a.only if a.only else "",

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""The README's generated cost region (tests/bench/report.py), as a partial
+run (--only --write-readme) rewrites it: the rows that run measured again
+replace theirs, figure by figure (a note in parentheses may differ), every
+other row stays; the run's header joins the earlier ones, or with
+--sole-header takes their place; nothing outside the markers changes."""
+import os
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import BEGIN, END, write_readme  # noqa: E402
+
+HEAD = "| target | figure | value | baseline | ratio | spread (rounds) | goal | result |\n" \
+       "|---|---|---|---|---|---|---|---|\n"
+OLD = ("# kmon\n\nbefore\n\n" + BEGIN + "\n\n"
+       "Generated from `run_bench.py` on 2026-11-29 23:53 UTC, kernel k, 2 vCPUs. Old note.\n\n"
+       + HEAD +
+       "| 1 | loop (0 kernel drops) | 8,834 ns/iter | 7,941 bpftrace | 1.113 | (5) "
+       "| ratio <= 1.1 | **miss** |\n"
+       "| 7 | first drop, 1 consumer | 1,345,528 events/s |  |  | (1) |  | info |\n"
+       + END + "\n\nafter\n")
+NEW = (HEAD + "| 1 | loop (1 kernel drops) | 5,805 ns/iter | 6,140 bpftrace | 0.944 | (5) "
+       "| ratio <= 1.1 | **pass** |\n")
+HEADER = "Rows of `run_bench.py --only kernel` on 2026-11-30 02:30 UTC, kernel k, 2 vCPUs. New."
+
+
+class MergedRegionTest(unittest.TestCase):
+    def rewrite(self, sole):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "README.md")
+            with open(path, "w") as f:
+                f.write(OLD)
+            write_readme(path, NEW, None, header=HEADER, partial=True,
+                         rows=[{"target": "1", "what": "loop"}], sole_header=sole)
+            with open(path) as f:
+                return f.read()
+
+    def test_rows_measured_again_replace_theirs_the_rest_stay(self):
+        out = self.rewrite(False)
+        self.assertNotIn("8,834", out)
+        self.assertIn("| 1 | loop (1 kernel drops) | 5,805 ns/iter", out)
+        self.assertIn("| 7 | first drop, 1 consumer | 1,345,528 events/s", out)
+        self.assertLess(out.index("| 1 | loop"), out.index("| 7 | first drop"))
+        self.assertTrue(out.startswith("# kmon\n\nbefore\n\n" + BEGIN))
+        self.assertTrue(out.endswith(END + "\n\nafter\n"))
+
+    def test_header_joins_the_earlier_ones(self):
+        out = self.rewrite(False)
+        self.assertIn("Old note.", out)
+        self.assertIn("New.", out)
+        self.assertLess(out.index("Old note."), out.index("New."))
+
+    def test_sole_header_replaces_them(self):
+        out = self.rewrite(True)
+        self.assertNotIn("Old note.", out)
+        self.assertEqual(out.count("`run_bench.py"), 1)
+        self.assertIn(HEADER, out)
+        self.assertIn("| 7 | first drop, 1 consumer", out)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
