@@ -623,8 +623,8 @@ static int run(struct agent *a)
 	}
 	/* Opt-in: the drain as a real-time thread. At any nice value a fair-class
 	 * thread can wait a scheduler slice or two behind the busy threads on
-	 * its CPU (8 ms in target 2's two-thread flood on 2 vCPUs); a SCHED_FIFO
-	 * one runs as soon as it wakes (0.3 ms there). The drain sleeps between
+	 * its CPU (5-8 ms in target 2's two-thread flood on 2 vCPUs); a
+	 * SCHED_FIFO one runs as soon as it wakes (0.3-0.45 ms there). The drain sleeps between
 	 * passes, so it takes no more CPU than at nice -15, and the kernel's RT
 	 * throttling (sched_rt_runtime_us) bounds it all the same. Set after
 	 * the kubelet helper is forked, which must not inherit it, inherited by

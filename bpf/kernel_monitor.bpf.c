@@ -160,7 +160,7 @@ int BPF_PROG(kmon_timer_exit) { irq_leave(); return 0; }
  * The running task's cgroup v2 id and comm. Where the kernel has
  * bpf_get_current_task_btf() (5.11+) its task_struct is a trusted pointer
  * and both are plain loads: the helpers they replace (strscpy_pad for the
- * comm, an RCU section around the cgroup walk) were 31-67 ns of each
+ * comm, an RCU section around the cgroup walk) were 35-68 ns of each
  * allocator program's run, 5% of target 1's loop. The values are the same:
  * bpf_get_current_cgroup_id() is task_dfl_cgroup(current)->kn->id, read
  * here under the RCU read section the tracepoint already holds, and the

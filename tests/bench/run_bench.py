@@ -977,14 +977,16 @@ def report_first_drop(rows):
         for x, y in r["agent_cpu_ns_per_event_by_rate"]:
             REPORT.point("cost_vs_rate", "agent CPU, %d consumer%s" % (
                 r["consumers"], "s" if r["consumers"] > 1 else ""), x, y)
+        # One name whatever the outcome (a partial run replaces a README row
+        # by its name): the outcome is in the note.
+        what = "event rate of the first kernel drop, %d consumer%s" % (
+            r["consumers"], "s" if r["consumers"] > 1 else "")
         if r["first_drop_at_events_per_s"]:
-            REPORT.add("7", "first kernel drop, %d consumer%s" % (r["consumers"],
-                       "s" if r["consumers"] > 1 else ""), "events/s",
-                       r["first_drop_at_events_per_s"], note=r["offered_at_first_drop"])
+            REPORT.add("7", what, "events/s", r["first_drop_at_events_per_s"],
+                       note="dropped at this rate, offered %s" % r["offered_at_first_drop"])
         else:
-            REPORT.add("7", "no kernel drop up to flat out, %d consumer%s" % (
-                r["consumers"], "s" if r["consumers"] > 1 else ""), "events/s",
-                r["highest_events_per_s_without_drop"], note="flood's ceiling on 2 vCPUs")
+            REPORT.add("7", what, "events/s", r["highest_events_per_s_without_drop"],
+                       note="none: no drop up to this rate, the flood's ceiling on 2 vCPUs")
 
 
 def smaps_components(pid, history_bytes, detail=None):
@@ -1157,9 +1159,11 @@ def report_memory(rows):
         REPORT.add("6", "not in it: the kubelet client, a child per PodList refresh "
                    "(kmon-kubelet-get, %d pods): CPU per refresh" % rows[0]["pods"], "ms",
                    [r["helper_cpu_ms"] for r in rows])
-        REPORT.add("6", "the same child's peak RSS, for its %.0f ms of wall time"
-                   % median(r["helper_wall_ms"] for r in rows), "MiB",
-                   [r["helper_peak_rss_mib"] for r in rows])
+        # Measured figures go in the note: a partial run replaces a README
+        # row by its name, which must not change from run to run.
+        REPORT.add("6", "the same child's peak RSS", "MiB",
+                   [r["helper_peak_rss_mib"] for r in rows],
+                   note="for its %.0f ms of wall time" % median(r["helper_wall_ms"] for r in rows))
 
 
 def bench_ring(n):
