@@ -634,7 +634,9 @@ static int run(struct agent *a)
 
 		if (sched_setscheduler(0, SCHED_FIFO, &sp)) {
 			log_warn("--drain-rt-priority %d: %s; the drain runs at nice %d instead "
-				 "(grant CAP_SYS_NICE, or pass --drain-rt-priority 0)",
+				 "(it needs CAP_SYS_NICE and, on kernels with CONFIG_RT_GROUP_SCHED, "
+				 "real-time time for the agent's cgroup, cpu.rt_runtime_us; or pass "
+				 "--drain-rt-priority 0)",
 				 a->opts.drain_rt_priority, strerror(errno), a->opts.drain_nice);
 			a->opts.drain_rt_priority = 0;
 		}

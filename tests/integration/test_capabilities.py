@@ -203,6 +203,35 @@ class CapabilitiesTest(unittest.TestCase):
         self.assertIn("--drain-rt-priority 7: Operation not permitted", a.log())
         self.assertIn("the drain runs at nice 0 instead", a.log())
 
+    def test_drain_rt_priority_without_rt_time_for_the_cgroup_says_why(self):
+        # Kernels with CONFIG_RT_GROUP_SCHED (this project's test kernel has
+        # it) give a new cpu cgroup no real-time time: a pod's, by default.
+        # There even CAP_SYS_NICE cannot make the drain SCHED_FIFO.
+        root = "/sys/fs/cgroup/cpu"
+        if not os.path.exists(os.path.join(root, "cpu.rt_runtime_us")):
+            self.skipTest("no cgroup v1 cpu hierarchy with RT group scheduling here")
+        cg = os.path.join(root, "kmon-rt-%d" % os.getpid())
+        os.mkdir(cg)
+        self.addCleanup(os.rmdir, cg)
+        with open(os.path.join(cg, "cpu.rt_runtime_us")) as f:
+            self.assertEqual(f.read().strip(), "0")
+        sock = os.path.join(tempfile.mkdtemp(), "kmon.sock")
+        a = Agent("/bin/sh", ["-c", 'echo $$ > "$0" && exec "$@"',
+                              os.path.join(cg, "cgroup.procs")] +
+                  limited(chart_caps()) + [AGENT, "--scope", "all", "--rescan-interval", "0",
+                                           "--drain-rt-priority", "7",
+                                           "--run-as", "%d:%d" % (RUN_UID, RUN_GID),
+                                           "--socket", sock])
+        try:
+            a.wait_attached()
+            pols = thread_policies(a.proc.pid)
+        finally:
+            a.stop()
+        self.assertEqual(set().union(*pols.values()), {(0, 0)})
+        self.assertIn("--drain-rt-priority 7: Operation not permitted; the drain runs at "
+                      "nice -15 instead", a.log())
+        self.assertIn("cpu.rt_runtime_us", a.log())
+
     def test_each_missing_capability_is_named(self):
         caps = chart_caps()
         for missing in ("bpf", "perfmon"):
