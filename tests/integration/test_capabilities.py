@@ -155,28 +155,37 @@ class CapabilitiesTest(unittest.TestCase):
         self.assertIn("--drain-nice -15: Permission denied", a.log())
         self.assertIn("grant CAP_SYS_NICE", a.log())
 
-    def test_drain_rt_priority_makes_the_drain_alone_sched_fifo(self):
-        caps = chart_caps()
+    def run_agent(self, caps, extra, during=None, wrap=()):
+        """The agent as the chart runs it (only caps, --run-as), plus extra
+        arguments, started through wrap; once attached: (agent, its threads'
+        policies, their nice values), after during(agent) if given."""
         sock = os.path.join(tempfile.mkdtemp(), "kmon.sock")
-        a = Agent(limited(caps)[0], limited(caps)[1:] + [AGENT, "--scope", "all",
-                                                         "--rescan-interval", "0", "--print",
-                                                         "--drain-rt-priority", "7",
-                                                         "--run-as", "%d:%d" % (RUN_UID, RUN_GID),
-                                                         "--socket", sock])
+        argv = list(wrap) + limited(caps) + [
+            AGENT, "--scope", "all", "--rescan-interval", "0", "--socket", sock,
+            "--run-as", "%d:%d" % (RUN_UID, RUN_GID)] + list(extra)
+        a = Agent(argv[0], argv[1:])
         try:
             a.wait_attached()
-            pols = thread_policies(a.proc.pid)
-            nices = thread_nices(a.proc.pid)
-            marker = os.path.join(tempfile.mkdtemp(), "kmon-rt-marker")
-            os.symlink("/bin/true", marker)
+            pols, nices = thread_policies(a.proc.pid), thread_nices(a.proc.pid)
+            if during:
+                during(a)
+        finally:
+            a.stop()
+        return a, pols, nices
+
+    def test_drain_rt_priority_makes_the_drain_alone_sched_fifo(self):
+        marker = os.path.join(tempfile.mkdtemp(), "kmon-rt-marker")
+        os.symlink("/bin/true", marker)
+
+        def exec_seen(a):
             subprocess.run([marker], check=True)
 
             def printed():
                 with open(a.out_path) as f:
                     return marker in f.read()
             wait_for(printed, 10, "the exec event, with the drain SCHED_FIFO")
-        finally:
-            a.stop()
+        a, pols, nices = self.run_agent(chart_caps(), ["--print", "--drain-rt-priority", "7"],
+                                        exec_seen)
         self.assertTrue(any(e["type"] == "process_exec" and e["filename"] == marker
                             for e in a.events()))
         self.assertEqual(pols.pop("kmon-drain"), {(1, 7)}, "drain not SCHED_FIFO at 7")
@@ -187,18 +196,8 @@ class CapabilitiesTest(unittest.TestCase):
         self.assertIn("drain thread: SCHED_FIFO priority 7", a.log())
 
     def test_drain_rt_priority_without_sys_nice_says_why(self):
-        caps = [c for c in chart_caps() if c != "sys_nice"]
-        sock = os.path.join(tempfile.mkdtemp(), "kmon.sock")
-        a = Agent(limited(caps)[0], limited(caps)[1:] + [AGENT, "--scope", "all",
-                                                         "--rescan-interval", "0",
-                                                         "--drain-rt-priority", "7",
-                                                         "--run-as", "%d:%d" % (RUN_UID, RUN_GID),
-                                                         "--socket", sock])
-        try:
-            a.wait_attached()
-            pols = thread_policies(a.proc.pid)
-        finally:
-            a.stop()
+        a, pols, _ = self.run_agent([c for c in chart_caps() if c != "sys_nice"],
+                                    ["--drain-rt-priority", "7"])
         self.assertEqual(set().union(*pols.values()), {(0, 0)})
         self.assertIn("--drain-rt-priority 7: Operation not permitted", a.log())
         self.assertIn("the drain runs at nice 0 instead", a.log())
@@ -215,18 +214,10 @@ class CapabilitiesTest(unittest.TestCase):
         self.addCleanup(os.rmdir, cg)
         with open(os.path.join(cg, "cpu.rt_runtime_us")) as f:
             self.assertEqual(f.read().strip(), "0")
-        sock = os.path.join(tempfile.mkdtemp(), "kmon.sock")
-        a = Agent("/bin/sh", ["-c", 'echo $$ > "$0" && exec "$@"',
-                              os.path.join(cg, "cgroup.procs")] +
-                  limited(chart_caps()) + [AGENT, "--scope", "all", "--rescan-interval", "0",
-                                           "--drain-rt-priority", "7",
-                                           "--run-as", "%d:%d" % (RUN_UID, RUN_GID),
-                                           "--socket", sock])
-        try:
-            a.wait_attached()
-            pols = thread_policies(a.proc.pid)
-        finally:
-            a.stop()
+        a, pols, _ = self.run_agent(
+            chart_caps(), ["--drain-rt-priority", "7"],
+            wrap=["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"',
+                  os.path.join(cg, "cgroup.procs")])
         self.assertEqual(set().union(*pols.values()), {(0, 0)})
         self.assertIn("--drain-rt-priority 7: Operation not permitted; the drain runs at "
                       "nice -15 instead", a.log())
