@@ -170,19 +170,30 @@ int BPF_PROG(kmon_timer_exit) { irq_leave(); return 0; }
  */
 #define HAVE_TASK_BTF bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)
 
+static __always_inline __u64 task_cgroup_id(struct task_struct *t)
+{
+	return t->cgroups->dfl_cgrp->kn->id;
+}
+
 static __always_inline __u64 current_cgroup_id(void)
 {
 	if (HAVE_TASK_BTF)
-		return bpf_get_current_task_btf()->cgroups->dfl_cgrp->kn->id;
+		return task_cgroup_id(bpf_get_current_task_btf());
 	return bpf_get_current_cgroup_id();
 }
 
-static __always_inline void current_comm(char dst[KMON_COMM_LEN])
+/* An event's cgroup_id and comm: the task looked up once for both. */
+static __always_inline void fill_task(struct kmon_event *e)
 {
-	if (HAVE_TASK_BTF)
-		__builtin_memcpy(dst, bpf_get_current_task_btf()->comm, KMON_COMM_LEN);
-	else
-		bpf_get_current_comm(dst, KMON_COMM_LEN);
+	if (HAVE_TASK_BTF) {
+		struct task_struct *t = bpf_get_current_task_btf();
+
+		e->cgroup_id = task_cgroup_id(t);
+		__builtin_memcpy(e->comm, t->comm, KMON_COMM_LEN);
+	} else {
+		e->cgroup_id = bpf_get_current_cgroup_id();
+		bpf_get_current_comm(e->comm, KMON_COMM_LEN);
+	}
 }
 
 static __always_inline void count(__u32 idx)
@@ -303,8 +314,7 @@ static __always_inline void fill_common(struct kmon_event *e, __u32 type, __u64 
 	e->version = KMON_EVENT_VERSION;
 	e->flags = 0;
 	e->size = 0;
-	e->cgroup_id = current_cgroup_id();
-	current_comm(e->comm);
+	fill_task(e);
 	e->container_key = key;
 	e->reserved = 0;
 }
