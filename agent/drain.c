@@ -12,14 +12,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <bpf/libbpf.h>
-
+#include "agent/kring.h"
 #include "bpf/event_util.h"
 #include "shm/common/clock.h"
 
 struct drain {
 	struct drain_opts opts;
-	struct ring_buffer *rb;
+	struct kring *kr;
 	int stop_fd;
 	int epfd;
 	pthread_t thread;
@@ -45,9 +44,9 @@ static void bump_max(_Atomic uint64_t *m, uint64_t v)
 		;
 }
 
-/* Under a flood libbpf 1.1's ring_buffer__consume() only returns once the
- * ring is empty, which may be never; so a batch ends every DRAIN_BATCH_MAX
- * records too, and consumers see records while the flood goes on. */
+/* A batch is at most DRAIN_BATCH_MAX records: under a flood the ring may
+ * never be empty, and consumers see records while the flood goes on. Its
+ * space goes back to the programs at the end of each batch (kring.h). */
 #define DRAIN_BATCH_MAX 256
 
 static void end_batch(struct drain *d)
@@ -64,32 +63,34 @@ static void end_batch(struct drain *d)
 	d->batch_len = 0;
 }
 
-static int on_sample(void *ctx, void *data, size_t len)
+static void on_sample(void *ctx, const void *data, uint32_t len)
 {
 	struct drain *d = ctx;
 	struct kmon_event ev;
 
 	if (kmon_event_decode(data, len, &ev)) {
 		atomic_fetch_add_explicit(&d->invalid, 1, memory_order_relaxed);
-		return 0;
+		return;
 	}
 	atomic_fetch_add_explicit(&d->events[ev.event_type], 1, memory_order_relaxed);
 	d->opts.on_event(d->opts.ctx, &ev);
-	if (++d->batch_len >= DRAIN_BATCH_MAX)
-		end_batch(d);
-	return 0;
+	d->batch_len++;
 }
 
+/* Batches until the ring is empty. True when it read anything. */
 static bool consume_batch(struct drain *d)
 {
-	int n;
+	unsigned n, total = 0;
 
 	d->batch_t0 = kmon_clock__ns();
-	d->batch_len = 0;
-	n = ring_buffer__consume(d->rb);
-	if (d->batch_len)
-		end_batch(d);
-	return n > 0;
+	do {
+		d->batch_len = 0;
+		n = kring__consume(d->kr, DRAIN_BATCH_MAX, on_sample, d);
+		if (d->batch_len)
+			end_batch(d);
+		total += n;
+	} while (n == DRAIN_BATCH_MAX);
+	return total > 0;
 }
 
 static void set_polling(struct drain *d, uint32_t on)
@@ -157,18 +158,18 @@ struct drain *drain__start(const struct drain_opts *opts)
 	d->opts = *opts;
 	d->stop_fd = -1;
 	d->epfd = -1;
-	d->rb = ring_buffer__new(opts->ringbuf_fd, on_sample, d, NULL);
-	if (!d->rb)
+	d->kr = kring__open(opts->ringbuf_fd);
+	if (!d->kr)
 		goto fail;
 	d->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (d->stop_fd < 0)
 		goto fail;
-	/* Our own epoll set: the ring buffer's fd plus a stop eventfd, so stopping
-	 * needs no timeout polling. */
+	/* Our own epoll set: the ring buffer's map plus a stop eventfd, so
+	 * stopping needs no timeout polling. */
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (d->epfd < 0)
 		goto fail;
-	ev.data.fd = ring_buffer__epoll_fd(d->rb);
+	ev.data.fd = kring__fd(d->kr);
 	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev))
 		goto fail;
 	ev.data.fd = d->stop_fd;
@@ -212,7 +213,7 @@ void drain__free(struct drain *d)
 	if (!d)
 		return;
 	drain__stop(d);
-	ring_buffer__free(d->rb);
+	kring__free(d->kr);
 	if (d->stop_fd >= 0)
 		close(d->stop_fd);
 	if (d->epfd >= 0)

@@ -58,8 +58,9 @@
  *    file description never leaves the agent; a full queue gives EAGAIN
  *    (a wake-up is already pending), a shut-down peer EPIPE; neither
  *    blocks, and the consumer cannot change our end's flags or buffer.
- *  - libbpf ring_buffer__poll / epoll_wait: on descriptors only the agent
- *    holds (the BPF ring map, the drain's stop eventfd).
+ *  - the BPF ring buffer's mappings (agent/kring.h) and epoll_wait: on
+ *    descriptors only the agent holds (the BPF ring map, the drain's stop
+ *    eventfd).
  *  - the fan-out mutex: shared only with the agent's control thread, which
  *    holds it for bounded, non-blocking work (attach/detach, metadata,
  *    stats); no consumer-controlled syscall runs under it.
