@@ -71,10 +71,16 @@ static uint64_t mix(uint64_t h, uint64_t v)
 
 static void check_unique(struct tc *t, const struct kmon_event *ev, uint64_t seq, bool replay)
 {
-	uint64_t h = mix(mix(mix(mix(ev->timestamp, ev->tid), ev->event_type), ev->size),
-			 ev->data.mem.ptr) | 1;
-	uint32_t i = (uint32_t)(h >> 32) & (DUP_SLOTS - 1);
+	uint64_t h;
+	uint32_t i;
 
+	/* The identity hash only where it is used: hashing every event of a
+	 * flood after the window cost this consumer as much as reading it. */
+	if (!t->dump && (!t->seen || t->n_seen >= DUP_CHECK))
+		return;
+	h = mix(mix(mix(mix(ev->timestamp, ev->tid), ev->event_type), ev->size),
+		ev->data.mem.ptr) | 1;
+	i = (uint32_t)(h >> 32) & (DUP_SLOTS - 1);
 	if (t->dump) {
 		uint64_t rec[2] = { h, seq | (replay ? 1ull << 63 : 0) };
 
