@@ -162,8 +162,13 @@ class Report:
             title, xl, yl = PLOTS.get(plot, (plot, "x", "y"))
             fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
             for name, pts in sorted(series.items()):
-                pts = sorted(pts)
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+                # Rounds give several points per x: every one is drawn, the
+                # line joins their medians (joining them in turn zigzags).
+                xs = sorted(set(p[0] for p in pts))
+                line = ax.plot(xs, [median(p[1] for p in pts if p[0] == x) for x in xs],
+                               marker="_", label=name)
+                ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=14,
+                           color=line[0].get_color())
             ax.set_title(title)
             ax.set_xlabel(xl)
             ax.set_ylabel(yl)
