@@ -7,11 +7,12 @@
  * Why not libbpf's ring_buffer__consume(): it stores the consumer position
  * after every record. Every BPF program reads that position when it
  * reserves a record (and kmon's again to decide on a wake-up), so under a
- * flood each store turned the producers' next reads into cache misses on
- * every CPU: __bpf_ringbuf_reserve was 20% of a flooding process's time.
- * Here the position is stored once per call, after up to `max` records
- * (the drain's batch), which frees their space a batch later: 256 records
- * of a ring of tens of thousands.
+ * flood each store can make the producers' next read of it a cache miss,
+ * and the drain pays a store per record. Here the position is stored once
+ * per call, after up to `max` records (the drain's batch), which frees
+ * their space a batch later: 256 records of a ring of tens of thousands.
+ * Measured under a two-thread flood: 4-6 ns less drain CPU per event, the
+ * flood 1-2% faster.
  *
  * One thread reads a ring: the consumer position is its alone.
  */

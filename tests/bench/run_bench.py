@@ -490,8 +490,9 @@ def bench_fanout_pairs(n, tmp, pairs):
     """Target 5, side by side: on one agent, pairs of floods back to back, one
     read by 1 consumer and one by 4 (fresh consumers each time, as in
     bench_fanout), the order alternating from pair to pair. This host's flood
-    rate jumps between two levels for seconds at a time (its 2 vCPUs' shared
-    BPF ring lock costs more or less as the host places them), so a ratio
+    rate jumps between two levels for seconds at a time (its two threads on
+    different CPUs at both; perf shows the programs' reserve in the shared
+    BPF ring at 8% of all CPU samples at one and 20% at the other), so a ratio
     is only fair between floods seconds apart; each pair gives one, with the
     1-consumer rate that shows which level it ran at. Events/s per consumer
     are the agent's own count of what it delivered to each ring (its detach
