@@ -432,6 +432,16 @@ def bench_exec(n, tmp, rounds):
     return rows
 
 
+def reading_consumer(a, name):
+    """The benchmarks' consumer: testconsumer reading and checksumming every
+    record from a 16 MiB ring, SCHED_BATCH like kmon-forward and
+    kmon-aggregate; returned once attached."""
+    c = Consumer([TC, "--socket", a.socket, "--name", name, "--ring-size", str(16 << 20),
+                  "--sched-batch"])
+    c.wait_for_log("attached to")
+    return c
+
+
 def bench_fanout(n, tmp, rate=None):
     """0/1/2/4 consumers (16 MiB rings, checksumming) fed by a kmalloc flood
     on both CPUs: flat out (rate None: the flood, the drain and the consumers
@@ -442,13 +452,7 @@ def bench_fanout(n, tmp, rate=None):
     for k in (0, 1, 2, 4):
         a = Agent(AGENT, ["--scope", "all", "--rescan-interval", "0"])
         a.wait_attached()
-        cs = []
-        for i in range(k):
-            # SCHED_BATCH like kmon-forward and kmon-aggregate
-            c = Consumer([TC, "--socket", a.socket, "--name", "c%d" % i, "--ring-size",
-                          str(16 << 20), "--sched-batch"])
-            c.wait_for_log("attached to")
-            cs.append(c)
+        cs = [reading_consumer(a, "c%d" % i) for i in range(k)]
         cpu0 = proc_cpu(a.proc.pid)
         ccpu0 = sum(proc_cpu(c.proc.pid) for c in cs)
         t0 = time.perf_counter()
@@ -502,15 +506,9 @@ def bench_fanout_pairs(n, tmp, pairs):
     seq = [0]
 
     def phase(k):
-        names, cs = [], []
-        for _ in range(k):
-            name = "pair%d" % seq[0]
-            seq[0] += 1
-            c = Consumer([TC, "--socket", a.socket, "--name", name, "--ring-size",
-                          str(16 << 20), "--sched-batch"])
-            c.wait_for_log("attached to")
-            names.append(name)
-            cs.append(c)
+        names = ["pair%d" % (seq[0] + i) for i in range(k)]
+        seq[0] += k
+        cs = [reading_consumer(a, name) for name in names]
         t0 = time.perf_counter()
         subprocess.run([FLOOD, str(n), "2"], check=True, stdout=subprocess.DEVNULL)
         secs = time.perf_counter() - t0
@@ -569,9 +567,7 @@ def bench_attach(secs, tmp):
             a = Agent(binary, ["--scope", "all", "--rescan-interval", "0",
                                "--max-ring-size", "16M", "--history-bytes", "8M"] + extra)
             a.wait_attached()
-            c = Consumer([TC, "--socket", a.socket, "--name", "steady", "--ring-size",
-                          str(16 << 20), "--sched-batch"])
-            c.wait_for_log("attached to")
+            c = reading_consumer(a, "steady")
             flood = subprocess.Popen([FLOOD, str(10 ** 12), "2"], stdout=subprocess.DEVNULL)
             n, rtts, end = 0, [], time.monotonic() + secs
             try:

@@ -95,6 +95,17 @@ static void on_rec(void *ctx, const void *data, uint32_t len)
 	r->next = k + 1;
 }
 
+/* A reader of the test ring with nothing left in it from earlier tests. */
+static struct kring *open_empty(void)
+{
+	struct kring *kr = kring__open(bpf_map__fd(skel->maps.rb));
+	struct reader leftovers = { 0 };
+
+	assert_non_null(kr);
+	kring__consume(kr, 100000, on_rec, &leftovers);
+	return kr;
+}
+
 /* 400 rounds of 20 records (~1 KiB) through a 4 KiB ring: ~100 laps, so
  * records land across the end of the data area again and again. */
 static void records_in_order_across_laps(void **state)
@@ -126,14 +137,12 @@ static void records_in_order_across_laps(void **state)
 /* Discarded records are skipped: not passed on, not counted against max. */
 static void discarded_records_are_skipped(void **state)
 {
-	struct kring *kr = kring__open(bpf_map__fd(skel->maps.rb));
+	struct kring *kr = open_empty();
 	struct reader r = { .discard_every = 3 };
 	uint64_t k = 0;
 	unsigned got = 0;
 
 	(void)state;
-	assert_non_null(kr);
-	kring__consume(kr, 100000, on_rec, &(struct reader){ 0 }); /* earlier tests' leftovers */
 	r.next = 1; /* 0 is a multiple of 3: discarded */
 	for (int round = 0; round < 100; round++) {
 		struct args a = write_records(k, 30, 3);
@@ -157,14 +166,12 @@ static void discarded_records_are_skipped(void **state)
  * programs' again once the call returns. */
 static void a_call_reads_max_and_frees_their_space(void **state)
 {
-	struct kring *kr = kring__open(bpf_map__fd(skel->maps.rb));
+	struct kring *kr = open_empty();
 	struct reader r = { 0 };
 	struct args a;
 	unsigned total = 0, written;
 
 	(void)state;
-	assert_non_null(kr);
-	kring__consume(kr, 100000, on_rec, &(struct reader){ 0 });
 	a = write_records(0, 400, 0);
 	assert_true(a.full > 0); /* 400 records do not fit in 4 KiB */
 	written = a.written;
