@@ -111,10 +111,10 @@ static void peer_close(struct peer *p, const char *why)
 	if (p->id) {
 		if (!fanout__detach(c->o.fanout, p->id, &st))
 			log_info("consumer %u '%s' (uid %u pid %d) detached: %s; produced %llu "
-				 "delivered %llu lost %llu",
+				 "delivered %llu lost %llu wakeups %llu",
 				 p->id, p->name, (unsigned)p->cred.uid, (int)p->cred.pid, why,
 				 (unsigned long long)st.produced, (unsigned long long)st.delivered,
-				 (unsigned long long)st.lost);
+				 (unsigned long long)st.lost, (unsigned long long)st.wakeups);
 	} else {
 		if (p->state == PEER_HELLO)
 			c->pending--;

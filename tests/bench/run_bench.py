@@ -139,6 +139,20 @@ def proc_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def threads_cpu(pid):
+    """CPU seconds pid's live threads have run, to the nanosecond (their
+    schedstat): proc_cpu counts in clock ticks, 10 ms here, too coarse for a
+    flood of a second. Threads that exited are not in it."""
+    total = 0
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
+                total += int(f.read().split()[0])
+        except FileNotFoundError:
+            pass
+    return total / 1e9
+
+
 def in_cgroup(procs, argv, fifo=None):
     """argv run by a shell that first moves itself into every cgroup.procs
     file given (and, with fifo, waits for a line on it before exec)."""
@@ -435,9 +449,12 @@ def bench_exec(n, tmp, rounds):
 def reading_consumer(a, name):
     """The benchmarks' consumer: testconsumer reading and checksumming every
     record from a 16 MiB ring, SCHED_BATCH like kmon-forward and
-    kmon-aggregate; returned once attached."""
+    kmon-aggregate; returned once attached. Without the tests' duplicate
+    check: its table took a cache miss per event for a fresh consumer's first
+    512K events (70-85 ns per record over a 0.8M-event flood against 11-14
+    for a consumer past them), which four fresh consumers paid four times."""
     c = Consumer([TC, "--socket", a.socket, "--name", name, "--ring-size", str(16 << 20),
-                  "--sched-batch"])
+                  "--sched-batch", "--no-dup-check"])
     c.wait_for_log("attached to")
     return c
 
@@ -509,10 +526,13 @@ def bench_fanout_pairs(n, tmp, pairs):
         names = ["pair%d" % (seq[0] + i) for i in range(k)]
         seq[0] += k
         cs = [reading_consumer(a, name) for name in names]
+        cpu0 = [threads_cpu(a.proc.pid)] + [threads_cpu(c.proc.pid) for c in cs]
         t0 = time.perf_counter()
         subprocess.run([FLOOD, str(n), "2"], check=True, stdout=subprocess.DEVNULL)
         secs = time.perf_counter() - t0
         time.sleep(0.5)  # the drain's last batches
+        cpu = [threads_cpu(p) - c0 for p, c0 in
+               zip([a.proc.pid] + [c.proc.pid for c in cs], cpu0)]
         for c in cs:
             c.stop()
         logs = []
@@ -523,8 +543,15 @@ def bench_fanout_pairs(n, tmp, pairs):
             if not a.consumer_log(name):
                 raise RuntimeError("no detach line for consumer %s" % name)
             logs.append(a.consumer_log(name)[-1])
-        return {"per_consumer": sum(x["delivered"] for x in logs) / k / secs,
-                "lost": sum(x["lost"] for x in logs), "secs": secs}
+        # Where the CPU of more consumers goes: the agent's per event (what
+        # each consumer was offered) and each consumer's per record it read,
+        # over the flood and the drain's last batches.
+        offered = sum(x["delivered"] + x["lost"] for x in logs) / k
+        delivered = sum(x["delivered"] for x in logs)
+        return {"per_consumer": delivered / k / secs,
+                "lost": sum(x["lost"] for x in logs), "secs": secs,
+                "agent_ns": cpu[0] / offered * 1e9 if offered else None,
+                "consumer_ns": sum(cpu[1:]) / delivered * 1e9 if delivered else None}
 
     rows = []
     try:
@@ -539,7 +566,11 @@ def bench_fanout_pairs(n, tmp, pairs):
                          "events_per_s_1": round(one["per_consumer"]),
                          "events_per_s_per_consumer_4": round(four["per_consumer"]),
                          "ratio": round(four["per_consumer"] / one["per_consumer"], 3),
-                         "lost_1": one["lost"], "lost_4": four["lost"]})
+                         "lost_1": one["lost"], "lost_4": four["lost"],
+                         "agent_ns_per_event_1": one["agent_ns"],
+                         "agent_ns_per_event_4": four["agent_ns"],
+                         "consumer_ns_per_record_1": one["consumer_ns"],
+                         "consumer_ns_per_record_4": four["consumer_ns"]})
     finally:
         a.stop()
     kd = sum(a.totals["kernel_dropped"].values()) if a.totals else None
@@ -1250,14 +1281,45 @@ def report_fanout(flat, paced, pairs=None):
     lost = sum(r["lost"] for r in flat if r["consumers"] == 4)
     if pairs:
         one = [r["events_per_s_1"] for r in pairs]
-        four = [r["events_per_s_per_consumer_4"] for r in pairs]
         kd = pairs[0]["kernel_dropped_all_pairs"] or 0
         lost = sum(r["lost_4"] for r in pairs)
+        # This host's flood runs at one of two speeds for seconds at a time
+        # (bench_fanout_pairs), and the median over a mix of pairs at either
+        # lands wherever the mix puts it. The goal is judged where extra
+        # consumers cost the most: the pairs whose 1-consumer flood ran at
+        # the top speed (within 10% of the run's fastest); a host with one
+        # speed has every pair there. The rest are shown beside it.
+        top = max(one)
+        fast = [r for r in pairs if r["events_per_s_1"] >= 0.9 * top]
+        slow = [r for r in pairs if r["events_per_s_1"] < 0.9 * top]
         REPORT.add("5", "events/s per consumer, 4 consumers, two-thread flood, floods back to "
-                   "back on one agent", "events/s", four, baselines=one,
-                   baseline_what="1 consumer", limit=0.95, on="ratio", cmp=">=",
-                   note="%d kernel drops, %d lost; 1-consumer rates %s-%s events/s"
-                   % (kd, lost, "{:,}".format(min(one)), "{:,}".format(max(one))))
+                   "back on one agent, pairs whose 1-consumer flood ran at the top speed",
+                   "events/s", [r["events_per_s_per_consumer_4"] for r in fast],
+                   baselines=[r["events_per_s_1"] for r in fast], baseline_what="1 consumer",
+                   limit=0.95, on="ratio", cmp=">=",
+                   note="%d kernel drops, %d lost in all %d pairs; 1-consumer rates %s-%s "
+                   "events/s" % (kd, lost, len(pairs), "{:,}".format(min(one)),
+                                 "{:,}".format(top)))
+        if slow:
+            REPORT.add("5", "the same, pairs whose 1-consumer flood ran slower (below 90% of "
+                       "the top speed)", "events/s",
+                       [r["events_per_s_per_consumer_4"] for r in slow],
+                       baselines=[r["events_per_s_1"] for r in slow],
+                       baseline_what="1 consumer")
+        # Why the figure above is what it is: on 2 vCPUs every nanosecond the
+        # agent and the consumers spend per event is taken from the flood.
+        # (Results saved before these columns existed report without them.)
+        cost = [r for r in pairs if r.get("agent_ns_per_event_4") is not None]
+        if cost:
+            REPORT.add("5", "agent CPU per event, 4 consumers (in the pairs above)", "ns",
+                       [r["agent_ns_per_event_4"] for r in cost],
+                       baselines=[r["agent_ns_per_event_1"] for r in cost],
+                       baseline_what="1 consumer")
+            REPORT.add("5", "each consumer's CPU per record it read, 4 consumers (in the "
+                       "pairs above)", "ns", [r["consumer_ns_per_record_4"] for r in cost],
+                       baselines=[r["consumer_ns_per_record_1"] for r in cost],
+                       baseline_what="1 consumer",
+                       note="testconsumer checksumming every record, SCHED_BATCH")
     elif one and four:
         REPORT.add("5", "events/s per consumer, 4 consumers, two-thread flood", "events/s",
                    four, baselines=one, baseline_what="1 consumer", limit=0.95, on="ratio",

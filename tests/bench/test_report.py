@@ -3,14 +3,18 @@
 run (--only --write-readme) rewrites it: the rows that run measured again
 replace theirs, figure by figure (a note in parentheses may differ), every
 other row stays; the run's header joins the earlier ones, or with
---sole-header takes their place; nothing outside the markers changes."""
+--sole-header takes their place; nothing outside the markers changes.
+And target 5's judgement (run_bench.report_fanout): on the pairs whose
+1-consumer flood ran at the top speed, whatever the rest did."""
 import os
+from statistics import median
 import sys
 import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import BEGIN, END, write_readme  # noqa: E402
+from report import BEGIN, END, REPORT, write_readme  # noqa: E402
+import run_bench  # noqa: E402
 
 HEAD = "| target | figure | value | baseline | ratio | spread (rounds) | goal | result |\n" \
        "|---|---|---|---|---|---|---|---|\n"
@@ -58,6 +62,41 @@ class MergedRegionTest(unittest.TestCase):
         self.assertEqual(out.count("`run_bench.py"), 1)
         self.assertIn(HEADER, out)
         self.assertIn("| 7 | first drop, 1 consumer", out)
+
+
+def pair(one, four):
+    return {"events_per_s_1": one, "events_per_s_per_consumer_4": four, "lost_4": 0,
+            "kernel_dropped_all_pairs": 0}
+
+
+class FanoutJudgementTest(unittest.TestCase):
+    def rows(self, pairs):
+        REPORT.rows.clear()
+        run_bench.report_fanout([], [], pairs)
+        return [r for r in REPORT.rows if r["target"] == "5"]
+
+    def test_two_speeds_judged_at_the_top_one(self):
+        # Pairs at the slow speed pass by far; the top-speed pairs miss, and
+        # so does the goal, though the median of all eight would pass.
+        pairs = [pair(2600000, 2300000), pair(1650000, 2300000),
+                 pair(2550000, 2290000), pair(1640000, 1620000),
+                 pair(2580000, 2320000), pair(1660000, 1640000),
+                 pair(1700000, 2310000), pair(1620000, 1600000)]
+        self.assertGreater(median(p["events_per_s_per_consumer_4"] / p["events_per_s_1"]
+                                  for p in pairs), 0.95)
+        rows = self.rows(pairs)
+        goal, slower = rows[0], rows[1]
+        self.assertEqual(goal["rounds"], 3)
+        self.assertAlmostEqual(goal["ratio"], 2290000 / 2550000, places=3)
+        self.assertEqual(goal["result"], "miss")
+        self.assertEqual(slower["rounds"], 5)
+        self.assertEqual(slower["result"], "info")
+
+    def test_one_speed_every_pair_judged(self):
+        rows = self.rows([pair(2000000 + i * 10000, 1950000) for i in range(6)])
+        self.assertEqual(rows[0]["rounds"], 6)
+        self.assertEqual(rows[0]["result"], "pass")
+        self.assertEqual(len(rows), 1)
 
 
 if __name__ == "__main__":
