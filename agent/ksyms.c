@@ -14,6 +14,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "shm/common/fdio.h"
 #include "shm/common/log.h"
 #include "ksyms_iter.skel.h"
 
@@ -281,24 +282,6 @@ static int by_addr(const void *a, const void *b)
 	return x->name < y->name ? -1 : x->name > y->name;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * F_SEAL_WRITE first waits for the kernel's own extra references to the
  * pages just written to go (a page still queued in another CPU's LRU batch
@@ -369,8 +352,10 @@ static int build(struct ksyms *k, struct collect *c)
 	k->memfd = memfd_create("kmon-symbols", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (k->memfd < 0)
 		goto out;
-	if (write_all(k->memfd, &h, sizeof(h)) || write_all(k->memfd, ents, n * sizeof(*ents)) ||
-	    write_all(k->memfd, c->pool, h.strings_len))
+	/* errno stays the failed write's (the caller reports it). */
+	if (kmon_fd__write_all(k->memfd, &h, sizeof(h), NULL) ||
+	    kmon_fd__write_all(k->memfd, ents, n * sizeof(*ents), NULL) ||
+	    kmon_fd__write_all(k->memfd, c->pool, h.strings_len, NULL))
 		goto out;
 	/* Sealed for good: nobody, the agent included, can change what a
 	 * consumer validated. */

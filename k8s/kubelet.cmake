@@ -7,7 +7,7 @@ target_link_libraries(kmon_k8s_podlist PUBLIC kmon_err PkgConfig::CJSON)
 
 add_library(kmon_k8s_kubelet_reply STATIC ${CMAKE_CURRENT_LIST_DIR}/kubelet_reply.c)
 target_include_directories(kmon_k8s_kubelet_reply PUBLIC ${PROJECT_SOURCE_DIR})
-target_link_libraries(kmon_k8s_kubelet_reply PUBLIC kmon_err)
+target_link_libraries(kmon_k8s_kubelet_reply PUBLIC kmon_err kmon_fdio)
 
 add_library(kmon_k8s_kubelet STATIC ${CMAKE_CURRENT_LIST_DIR}/kubelet.c)
 target_include_directories(kmon_k8s_kubelet PUBLIC ${PROJECT_SOURCE_DIR})

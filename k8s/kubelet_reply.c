@@ -9,26 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shm/common/fdio.h"
 #include "shm/err.h"
-
-
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-
-	while (n) {
-		ssize_t w = write(fd, c, n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
 
 int kubelet_reply__write(int fd, int rc, long status, const char *err, const char *body,
 			 size_t len)
@@ -43,11 +25,11 @@ int kubelet_reply__write(int fd, int rc, long status, const char *err, const cha
 	h.err_len = (uint32_t)elen;
 	h.status = status;
 	h.body_len = rc || !body ? 0 : len;
-	r = write_all(fd, &h, sizeof(h));
+	r = kmon_fd__write_all(fd, &h, sizeof(h), NULL);
 	if (!r && elen)
-		r = write_all(fd, err, elen);
+		r = kmon_fd__write_all(fd, err, elen, NULL);
 	if (!r && h.body_len)
-		r = write_all(fd, body, len);
+		r = kmon_fd__write_all(fd, body, len, NULL);
 	return r;
 }
 

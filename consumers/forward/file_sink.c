@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include "consumers/forward/sink.h"
+#include "shm/common/fdio.h"
 
 #define BUF_BYTES (256u * 1024)
 
@@ -33,27 +34,18 @@ struct file_sink {
 
 static int fs_write_all(struct file_sink *f)
 {
-	size_t off = 0;
-	ssize_t n;
+	size_t done;
+	int r = kmon_fd__write_all(f->fd, f->buf, f->len, &done);
 
-	while (off < f->len) {
-		n = write(f->fd, f->buf + off, f->len - off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			/* A reader that went away (EPIPE) or a full disk: count and go on. */
-			f->st.dropped += f->buffered_lines;
-			f->len = 0;
-			f->buffered_lines = 0;
-			return -errno;
-		}
-		off += (size_t)n;
-		f->size += (uint64_t)n;
-	}
-	f->st.sent += f->buffered_lines;
+	f->size += done;
+	/* A reader that went away (EPIPE) or a full disk: count and go on. */
+	if (r)
+		f->st.dropped += f->buffered_lines;
+	else
+		f->st.sent += f->buffered_lines;
 	f->len = 0;
 	f->buffered_lines = 0;
-	return 0;
+	return r;
 }
 
 /* path.N, or path.N.gz once compressed. */

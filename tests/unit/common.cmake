@@ -11,6 +11,12 @@ target_link_libraries(test_parse PRIVATE kmon_parse kmon_err PkgConfig::CMOCKA)
 add_test(NAME unit_parse COMMAND test_parse)
 set_tests_properties(unit_parse PROPERTIES LABELS unit)
 
+# Writing a whole buffer to a descriptor, through a real pipe.
+add_executable(test_fdio ${CMAKE_CURRENT_LIST_DIR}/test_fdio.c)
+target_link_libraries(test_fdio PRIVATE kmon_fdio PkgConfig::CMOCKA Threads::Threads)
+add_test(NAME unit_fdio COMMAND test_fdio)
+set_tests_properties(unit_fdio PROPERTIES LABELS unit)
+
 # The event JSON encoder against the one it replaced, byte for byte
 # (tests/support/event_json_ref.c is that old encoder, kept as the reference).
 include(${CMAKE_SOURCE_DIR}/tests/support/event_json_ref.cmake)
