@@ -15,13 +15,13 @@
  *                    [--timeout-ms N] [--max-body N]
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "k8s/kubelet.h"
+#include "k8s/kubelet_args.h"
 #include "k8s/kubelet_reply.h"
 
 static int reply(int rc, long status, const char *err, const char *body, size_t len)
@@ -35,70 +35,22 @@ static int reply(int rc, long status, const char *err, const char *body, size_t 
 	return 0;
 }
 
-static int number(const char *opt, const char *arg, unsigned long long max,
-		  unsigned long long *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtoull(arg, &end, 10);
-	if (errno || end == arg || *end || arg[0] == '-' || *out > max) {
-		char why[200];
-
-		snprintf(why, sizeof(why), "kmon-kubelet-get: %s: '%s' is not a number up to %llu",
-			 opt, arg, max);
-		reply(-EINVAL, 0, why, NULL, 0);
-		return -1;
-	}
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "url", required_argument, NULL, 'u' },
-		{ "token-file", required_argument, NULL, 't' },
-		{ "ca-file", required_argument, NULL, 'c' },
-		{ "insecure", no_argument, NULL, 'k' },
-		{ "timeout-ms", required_argument, NULL, 'T' },
-		{ "max-body", required_argument, NULL, 'm' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct kubelet_opts o = { .sz = sizeof(o) };
 	char err[KUBELET_REPLY_MAX_ERR] = "";
-	unsigned long long v;
 	struct kubelet *k;
 	char *body = NULL;
 	size_t len = 0;
 	long status = 0;
 	int c, rc;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-		switch (c) {
-		case 'u': o.url = optarg; break;
-		case 't': o.token_file = optarg; break;
-		case 'c': o.ca_file = optarg; break;
-		case 'k': o.insecure = true; break;
-		case 'T':
-			if (number("--timeout-ms", optarg, 3600000, &v))
-				return 2;
-			o.timeout_ms = (long)v;
-			break;
-		case 'm':
-			if (number("--max-body", optarg, 1ull << 32, &v))
-				return 2;
-			o.max_body = (size_t)v;
-			break;
-		default:
-			reply(-EINVAL, 0, "kmon-kubelet-get: unknown option (it takes the agent's "
-			      "--kubelet-* values; see kmon-agent --help)", NULL, 0);
-			return 2;
-		}
-	}
-	if (!o.url || optind != argc) {
-		reply(-EINVAL, 0, "kmon-kubelet-get: --url is required, and nothing else on the "
-		      "command line", NULL, 0);
+	if (kubelet_args__parse(argc, argv, &o, err, sizeof(err))) {
+		char why[KUBELET_REPLY_MAX_ERR];
+
+		snprintf(why, sizeof(why), "kmon-kubelet-get: %s (it takes the agent's --kubelet-* "
+			 "values; see kmon-agent --help)", err);
+		reply(-EINVAL, 0, why, NULL, 0);
 		return 2;
 	}
 	k = kubelet__new(&o);

@@ -9,7 +9,8 @@ add_library(kmon_k8s_kubelet_reply STATIC ${CMAKE_CURRENT_LIST_DIR}/kubelet_repl
 target_include_directories(kmon_k8s_kubelet_reply PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(kmon_k8s_kubelet_reply PUBLIC kmon_err kmon_fdio)
 
-add_library(kmon_k8s_kubelet STATIC ${CMAKE_CURRENT_LIST_DIR}/kubelet.c)
+add_library(kmon_k8s_kubelet STATIC ${CMAKE_CURRENT_LIST_DIR}/kubelet.c
+            ${CMAKE_CURRENT_LIST_DIR}/kubelet_args.c)
 target_include_directories(kmon_k8s_kubelet PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(kmon_k8s_kubelet PUBLIC kmon_err kmon_k8s_podlist PkgConfig::CJSON
                       PkgConfig::LIBCURL)

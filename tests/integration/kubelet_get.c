@@ -12,12 +12,12 @@
  *   rc=<int>  status=<http>  len=<bytes>  pods=<n|-1>  err=<library or parser error>
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "k8s/kubelet.h"
+#include "k8s/kubelet_args.h"
 #include "k8s/podlist.h"
 
 static int get_once(struct kubelet *k)
@@ -55,33 +55,14 @@ static int get_once(struct kubelet *k)
 
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "url", required_argument, NULL, 'u' },
-		{ "token-file", required_argument, NULL, 't' },
-		{ "ca-file", required_argument, NULL, 'c' },
-		{ "insecure", no_argument, NULL, 'k' },
-		{ "timeout-ms", required_argument, NULL, 'T' },
-		{ "max-body", required_argument, NULL, 'm' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct kubelet_opts o = { .sz = sizeof(o) };
 	struct kubelet *k;
 	char line[64];
-	int c, ret = 1;
+	char err[256];
+	int ret = 1;
 
-	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-		switch (c) {
-		case 'u': o.url = optarg; break;
-		case 't': o.token_file = optarg; break;
-		case 'c': o.ca_file = optarg; break;
-		case 'k': o.insecure = true; break;
-		case 'T': o.timeout_ms = strtol(optarg, NULL, 10); break;
-		case 'm': o.max_body = strtoull(optarg, NULL, 10); break;
-		default: return 2;
-		}
-	}
-	if (!o.url) {
-		fprintf(stderr, "usage: kubelet_get --url URL [options]; then 'get' lines on stdin\n");
+	if (kubelet_args__parse(argc, argv, &o, err, sizeof(err))) {
+		fprintf(stderr, "kubelet_get: %s; then 'get' lines on stdin\n", err);
 		return 2;
 	}
 	k = kubelet__new(&o);

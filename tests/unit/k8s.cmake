@@ -19,3 +19,8 @@ add_executable(test_kubelet_reply ${CMAKE_CURRENT_LIST_DIR}/test_kubelet_reply.c
 target_link_libraries(test_kubelet_reply PRIVATE kmon_k8s_kubelet_reply PkgConfig::CMOCKA)
 add_test(NAME unit_kubelet_reply COMMAND test_kubelet_reply)
 set_tests_properties(unit_kubelet_reply PROPERTIES LABELS unit)
+
+add_executable(test_kubelet_args ${CMAKE_CURRENT_LIST_DIR}/test_kubelet_args.c)
+target_link_libraries(test_kubelet_args PRIVATE kmon_k8s_kubelet PkgConfig::CMOCKA)
+add_test(NAME unit_kubelet_args COMMAND test_kubelet_args)
+set_tests_properties(unit_kubelet_args PROPERTIES LABELS unit)
