@@ -1024,7 +1024,8 @@ def bench_first_drop(counts, rates, secs):
         a.wait_attached()
         cs = []
         for i in range(k):
-            c = Consumer([TC, "--socket", a.socket, "--name", "d%d" % i, "--sched-batch"])
+            c = Consumer([TC, "--socket", a.socket, "--name", "d%d" % i, "--sched-batch",
+                          "--no-dup-check"])
             c.wait_for_log("attached to")
             cs.append(c)
         first, best, curve = None, 0, []
@@ -1179,7 +1180,7 @@ def bench_memory(npids, npods, tmp, flood_n, rounds=1):
                 cs = []
                 for i in range(2):
                     cc = Consumer([TC, "--socket", a.socket, "--name", "m%d" % i,
-                                   "--sched-batch"])
+                                   "--sched-batch", "--no-dup-check"])
                     cc.wait_for_log("attached to")
                     cs.append(cc)
                 subprocess.run(in_cgroup(procs, [FLOOD, str(flood_n), "1"]), check=True,
