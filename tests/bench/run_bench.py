@@ -517,7 +517,9 @@ def bench_fanout_pairs(n, tmp, pairs):
     is only fair between floods seconds apart; each pair gives one, with the
     1-consumer rate that shows which level it ran at. Events/s per consumer
     are the agent's own count of what it delivered to each ring (its detach
-    line), over the flood's wall time."""
+    line), over the flood's wall time. Each phase also gives the CPU the
+    agent and the consumers used (their threads' schedstat), per event: on 2
+    vCPUs that is what the flood loses."""
     a = Agent(AGENT, ["--scope", "all", "--rescan-interval", "0"])
     a.wait_attached()
     seq = [0]
