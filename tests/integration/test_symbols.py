@@ -28,7 +28,7 @@ import unittest
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-from agentproc import Agent, Consumer
+from agentproc import Agent, Consumer, readable_copies
 from kmoncase import KmonTestCase
 from servers import free_port
 from waits import wait_for
@@ -249,8 +249,10 @@ class SymbolsTest(KmonTestCase):
         if not BUILD:
             return None
         self.done = os.path.join(self.tmp, "py-done")
-        env = dict(os.environ, KMON_LIBRARY=os.path.join(BUILD, "consumers", "libkmon.so.0"),
-                   PYTHONPATH=os.path.join(HERE, "..", "..", "consumers", "python"))
+        # Copies nobody can read (the tree may sit under a 0700 directory).
+        lib, pkg = readable_copies(os.path.join(BUILD, "consumers", "libkmon.so.0"),
+                                   os.path.join(HERE, "..", "..", "consumers", "python", "kmon"))
+        env = dict(os.environ, KMON_LIBRARY=lib, PYTHONPATH=os.path.dirname(pkg))
         if PRELOAD:
             env["LD_PRELOAD"] = PRELOAD
             env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1"

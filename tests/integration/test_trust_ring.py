@@ -26,7 +26,7 @@ import time
 import unittest
 import urllib.request
 
-from agentproc import Consumer, NOBODY
+from agentproc import Consumer, NOBODY, readable_copies
 from kmoncase import AGENT, KmonTestCase
 from servers import free_port
 
@@ -334,14 +334,28 @@ def flood(n, threads=1, rate=None):
     return int(out.split("=")[1])
 
 
+_READABLE = []
+
+
+def hostile_copy():
+    """This file and the test support modules it imports, where the hostile
+    side (another user) can read them: (script, its PYTHONPATH)."""
+    if not _READABLE:
+        support = os.path.dirname(os.path.abspath(sys.modules["agentproc"].__file__))
+        _READABLE.extend(readable_copies(SELF, support))
+    return _READABLE
+
+
 class Hostile:
     def __init__(self, args, user=NOBODY, cgroup=None):
         self.f = tempfile.TemporaryFile()
         self.e = tempfile.TemporaryFile()
         # In its cgroup before it runs a line: it pays for what it faults in.
         pre = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup] if cgroup else []
-        self.proc = subprocess.Popen(pre + user + [PY, SELF, "--hostile"] + [str(a) for a in args],
-                                     stdout=self.f, stderr=self.e)
+        script, path = hostile_copy()
+        self.proc = subprocess.Popen(pre + user + [PY, script, "--hostile"] +
+                                     [str(a) for a in args], stdout=self.f, stderr=self.e,
+                                     env=dict(os.environ, PYTHONPATH=path))
 
     def lines(self):
         self.f.seek(0)

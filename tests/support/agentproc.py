@@ -134,6 +134,24 @@ NOBODY = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups"
           "--no-new-privs"]
 
 
+def readable_copies(*paths):
+    """Copies of files and directories in a fresh directory every user can
+    read, for what a test runs as nobody: the checkout or the build tree may
+    sit under a 0700 directory (a `mktemp -d`, /root). The copies' paths, in
+    order; removed at exit like the other directories."""
+    d = _mkdtemp("kmon-readable-")
+    os.chmod(d, 0o755)
+    out = []
+    for p in paths:
+        dst = os.path.join(d, os.path.basename(p.rstrip("/")))
+        if os.path.isdir(p):
+            shutil.copytree(p, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(p, dst)
+        out.append(dst)
+    return out
+
+
 class Consumer:
     """A consumer process run as user nobody; its stdout is one JSON line of
     counts at exit."""
