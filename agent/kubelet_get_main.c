@@ -46,7 +46,7 @@ int main(int argc, char **argv)
 	int c, rc;
 
 	if (kubelet_args__parse(argc, argv, &o, err, sizeof(err))) {
-		char why[KUBELET_REPLY_MAX_ERR];
+		char why[sizeof(err) + 100]; /* the parser's message and the hint, whole */
 
 		snprintf(why, sizeof(why), "kmon-kubelet-get: %s (it takes the agent's --kubelet-* "
 			 "values; see kmon-agent --help)", err);
