@@ -13,7 +13,7 @@ import sys
 import tempfile
 import unittest
 
-from agentproc import Agent
+from agentproc import Agent, readable_copies
 
 AGENT = os.environ.get("KMON_AGENT", "kmon-agent")
 FLOOD = os.environ.get("KMON_FLOOD", "kmalloc_flood")
@@ -271,10 +271,7 @@ class AgentErrorsTest(unittest.TestCase):
 
     def test_not_privileged(self):
         # A copy nobody can reach: the build tree may sit under a 0700 directory.
-        d = tempfile.mkdtemp(prefix="kmon-unpriv-")
-        self.addCleanup(shutil.rmtree, d, True)
-        os.chmod(d, 0o755)
-        agent = shutil.copy2(AGENT if os.path.isabs(AGENT) else shutil.which(AGENT), d)
+        agent, = readable_copies(AGENT if os.path.isabs(AGENT) else shutil.which(AGENT))
         p = subprocess.run([agent, "--scope", "all"], capture_output=True, text=True, timeout=30,
                            preexec_fn=lambda: (os.setgroups([]), os.setgid(65534),
                                                os.setuid(65534)))

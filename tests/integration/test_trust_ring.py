@@ -12,6 +12,7 @@ KMON_AGENT=.../old/kmon-agent KMON_TESTCONSUMER=.../old/testconsumer.
 """
 import errno
 import fcntl
+import functools
 import json
 import mmap
 import os
@@ -334,16 +335,12 @@ def flood(n, threads=1, rate=None):
     return int(out.split("=")[1])
 
 
-_READABLE = []
-
-
+@functools.lru_cache(maxsize=None)
 def hostile_copy():
     """This file and the test support modules it imports, where the hostile
     side (another user) can read them: (script, its PYTHONPATH)."""
-    if not _READABLE:
-        support = os.path.dirname(os.path.abspath(sys.modules["agentproc"].__file__))
-        _READABLE.extend(readable_copies(SELF, support))
-    return _READABLE
+    support = os.path.dirname(os.path.abspath(sys.modules["agentproc"].__file__))
+    return tuple(readable_copies(SELF, support))
 
 
 class Hostile:

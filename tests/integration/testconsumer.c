@@ -12,10 +12,9 @@
  *           over the first DUP_CHECK events) are counted; --no-dup-check
  *           leaves the second out (its 8 MiB table, touched at random, is a
  *           cache miss per event: benchmarks measure the fan-out, not it).
- *           --dump FILE writes
- *           each event as two little-endian u64: its identity hash and its
- *           seq with bit 63 set for a replayed one, and each LOST report as
- *           0 and its count, for comparing streams.
+ *           --dump FILE writes each event as two little-endian u64: its
+ *           identity hash and its seq with bit 63 set for a replayed one, and
+ *           each LOST report as 0 and its count, for comparing streams.
  *   hostile speaks the raw protocol, maps its control page and writes the
  *           positions given by --garbage (comma list: huge, back, max, zero,
  *           rand) in a loop; prints what it did.
@@ -207,15 +206,11 @@ static int run_count(int argc, char **argv)
 	struct kmon_client_cbs cb = { .on_event = on_event, .on_lost = on_lost, .on_state = on_state };
 	struct kmon_client_stats st;
 	const char *ns[16];
+	bool dup_check = true;
 	int c;
 
 	memset(&t, 0, sizeof(t));
 	memset(&o, 0, sizeof(o));
-	t.seen = calloc(DUP_SLOTS, sizeof(*t.seen));
-	if (!t.seen) {
-		perror("testconsumer: calloc");
-		return 1;
-	}
 	o.sz = sizeof(o);
 	o.name = "testconsumer";
 	o.reconnect = true;
@@ -237,10 +232,7 @@ static int run_count(int argc, char **argv)
 		case 'm': o.event_mask = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'N': if (o.n_namespaces < 16) ns[o.n_namespaces++] = optarg; break;
 		case 'o': t.once = true; o.reconnect = false; break;
-		case 'D':
-			free(t.seen);
-			t.seen = NULL;
-			break;
+		case 'D': dup_check = false; break;
 		case 'd':
 			t.dump = fopen(optarg, "we");
 			if (!t.dump) {
@@ -249,6 +241,13 @@ static int run_count(int argc, char **argv)
 			}
 			break;
 		default: return 2;
+		}
+	}
+	if (dup_check) {
+		t.seen = calloc(DUP_SLOTS, sizeof(*t.seen));
+		if (!t.seen) {
+			perror("testconsumer: calloc");
+			return 1;
 		}
 	}
 	if (uv_loop_init(&t.loop))
