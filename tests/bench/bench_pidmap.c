@@ -8,7 +8,8 @@
  *   skip      what the agent did before: no syscall for a known process
  *   one_by_one  N bpf_map_update_elem
  *   batch     bpf_map_update_batch of the N (what the agent does now)
- * Needs root (or CAP_BPF). Prints one JSON line: us per scan for each.
+ * Needs root (or CAP_BPF). Prints one JSON line: us per scan for each (the
+ * median, and one_by_one and batch per round).
  *   bench_pidmap [N] [ROUNDS]
  */
 #include <errno.h>
@@ -37,6 +38,15 @@ static int cmp_double(const void *a, const void *b)
 	double x = *(const double *)a, y = *(const double *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+/* ,"name":[us, ...] in round order (before median() sorts them). */
+static void print_rounds(const char *name, const double *v, int n)
+{
+	printf(",\"%s\":[", name);
+	for (int k = 0; k < n; k++)
+		printf("%s%.1f", k ? "," : "", v[k] * 1e6);
+	printf("]");
 }
 
 static double median(double *v, int n)
@@ -104,9 +114,13 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	printf("{\"pids\":%u,\"rounds\":%d,\"skip_us\":%.1f,\"one_by_one_us\":%.1f,"
+	/* Each round's pair is side by side: the report takes ratios per round. */
+	printf("{\"pids\":%u,\"rounds\":%d", n, rounds);
+	print_rounds("one_by_one_us_rounds", one, rounds);
+	print_rounds("batch_us_rounds", bat, rounds);
+	printf(",\"skip_us\":%.1f,\"one_by_one_us\":%.1f,"
 	       "\"batch_us\":%.1f,\"one_by_one_over_batch\":%.2f,\"skip_hits\":%lu}\n",
-	       n, rounds, median(skip, rounds) * 1e6, median(one, rounds) * 1e6,
+	       median(skip, rounds) * 1e6, median(one, rounds) * 1e6,
 	       median(bat, rounds) * 1e6, median(one, rounds) / median(bat, rounds), looked);
 	close(fd);
 	free(keys);

@@ -595,8 +595,11 @@ def bench_attach(secs, tmp):
     if os.environ.get("KMON_BASELINE_AGENT"):
         agents.append(("baseline", os.environ["KMON_BASELINE_AGENT"], []))
     rows = []
+    # Two rounds of `secs` per agent, the order of the phases swapped in the
+    # second: the longest stall of each phase is one sample, beside its
+    # round's baseline.
     for label, binary, extra in agents:
-        for attaching in (False, True):
+        for rnd, attaching in ((1, False), (1, True), (2, True), (2, False)):
             a = Agent(binary, ["--scope", "all", "--rescan-interval", "0",
                                "--max-ring-size", "16M", "--history-bytes", "8M"] + extra)
             a.wait_attached()
@@ -623,7 +626,7 @@ def bench_attach(secs, tmp):
                 flood.wait()
             a.stop()
             c.stop()
-            rows.append({"agent": label, "attaching": attaching, "attaches": n,
+            rows.append({"agent": label, "round": rnd, "attaching": attaching, "attaches": n,
                          "attach_round_trip_ms": round(median(rtts) * 1e3, 1) if rtts else None,
                          "longest_drain_stall_ms": round(a.totals["max_batch_ns"] / 1e6, 2),
                          "events_read": sum(a.totals["read"].values()),
@@ -670,8 +673,10 @@ def bench_wakeups(secs):
     return rows
 
 
-def bench_micro():
-    return json.loads(sh(MICRO).strip().splitlines()[-1])
+def bench_micro(rounds=1):
+    """bench_micro's figures, `rounds` runs (a list when more than one)."""
+    runs = [json.loads(sh(MICRO).strip().splitlines()[-1]) for _ in range(rounds)]
+    return runs if rounds > 1 else runs[0]
 
 
 def bench_make(tmp, jobs=2, rounds=2):
@@ -963,9 +968,13 @@ def bench_clickhouse_round(n, rate):
     return rows
 
 
-def bench_tracked(counts, tmp, flood_n):
-    """Agent cost against the number of container processes it tracks:
-    scan time and agent RSS, read from /metrics and /proc."""
+def bench_tracked(counts, tmp, flood_n, rounds=3):
+    """Agent cost against the number of container processes it tracks: the
+    scan time (every scan the agent made during the floods, read from
+    /metrics once a second) and the drain's longest stall under a kmalloc
+    flood from the same container, with rescans every second against the
+    same flood on an agent that does not rescan during it, alternating,
+    `rounds` each."""
     from kubenode import Node, new_pod_uid
     rows = []
     for k in counts:
@@ -977,31 +986,65 @@ def bench_tracked(counts, tmp, flood_n):
             deadline = time.monotonic() + 300
             while len(c.host_pids()) < k and time.monotonic() < deadline:
                 time.sleep(0.5)
-            maddr = free_addr()
-            a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "1",
-                              "--pid-map-size", str(max(16384, 2 * k)),
-                              "--metrics-addr", maddr])
-            a.wait_attached()
-            # A kmalloc flood from the same container while the agent rescans
-            # every second: how long the drain stalls while scans update the map.
             procs = [m + c.cgroup_path + "/cgroup.procs" for m in c.node.cgroup_mounts
                      if os.path.exists(m + c.cgroup_path + "/cgroup.procs")]
-            flood = subprocess.Popen(in_cgroup(procs, [FLOOD, str(flood_n), "1"]),
-                                     stdout=subprocess.DEVNULL)
-            time.sleep(5)
-            val = metrics(maddr)
-            flood.wait()
-            with open("/proc/%d/status" % a.proc.pid) as f:
-                rss = [int(l.split()[1]) for l in f if l.startswith("VmRSS")][0]
-            a.stop()
-            a_read = sum(a.totals["read"].values())
-            rows.append({"tracked_pids": int(val.get("kmon_tracked_pids", 0)),
-                         "flood_events_read": a_read,
-                         "kernel_dropped": sum(a.totals["kernel_dropped"].values()),
-                         "scan_ms": round(val.get("kmon_last_scan_seconds", 0) * 1e3, 2),
-                         "agent_rss_kb": rss,
-                         "drain_stall_max_ms": round(val.get("kmon_drain_stall_max_seconds",
-                                                             0) * 1e3, 2)})
+            row = {"tracked_pids": 0, "kernel_dropped": 0, "scan_ms": [],
+                   "drain_stall_max_ms": [], "drain_stall_max_ms_no_rescan": [],
+                   "flood_events_read": [], "agent_rss_kb": 0}
+            for rnd in range(rounds):
+                # Which agent floods first alternates, so a drift of the
+                # host's speed over the round falls on both sides alike.
+                for rescan in ((True, False) if rnd % 2 == 0 else (False, True)):
+                    # The flood waits in the container's cgroup, before its
+                    # exec, for the agent's first scan to find it: so the
+                    # baseline agent, whose next scan is an hour away (0
+                    # would mean no scan at all), tracks it too.
+                    fifo = os.path.join(tmp, "tracked-go")
+                    if os.path.exists(fifo):
+                        os.unlink(fifo)
+                    os.mkfifo(fifo)
+                    flood = subprocess.Popen(in_cgroup(procs, [FLOOD, str(flood_n), "1"], fifo),
+                                             stdout=subprocess.DEVNULL)
+                    maddr = free_addr()
+                    a = Agent(AGENT, ["--scope", "containers",
+                                      "--rescan-interval", "1" if rescan else "3600",
+                                      "--pid-map-size", str(max(16384, 2 * k)),
+                                      "--metrics-addr", maddr])
+                    a.wait_attached()
+                    deadline = time.monotonic() + 60
+                    while not metrics(maddr).get("kmon_ready") and time.monotonic() < deadline:
+                        time.sleep(0.1)
+                    val = metrics(maddr)
+                    scans = val.get("kmon_rescans_total", 0)
+                    with open(fifo, "w") as f:
+                        f.write("go\n")
+                    # One sample per scan the agent finished during the flood.
+                    while flood.poll() is None:
+                        time.sleep(1.0)
+                        val = metrics(maddr)
+                        if rescan and val.get("kmon_rescans_total", 0) > scans:
+                            scans = val["kmon_rescans_total"]
+                            row["scan_ms"].append(
+                                round(val.get("kmon_last_scan_seconds", 0) * 1e3, 2))
+                    if flood.returncode:
+                        raise RuntimeError("kmalloc_flood failed: %d" % flood.returncode)
+                    val = metrics(maddr)
+                    if rescan:
+                        with open("/proc/%d/status" % a.proc.pid) as f:
+                            row["agent_rss_kb"] = max(row["agent_rss_kb"], [
+                                int(l.split()[1]) for l in f if l.startswith("VmRSS")][0])
+                        row["tracked_pids"] = int(val.get("kmon_tracked_pids", 0))
+                    a.stop()
+                    row["drain_stall_max_ms" if rescan else "drain_stall_max_ms_no_rescan"] \
+                        .append(round(val.get("kmon_drain_stall_max_seconds", 0) * 1e3, 2))
+                    row["flood_events_read"].append(sum(a.totals["read"].values()))
+                    if row["flood_events_read"][-1] < flood_n:
+                        raise RuntimeError("the agent%s read %d events of a %d-iteration "
+                                           "flood: it did not track it" % (
+                                               "" if rescan else " that does not rescan",
+                                               row["flood_events_read"][-1], flood_n))
+                    row["kernel_dropped"] += sum(a.totals["kernel_dropped"].values())
+            rows.append(row)
     return rows
 
 
@@ -1012,14 +1055,16 @@ def metric_sum(addr, name):
                if l.startswith(name + "{") or l.startswith(name + " "))
 
 
-def bench_first_drop(counts, rates, secs):
+def bench_first_drop(counts, rates, secs, rounds=1):
     """Target 7: the offered kmalloc+kfree rate (two flood threads, paced) at
     which the first kernel drop appears, with 1, 4 and 16 consumers at
     default settings (4 MiB rings, SCHED_BATCH, checksumming). Rates go up
-    until the kernel ring drops; the last step is the flood flat out."""
+    until the kernel ring drops; the last step is the flood flat out. Each
+    round runs every count, in reverse order every other round."""
     rows = []
     addr = free_addr()
-    for k in counts:
+    for rnd, k in [(rnd, k) for rnd in range(rounds)
+                   for k in (counts if rnd % 2 == 0 else counts[::-1])]:
         a = Agent(AGENT, ["--scope", "all", "--rescan-interval", "0", "--metrics-addr", addr,
                           "--max-consumers", str(max(16, k)),
                           "--max-consumers-per-uid", str(max(8, k))])
@@ -1055,7 +1100,7 @@ def bench_first_drop(counts, rates, secs):
         a.stop()
         for c in cs:
             c.stop()
-        rows.append({"consumers": k,
+        rows.append({"consumers": k, "round": rnd + 1,
                      "first_drop_at_events_per_s": first["events_per_s_at_first_drop"]
                      if first else None,
                      "offered_at_first_drop": first["offered"] if first else "none up to flat out",
@@ -1067,20 +1112,35 @@ def bench_first_drop(counts, rates, secs):
 
 
 def report_first_drop(rows):
+    """One row per number of consumers over the rounds; more than one
+    consumer against one in the same round (rows saved before rounds
+    existed are round 1)."""
+    by = {}
     for r in rows:
         for x, y in r["agent_cpu_ns_per_event_by_rate"]:
             REPORT.point("cost_vs_rate", "agent CPU, %d consumer%s" % (
                 r["consumers"], "s" if r["consumers"] > 1 else ""), x, y)
+        by.setdefault(r["consumers"], {})[r.get("round", 1)] = r
+    one = by.get(1, {})
+
+    def rate(r):
+        return r["first_drop_at_events_per_s"] or r["highest_events_per_s_without_drop"]
+    for k, rr in sorted(by.items()):
+        rnds = sorted(rr)
+        drops = [rr[i] for i in rnds if rr[i]["first_drop_at_events_per_s"]]
         # One name whatever the outcome (a partial run replaces a README row
         # by its name): the outcome is in the note.
-        what = "event rate of the first kernel drop, %d consumer%s" % (
-            r["consumers"], "s" if r["consumers"] > 1 else "")
-        if r["first_drop_at_events_per_s"]:
-            REPORT.add("7", what, "events/s", r["first_drop_at_events_per_s"],
-                       note="dropped at this rate, offered %s" % r["offered_at_first_drop"])
+        what = "event rate of the first kernel drop, %d consumer%s" % (k, "s" if k > 1 else "")
+        if not drops:
+            note = "none: no drop up to this rate, the flood's ceiling on 2 vCPUs"
         else:
-            REPORT.add("7", what, "events/s", r["highest_events_per_s_without_drop"],
-                       note="none: no drop up to this rate, the flood's ceiling on 2 vCPUs")
+            note = "dropped in %d of %d rounds, offered %s" % (
+                len(drops), len(rnds), "/".join(r["offered_at_first_drop"] for r in drops))
+        base = k != 1 and all(i in one for i in rnds)
+        REPORT.add("7", what, "events/s", [rate(rr[i]) for i in rnds],
+                   baselines=[rate(one[i]) for i in rnds] if base else None,
+                   baseline_what="1 consumer, same round" if base else "", on="figure",
+                   note=note)
 
 
 def smaps_components(pid, history_bytes, detail=None):
@@ -1267,9 +1327,23 @@ def bench_ring(n):
 
 def bench_podlist(short=False):
     """110 and 500 pods of 3 containers; a node's worth: 1,000 pods of 10
-    containers (10,000 containers)."""
-    return [json.loads(sh(PODLIST, str(p), str(r), str(c)))
-            for p, c, r in ((110, 3, 20), (500, 3, 20), (1000, 10, 3 if short else 10))]
+    containers (10,000 containers). Each round runs kmon's parse and cJSON's
+    own parse of the same body (the floor: kmon's parse is cJSON's plus what
+    it keeps) side by side, each in a process of its own, in turn."""
+    rows = []
+    for p, c, r in ((110, 3, 20), (500, 3, 20), (1000, 10, 3 if short else 10)):
+        row = {"pods": p, "containers": c * p, "parse_ms": [], "parse_ms_cjson": [],
+               "parse_rss_kb": [], "parse_rss_kb_cjson": []}
+        for rnd in range(2 if short else 3):
+            for mode in (("kmon", "cjson") if rnd % 2 == 0 else ("cjson", "kmon")):
+                o = json.loads(sh(PODLIST, str(p), str(r), str(c),
+                                  *(["--cjson-only"] if mode == "cjson" else [])))
+                sfx = "_cjson" if mode == "cjson" else ""
+                row["parse_ms" + sfx].append(o["parse_ms"])
+                row["parse_rss_kb" + sfx].append(o["parse_rss_kb"])
+                row["body_bytes"] = o["body_bytes"]
+        rows.append(row)
+    return rows
 
 
 def report_fanout(flat, paced, pairs=None):
@@ -1368,18 +1442,27 @@ def report_attach(rows, inproc):
 def report_podlist(rows):
     for r in rows:
         what = "%d pods / %d containers" % (r["pods"], r["containers"])
+        cj = "parse_ms_cjson" in r
         REPORT.add("7", "PodList parse, " + what, "ms", r["parse_ms"],
+                   baselines=r["parse_ms_cjson"] if cj else None,
+                   baseline_what="cJSON's parse alone" if cj else "", on="figure",
                    note="%.1f MiB body" % (r["body_bytes"] / 1048576))
         REPORT.add("7", "PodList parse memory (peak RSS growth), " + what, "MiB",
-                   r["parse_rss_kb"] / 1024)
+                   [v / 1024 for v in (r["parse_rss_kb"] if isinstance(r["parse_rss_kb"], list)
+                                       else [r["parse_rss_kb"]])],
+                   baselines=[v / 1024 for v in r["parse_rss_kb_cjson"]] if cj else None,
+                   baseline_what="cJSON's parse alone" if cj else "", on="figure")
 
 
 def report_micro(micro):
     """Target 3: the encoder as kmon-forward runs it (per-container cache),
-    against the encoder before issue 18 (kept in tests/support) side by side."""
+    against the encoder before issue 18 (kept in tests/support) side by side,
+    in each round (one run's dict from results saved before rounds)."""
+    runs = micro if isinstance(micro, list) else [micro]
     REPORT.add("3", "JSON encoder (kmon-forward's cached path), %d bytes per event"
-               % micro["json_bytes_per_event"], "ns/event", micro["json_cached_ns"],
-               baselines=micro.get("json_ref_ns"), baseline_what="encoder before",
+               % runs[0]["json_bytes_per_event"], "ns/event",
+               [m["json_cached_ns"] for m in runs],
+               baselines=[m.get("json_ref_ns") for m in runs], baseline_what="encoder before",
                limit=150, on="figure")
 
 
@@ -1388,17 +1471,28 @@ def report_forward(rows):
     an older kmon-forward with zlib when KMON_BASELINE_FORWARD gave one."""
     fw = {r["consumer"]: r for r in rows}
     base = fw.get("baseline-forward-http-zlib")
+    plain = fw.get("forward-http-none")
     for codec in ("zstd", "gzip"):
         r = fw.get("forward-http-" + codec)
         if not r:
             continue
         # Each round's figure, so the report shows the spread (older results
-        # files kept only the median).
+        # files kept only the median). Without an older forward to compare
+        # with, the baseline is the same forward posting uncompressed in the
+        # same rounds: the ratio is what compression costs.
+        if base:
+            bl, bw = base["cpu_ns_per_event"], "older forward, zlib"
+        elif plain and plain.get("rounds_ns") and r.get("rounds_ns"):
+            bl, bw = plain["rounds_ns"], "same rounds, uncompressed"
+        else:
+            bl, bw = None, ""
+        zl = r.get("codec_vs_zlib_time")
         REPORT.add("4", "kmon-forward CPU per event, HTTP sink, %s" % codec, "ns/event",
-                   r.get("rounds_ns") or r["cpu_ns_per_event"],
-                   baselines=base["cpu_ns_per_event"] if base else None,
-                   baseline_what="older forward, zlib" if base else "", limit=400,
-                   on="figure", note="%s bytes/event" % r.get("http_bytes_per_event"))
+                   r.get("rounds_ns") or r["cpu_ns_per_event"], baselines=bl,
+                   baseline_what=bw, limit=400, on="figure",
+                   note="%s bytes/event%s" % (r.get("http_bytes_per_event"),
+                                              "; codec %.2fx zlib's time on the same JSON" % zl
+                                              if zl else ""))
 
 
 def report_clickhouse(rows):
@@ -1433,14 +1527,34 @@ def report_clickhouse(rows):
 
 
 def report_tracked(rows, pidmap):
+    """Target 7's tracked-PID rows. The scan rows take every scan sampled
+    during the floods, against the smallest count's scans in the same run;
+    the stall rows each round's flood with rescans, against the same flood
+    on an agent that does not rescan during it (results saved before the baseline
+    existed give the figure alone)."""
+    def lst(v):
+        return v if isinstance(v, list) else [v]
+    small = lst(rows[0]["scan_ms"]) if rows else []
     for r in rows:
-        REPORT.add("7", "/proc scan with %d tracked PIDs" % r["tracked_pids"], "ms", r["scan_ms"])
-        REPORT.add("7", "longest drain stall, flood while scanning %d PIDs" % r["tracked_pids"],
-                   "ms", r["drain_stall_max_ms"],
-                   note="%d kernel drops" % r["kernel_dropped"])
+        n = r["tracked_pids"]
+        base = small if r is not rows[0] and small else None
+        REPORT.add("7", "/proc scan with %d tracked PIDs" % n, "ms", lst(r["scan_ms"]),
+                   baselines=[median(base)] if base else None,
+                   baseline_what="scan with %d" % rows[0]["tracked_pids"] if base else "",
+                   on="figure", note="scans sampled during the floods")
+        REPORT.add("7", "longest drain stall, flood while scanning %d PIDs every second" % n,
+                   "ms", lst(r["drain_stall_max_ms"]),
+                   baselines=r.get("drain_stall_max_ms_no_rescan"),
+                   baseline_what="same flood, no rescan during it"
+                   if r.get("drain_stall_max_ms_no_rescan") else "",
+                   on="figure", note="%d kernel drops" % r["kernel_dropped"])
     if pidmap:
         REPORT.add("7", "PID map re-assertion per scan, %d PIDs (batched)" % pidmap["pids"],
-                   "ms", pidmap["batch_us"] / 1e3)
+                   "ms", [v / 1e3 for v in pidmap.get("batch_us_rounds", [pidmap["batch_us"]])],
+                   baselines=[v / 1e3 for v in pidmap["one_by_one_us_rounds"]]
+                   if "one_by_one_us_rounds" in pidmap else None,
+                   baseline_what="one bpf_map_update_elem per PID"
+                   if "one_by_one_us_rounds" in pidmap else "", on="figure")
 
 
 # Which rows each section's results give; --report-from rebuilds the report
@@ -1644,7 +1758,7 @@ def main():
         table("fan-out alone, drain thread CPU (memcpy of a record: %.1f ns)"
               % r["memcpy_ns_per_record"], r["rows"])
     if want("attach"):
-        res["attach"] = bench_attach(3 if s else 20, tmp)
+        res["attach"] = bench_attach(2 if s else 10, tmp)
         table("drain stall while consumers attach with 8 MiB replay, two-thread flood",
               res["attach"])
         r = json.loads(sh(FANOUT, "attach", "2" if s else "10").strip().splitlines()[-1])
@@ -1658,18 +1772,20 @@ def main():
         res["wakeups"] = bench_wakeups(0.5 if s else 3)
         table("shm ring sleep path at fixed rates", res["wakeups"])
     if want("micro"):
-        res["micro"] = bench_micro()
-        table("consumer ceilings (ns per event)", [res["micro"]])
+        res["micro"] = bench_micro(3)
+        table("consumer ceilings (ns per event)", res["micro"])
     if want("make"):
         res["make"] = bench_make(tmp, rounds=1 if s else 2)
         table("make -j2 of kmon's own sources", res["make"])
     if want("forward"):
         res["forward"] = bench_forward(100000 if s else 1000000,
-                                       res.get("micro") or bench_micro())
+                                       (res.get("micro") or [bench_micro()])[0])
         table("kmon-forward end to end (1 flood thread, CPU per event)", res["forward"])
     if want("tracked"):
+        # Floods of a few seconds: the agent rescans every second, and each
+        # scan finished during one is a sample.
         res["tracked"] = bench_tracked([100, 2000] if s else [100, 10000], tmp,
-                                       1000000 if s else 5000000)
+                                       1000000 if s else 2000000, rounds=1 if s else 3)
         # 100,000 processes cannot run on this VM: the map's side of a scan of
         # that many, on a real BPF map of the agent's shape.
         res["pidmap"] = json.loads(sh(PIDMAP, "100000", "3" if s else "10").strip()
@@ -1677,12 +1793,12 @@ def main():
         table("agent cost vs tracked container processes", res["tracked"])
     if want("memory"):
         res["memory"] = bench_memory(1000 if s else 10000, 110, tmp, 1000000 if s else 3000000,
-                                     1)
+                                     1 if s else 2)
         table("agent memory by component (private RSS, MiB)", res["memory"])
     if want("drops"):
         res["drops"] = bench_first_drop((1, 4, 16), (100000,) if s else
                                         (25000, 50000, 100000, 150000, 200000, 300000),
-                                        1.0 if s else 2.0)
+                                        1.0 if s else 2.0, rounds=1 if s else 2)
         table("first kernel drop vs consumers (default settings)", res["drops"])
     if want("podlist"):
         res["podlist"] = bench_podlist(s)

@@ -5,7 +5,9 @@ replace theirs, figure by figure (a note in parentheses may differ), every
 other row stays; the run's header joins the earlier ones, or with
 --sole-header takes their place; nothing outside the markers changes.
 And target 5's judgement (run_bench.report_fanout): on the pairs whose
-1-consumer flood ran at the top speed, whatever the rest did."""
+1-consumer flood ran at the top speed, whatever the rest did. And target
+7's rows: each against its baseline of the same round, and results saved
+before the baselines existed still give their figures."""
 import os
 from statistics import median
 import sys
@@ -97,6 +99,68 @@ class FanoutJudgementTest(unittest.TestCase):
         self.assertEqual(rows[0]["rounds"], 6)
         self.assertEqual(rows[0]["result"], "pass")
         self.assertEqual(len(rows), 1)
+
+
+def drop(k, rnd, first, best):
+    r = {"consumers": k, "first_drop_at_events_per_s": first,
+         "offered_at_first_drop": "300000 it/s" if first else "none up to flat out",
+         "dropped_then": 5 if first else 0, "highest_events_per_s_without_drop": best,
+         "agent_cpu_ns_per_event_by_rate": [[best, 50.0]]}
+    if rnd:
+        r["round"] = rnd
+    return r
+
+
+class Target7BaselinesTest(unittest.TestCase):
+    def rows(self, fn, *args):
+        REPORT.rows.clear()
+        fn(*args)
+        return {r["what"].split(",")[-1].strip(): r for r in REPORT.rows}
+
+    def test_first_drop_against_one_consumer_of_the_same_round(self):
+        rows = self.rows(run_bench.report_first_drop, [
+            drop(1, 1, None, 2600000), drop(4, 1, None, 2080000),
+            drop(4, 2, 1500000, 1400000), drop(1, 2, None, 1600000)])
+        four = rows["4 consumers"]
+        self.assertEqual(four["rounds"], 2)
+        # 2.08/2.6 and 1.5/1.6: ratios per round, not of medians across them
+        self.assertAlmostEqual(four["ratio"], median([0.8, 1500000 / 1600000]), places=4)
+        self.assertIn("dropped in 1 of 2 rounds, offered 300000 it/s", four["note"])
+        self.assertIsNone(rows["1 consumer"]["baseline"])
+
+    def test_first_drop_saved_before_rounds(self):
+        rows = self.rows(run_bench.report_first_drop, [drop(1, 0, None, 2700000),
+                                                       drop(16, 0, None, 1200000)])
+        self.assertEqual(rows["16 consumers"]["figure"], 1200000)
+        self.assertAlmostEqual(rows["16 consumers"]["ratio"], 1200000 / 2700000, places=4)
+
+    def test_stall_against_the_same_flood_without_rescans(self):
+        REPORT.rows.clear()
+        run_bench.report_tracked([
+            {"tracked_pids": 102, "kernel_dropped": 0, "scan_ms": [3.0, 5.0, 4.0],
+             "drain_stall_max_ms": [4.0, 0.2], "drain_stall_max_ms_no_rescan": [0.1, 0.4]},
+            {"tracked_pids": 10002, "kernel_dropped": 0, "scan_ms": [200.0, 210.0],
+             "drain_stall_max_ms": [1.0, 1.2], "drain_stall_max_ms_no_rescan": [0.5, 0.6]}],
+            {"pids": 100000, "batch_us": 33000.0, "batch_us_rounds": [33000.0, 35000.0],
+             "one_by_one_us_rounds": [130000.0, 140000.0]})
+        by = {r["what"]: r for r in REPORT.rows}
+        stall = by["longest drain stall, flood while scanning 102 PIDs every second"]
+        self.assertAlmostEqual(stall["ratio"], median([40.0, 0.5]))
+        self.assertEqual(stall["baseline_what"], "same flood, no rescan during it")
+        big = by["/proc scan with 10002 tracked PIDs"]
+        self.assertAlmostEqual(big["ratio"], median([200.0, 210.0]) / 4.0)
+        self.assertIsNone(by["/proc scan with 102 tracked PIDs"]["baseline"])
+        pm = by["PID map re-assertion per scan, 100000 PIDs (batched)"]
+        self.assertEqual(pm["rounds"], 2)
+        self.assertAlmostEqual(pm["ratio"], median([33 / 130, 35 / 140]), places=4)
+
+    def test_tracked_saved_before_the_baselines(self):
+        REPORT.rows.clear()
+        run_bench.report_tracked([{"tracked_pids": 102, "kernel_dropped": 0, "scan_ms": 2.97,
+                                   "drain_stall_max_ms": 0.1}],
+                                 {"pids": 100000, "batch_us": 33000.0})
+        figs = [(r["figure"], r["baseline"]) for r in REPORT.rows]
+        self.assertEqual(figs, [(2.97, None), (0.1, None), (33.0, None)])
 
 
 if __name__ == "__main__":
