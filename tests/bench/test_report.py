@@ -94,6 +94,18 @@ class FanoutJudgementTest(unittest.TestCase):
         self.assertEqual(slower["rounds"], 5)
         self.assertEqual(slower["result"], "info")
 
+    def test_default_rings_judged_16_mib_beside(self):
+        # Target 5 is at default settings: the pairs with the agent's
+        # default ring are judged, the 16 MiB ones are shown without a goal.
+        pairs = [dict(pair(2600000, 2000000), ring="default") for _ in range(3)] + \
+            [dict(pair(2600000, 2550000), ring=16 << 20) for _ in range(3)]
+        rows = self.rows(pairs)
+        self.assertEqual(len(rows), 2)
+        self.assertIn("default 4 MiB rings", rows[0]["what"])
+        self.assertEqual(rows[0]["result"], "miss")
+        self.assertIn("16 MiB rings", rows[1]["what"])
+        self.assertEqual(rows[1]["result"], "info")
+
     def test_one_speed_every_pair_judged(self):
         rows = self.rows([pair(2000000 + i * 10000, 1950000) for i in range(6)])
         self.assertEqual(rows[0]["rounds"], 6)
