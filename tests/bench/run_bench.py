@@ -1194,30 +1194,20 @@ def smaps_components(pid, history_bytes, detail=None):
     return comp
 
 
-def bench_memory(npids, npods, tmp, flood_n, rounds=1):
+def bench_memory(npids, npods, tmp, flood_n, rounds=1, base_pids=2):
     """Target 6: the agent's own memory (private RSS from smaps, the BPF ring
     and the consumers' rings excluded) with npids tracked container
     processes, a kubelet PodList of npods pods (one real, the others listed
     with a container each), two consumers attached and a history filled by a
-    kmalloc flood from the container; per component."""
+    kmalloc flood from the container; per component. The baseline, in the
+    same run and just before: the same agent, consumers and flood with a
+    container of base_pids processes, alone in a PodList of one pod (the
+    large container cannot run beside it: every scan would find it)."""
     import types
     from kubenode import Node, new_container_id, new_pod_uid
     from fake_kubelet import FakeKubelet
     rows = []
     with Node() as n:
-        c = n.start_container(flavor="cgroupfs-containerd", pod_uid=new_pod_uid(), name="many",
-                              cmd=["/bin/sh", "-c", "i=0; while [ $i -lt %d ]; do sleep 3600 & "
-                                   "i=$((i+1)); done; wait" % npids])
-        deadline = time.monotonic() + 300
-        while len(c.host_pids()) < npids and time.monotonic() < deadline:
-            time.sleep(0.5)
-        pods = [{"name": "many", "namespace": "bench", "containers": [c]}]
-        for i in range(npods - 1):
-            uid = new_pod_uid()
-            fake = types.SimpleNamespace(sandbox=False, pod_uid=uid, id=new_container_id(),
-                                         name="app", runtime=c.runtime, qos="burstable")
-            pods.append({"name": "web-%d" % i, "namespace": "ns-%d" % (i % 10),
-                         "uid": uid, "containers": [fake]})
         # The agent reads the token and CA as uid 65532 after attach.
         kdir = os.path.join(tmp, "kubelet")
         os.makedirs(kdir, exist_ok=True)
@@ -1229,58 +1219,85 @@ def bench_memory(npids, npods, tmp, flood_n, rounds=1):
         os.chmod(token, 0o644)
         pods_file = os.path.join(kdir, "pods.json")
         fk = FakeKubelet(kdir, pods_file, token)
-        fk.set_pods(n.podlist(pods))
+        fk.set_pods(n.podlist([]))
         os.chmod(pods_file, 0o644)
         fk.start()
         os.chmod(fk.ca, 0o644)
-        npids = len(c.host_pids())
-        procs = [m + c.cgroup_path + "/cgroup.procs" for m in c.node.cgroup_mounts
-                 if os.path.exists(m + c.cgroup_path + "/cgroup.procs")]
         try:
-            for _ in range(rounds):
-                maddr = free_addr()
-                a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "2",
-                                  "--pid-map-size", str(max(16384, 2 * npids)),
-                                  "--kubelet-url", fk.url(), "--kubelet-token-file", token,
-                                  "--kubelet-ca-file", fk.ca, "--kubelet-refresh", "2",
-                                  "--metrics-addr", maddr])
-                a.wait_attached()
-                cs = []
-                for i in range(2):
-                    cc = Consumer([TC, "--socket", a.socket, "--name", "m%d" % i,
-                                   "--sched-batch", "--no-dup-check"])
-                    cc.wait_for_log("attached to")
-                    cs.append(cc)
-                subprocess.run(in_cgroup(procs, [FLOOD, str(flood_n), "1"]), check=True,
-                               stdout=subprocess.DEVNULL)
-                deadline = time.monotonic() + 60
-                while time.monotonic() < deadline:
-                    val = metrics(maddr)
-                    if val.get("kmon_tracked_pids", 0) >= npids and \
-                            val.get("kmon_pods", 0) >= npods and \
-                            val.get("kmon_rescans_total", 0) >= 3:
-                        break
-                    time.sleep(1)
-                files = {}
-                comp = smaps_components(a.proc.pid, 8 << 20, files)
-                with open("/proc/%d/status" % a.proc.pid) as f:
-                    st = {l.split(":")[0]: int(l.split()[1]) for l in f
-                          if l.startswith(("VmRSS", "Threads"))}
-                a.stop()
-                for cc in cs:
-                    cc.stop()
-                own = sum(v for k, v in comp.items() if "excluded" not in k)
-                row = {"tracked_pids": int(val.get("kmon_tracked_pids", 0)),
-                       "pods": int(val.get("kmon_pods", 0)),
-                       "threads": st.get("Threads"), "vm_rss_mib": round(st["VmRSS"] / 1024, 1),
-                       "own_private_mib": round(own / 1024, 2)}
-                row.update({"%s (MiB)" % k: round(v / 1024, 2) for k, v in sorted(comp.items())})
-                row["files_kb"] = files
-                row.update(kubelet_helper_cost(fk, token))
-                rows.append(row)
+            for k, kpods, base in ((base_pids, 1, True), (npids, npods, False)):
+                c = n.start_container(
+                    flavor="cgroupfs-containerd", pod_uid=new_pod_uid(),
+                    name="few" if base else "many",
+                    cmd=["/bin/sh", "-c", "i=0; while [ $i -lt %d ]; do sleep 3600 & "
+                         "i=$((i+1)); done; wait" % k])
+                deadline = time.monotonic() + 300
+                while len(c.host_pids()) < k and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                pods = [{"name": c.name, "namespace": "bench", "containers": [c]}]
+                for i in range(kpods - 1):
+                    uid = new_pod_uid()
+                    fake = types.SimpleNamespace(sandbox=False, pod_uid=uid,
+                                                 id=new_container_id(), name="app",
+                                                 runtime=c.runtime, qos="burstable")
+                    pods.append({"name": "web-%d" % i, "namespace": "ns-%d" % (i % 10),
+                                 "uid": uid, "containers": [fake]})
+                fk.set_pods(n.podlist(pods))
+                os.chmod(pods_file, 0o644)
+                for _ in range(rounds):
+                    row = memory_round(c, fk, token, len(c.host_pids()), kpods, flood_n)
+                    row["baseline"] = base
+                    rows.append(row)
+                c.stop()
         finally:
             fk.stop()
     return rows
+
+
+def memory_round(c, fk, token, npids, npods, flood_n):
+    """One agent's memory by component once it tracks npids processes of
+    container c and knows npods pods, with two consumers and a flood."""
+    procs = [m + c.cgroup_path + "/cgroup.procs" for m in c.node.cgroup_mounts
+             if os.path.exists(m + c.cgroup_path + "/cgroup.procs")]
+    maddr = free_addr()
+    a = Agent(AGENT, ["--scope", "containers", "--rescan-interval", "2",
+                      "--pid-map-size", str(max(16384, 2 * npids)),
+                      "--kubelet-url", fk.url(), "--kubelet-token-file", token,
+                      "--kubelet-ca-file", fk.ca, "--kubelet-refresh", "2",
+                      "--metrics-addr", maddr])
+    a.wait_attached()
+    cs = []
+    for i in range(2):
+        cc = Consumer([TC, "--socket", a.socket, "--name", "m%d" % i,
+                       "--sched-batch", "--no-dup-check"])
+        cc.wait_for_log("attached to")
+        cs.append(cc)
+    subprocess.run(in_cgroup(procs, [FLOOD, str(flood_n), "1"]), check=True,
+                   stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        val = metrics(maddr)
+        if val.get("kmon_tracked_pids", 0) >= npids and \
+                val.get("kmon_pods", 0) >= npods and \
+                val.get("kmon_rescans_total", 0) >= 3:
+            break
+        time.sleep(1)
+    files = {}
+    comp = smaps_components(a.proc.pid, 8 << 20, files)
+    with open("/proc/%d/status" % a.proc.pid) as f:
+        st = {l.split(":")[0]: int(l.split()[1]) for l in f
+              if l.startswith(("VmRSS", "Threads"))}
+    a.stop()
+    for cc in cs:
+        cc.stop()
+    own = sum(v for k, v in comp.items() if "excluded" not in k)
+    row = {"tracked_pids": int(val.get("kmon_tracked_pids", 0)),
+           "pods": int(val.get("kmon_pods", 0)),
+           "threads": st.get("Threads"), "vm_rss_mib": round(st["VmRSS"] / 1024, 1),
+           "own_private_mib": round(own / 1024, 2)}
+    row.update({"%s (MiB)" % k: round(v / 1024, 2) for k, v in sorted(comp.items())})
+    row["files_kb"] = files
+    row.update(kubelet_helper_cost(fk, token))
+    return row
 
 
 def kubelet_helper_cost(fk, token, n=5):
@@ -1306,24 +1323,38 @@ def kubelet_helper_cost(fk, token, n=5):
 
 
 def report_memory(rows):
+    """Target 6's rows, each against the same agent tracking a container of
+    a few processes in a PodList of one pod, in the same run (results saved
+    before that baseline existed give the figures alone)."""
+    base = [r for r in rows if r.get("baseline")]
+    rows = [r for r in rows if not r.get("baseline")]
     if not rows:
         return
-    REPORT.add("6", "agent private RSS beyond the rings, %d PIDs, %d pods, 2 consumers"
-               % (rows[0]["tracked_pids"], rows[0]["pods"]), "MiB",
-               [r["own_private_mib"] for r in rows], limit=16, on="figure")
+    bw = "%d PIDs, 1 pod" % base[0]["tracked_pids"] if base else ""
+
+    def add(what, unit, key, **kw):
+        REPORT.add("6", what, unit, [r.get(key, 0) for r in rows],
+                   baselines=[median(r.get(key, 0) for r in base)] if base else None,
+                   baseline_what=bw, **kw)
+    add("agent private RSS beyond the rings, %d PIDs, %d pods, 2 consumers"
+        % (rows[0]["tracked_pids"], rows[0]["pods"]), "MiB", "own_private_mib",
+        limit=16, on="figure",
+        note="%.0f bytes more per tracked PID, pods included" % (
+            (median(r["own_private_mib"] for r in rows) -
+             median(r["own_private_mib"] for r in base)) * 1048576 /
+            max(rows[0]["tracked_pids"] - base[0]["tracked_pids"], 1)) if base else "")
     for k in rows[0]:
         if k.endswith("(MiB)") and "excluded" not in k:
             if max(r.get(k, 0) for r in rows) >= 0.05:
-                REPORT.add("6", "of it: " + k[:-6], "MiB", [r.get(k, 0) for r in rows])
+                add("of it: " + k[:-6], "MiB", k)
     if "helper_cpu_ms" in rows[0]:
-        REPORT.add("6", "not in it: the kubelet client, a child per PodList refresh "
-                   "(kmon-kubelet-get, %d pods): CPU per refresh" % rows[0]["pods"], "ms",
-                   [r["helper_cpu_ms"] for r in rows])
+        add("not in it: the kubelet client, a child per PodList refresh "
+            "(kmon-kubelet-get, %d pods): CPU per refresh" % rows[0]["pods"], "ms",
+            "helper_cpu_ms")
         # Measured figures go in the note: a partial run replaces a README
         # row by its name, which must not change from run to run.
-        REPORT.add("6", "the same child's peak RSS", "MiB",
-                   [r["helper_peak_rss_mib"] for r in rows],
-                   note="for its %.0f ms of wall time" % median(r["helper_wall_ms"] for r in rows))
+        add("the same child's peak RSS", "MiB", "helper_peak_rss_mib",
+            note="for its %.0f ms of wall time" % median(r["helper_wall_ms"] for r in rows))
 
 
 def bench_ring(n):
@@ -1452,11 +1483,15 @@ def report_attach(rows, inproc):
                    note="%d attaches%s" % (sum(r["attaches"] for r in this if r["attaching"]),
                                            "" if goal else "; default scheduling: the drain "
                                            "at nice -15, under the fair scheduler"))
-    ins = {r["attaching"]: r for r in inproc}
-    if True in ins and False in ins:
+    # Per round (results saved before rounds are one round).
+    ins = {}
+    for r in inproc:
+        ins.setdefault(r.get("round", 1), {})[r["attaching"]] = r
+    both = [x for _, x in sorted(ins.items()) if True in x and False in x]
+    if both:
         REPORT.add("2", "drain's longest wait for the fan-out lock, in-process (bench_fanout)",
-                   "ms", ins[True]["max_lock_wait_us"] / 1e3,
-                   baselines=ins[False]["max_lock_wait_us"] / 1e3,
+                   "ms", [x[True]["max_lock_wait_us"] / 1e3 for x in both],
+                   baselines=[x[False]["max_lock_wait_us"] / 1e3 for x in both],
                    baseline_what="nobody attaching", limit=1.0, on="figure", cmp="<")
 
 
@@ -1782,10 +1817,13 @@ def main():
         res["attach"] = bench_attach(2 if s else 10, tmp)
         table("drain stall while consumers attach with 8 MiB replay, two-thread flood",
               res["attach"])
-        r = json.loads(sh(FANOUT, "attach", "2" if s else "10").strip().splitlines()[-1])
-        res["attach_inprocess"] = r["rows"]
+        # Two rounds of half the time each, for a spread.
+        res["attach_inprocess"] = [
+            dict(row, round=rnd + 1) for rnd in range(2)
+            for row in json.loads(sh(FANOUT, "attach", "1" if s else "5").strip()
+                                  .splitlines()[-1])["rows"]]
         table("fan-out alone: drain's wait for the lock while consumers attach with 8 MiB "
-              "replay (1M events/s)", r["rows"])
+              "replay (1M events/s)", res["attach_inprocess"])
     if want("drain"):
         res["drain"] = bench_drain(100000 if s else 1000000)
         table("drain: kmon-agent (no consumers) vs bare libbpf reader, same programs", res["drain"])

@@ -5,8 +5,8 @@ replace theirs, figure by figure (a note in parentheses may differ), every
 other row stays; the run's header joins the earlier ones, or with
 --sole-header takes their place; nothing outside the markers changes.
 And target 5's judgement (run_bench.report_fanout): on the pairs whose
-1-consumer flood ran at the top speed, whatever the rest did. And target
-7's rows: each against its baseline of the same round, and results saved
+1-consumer flood ran at the top speed, whatever the rest did. And targets
+6 and 7's rows: each against its baseline of the same run, and results saved
 before the baselines existed still give their figures."""
 import os
 from statistics import median
@@ -123,7 +123,7 @@ def drop(k, rnd, first, best):
     return r
 
 
-class Target7BaselinesTest(unittest.TestCase):
+class SameRunBaselinesTest(unittest.TestCase):
     def rows(self, fn, *args):
         REPORT.rows.clear()
         fn(*args)
@@ -173,6 +173,26 @@ class Target7BaselinesTest(unittest.TestCase):
                                  {"pids": 100000, "batch_us": 33000.0})
         figs = [(r["figure"], r["baseline"]) for r in REPORT.rows]
         self.assertEqual(figs, [(2.97, None), (0.1, None), (33.0, None)])
+
+    def test_memory_against_the_small_container(self):
+        def mem(pids, pods, own, heap, base):
+            return {"tracked_pids": pids, "pods": pods, "own_private_mib": own,
+                    "malloc main heap (MiB)": heap, "baseline": base}
+        REPORT.rows.clear()
+        run_bench.report_memory([mem(3, 1, 11.9, 0.4, True), mem(3, 1, 12.1, 0.5, True),
+                                 mem(10002, 110, 13.9, 2.4, False),
+                                 mem(10002, 110, 14.1, 2.5, False)])
+        goal, heap = REPORT.rows
+        self.assertEqual(goal["baseline_what"], "3 PIDs, 1 pod")
+        self.assertAlmostEqual(goal["ratio"], median([13.9 / 12.0, 14.1 / 12.0]), places=4)
+        self.assertEqual(goal["result"], "pass")
+        # (14.0 - 12.0) MiB over 9,999 more PIDs
+        self.assertIn("%.0f bytes more per tracked PID" % (2.0 * 1048576 / 9999), goal["note"])
+        self.assertAlmostEqual(heap["baseline"], 0.45)
+        REPORT.rows.clear()
+        run_bench.report_memory([mem(10002, 110, 13.9, 2.4, None)])
+        self.assertIsNone(REPORT.rows[0]["baseline"])
+        self.assertEqual(REPORT.rows[0]["note"], "")
 
 
 if __name__ == "__main__":
