@@ -161,6 +161,21 @@ def in_cgroup(procs, argv, fifo=None):
     return ["/bin/sh", "-c", script, "sh"] + list(procs) + ["--"] + list(argv)
 
 
+def start_held(procs, argv, fifo_dir):
+    """argv in the cgroups of procs, held before its exec until go(): a
+    fresh FIFO in fifo_dir is what it waits on."""
+    fifo = os.path.join(fifo_dir, "go-%d" % len(os.listdir(fifo_dir)))
+    os.mkfifo(fifo)
+    p = subprocess.Popen(in_cgroup(procs, argv, fifo), stdout=subprocess.DEVNULL)
+    p.fifo = fifo
+    return p
+
+
+def go(p):
+    with open(p.fifo, "w") as f:
+        f.write("go\n")
+
+
 class PodCgroup:
     """A container cgroup shaped as kubelet + containerd make it, on every
     mounted hierarchy, for workloads kmon must see in containers scope."""
@@ -174,15 +189,10 @@ class PodCgroup:
 
     def start_held(self, argv):
         """argv in the cgroup, held before exec until go()."""
-        fifo = os.path.join(self.fifo_dir, "go-%d" % len(os.listdir(self.fifo_dir)))
-        os.mkfifo(fifo)
-        p = subprocess.Popen(in_cgroup(self.procs, argv, fifo), stdout=subprocess.DEVNULL)
-        p.fifo = fifo
-        return p
+        return start_held(self.procs, argv, self.fifo_dir)
 
     def go(self, p):
-        with open(p.fifo, "w") as f:
-            f.write("go\n")
+        go(p)
 
     def close(self):
         self.node.close()
@@ -680,9 +690,8 @@ def bench_wakeups(secs):
 
 
 def bench_micro(rounds=1):
-    """bench_micro's figures, `rounds` runs (a list when more than one)."""
-    runs = [json.loads(sh(MICRO).strip().splitlines()[-1]) for _ in range(rounds)]
-    return runs if rounds > 1 else runs[0]
+    """bench_micro's figures, one dict per run."""
+    return [json.loads(sh(MICRO).strip().splitlines()[-1]) for _ in range(rounds)]
 
 
 def bench_make(tmp, jobs=2, rounds=2):
@@ -994,6 +1003,7 @@ def bench_tracked(counts, tmp, flood_n, rounds=3):
                 time.sleep(0.5)
             procs = [m + c.cgroup_path + "/cgroup.procs" for m in c.node.cgroup_mounts
                      if os.path.exists(m + c.cgroup_path + "/cgroup.procs")]
+            fifo_dir = tempfile.mkdtemp(prefix="kmon-tracked-", dir=tmp)
             row = {"tracked_pids": 0, "kernel_dropped": 0, "scan_ms": [],
                    "drain_stall_max_ms": [], "drain_stall_max_ms_no_rescan": [],
                    "flood_events_read": [], "agent_rss_kb": 0}
@@ -1005,12 +1015,7 @@ def bench_tracked(counts, tmp, flood_n, rounds=3):
                     # exec, for the agent's first scan to find it: so the
                     # baseline agent, whose next scan is an hour away (0
                     # would mean no scan at all), tracks it too.
-                    fifo = os.path.join(tmp, "tracked-go")
-                    if os.path.exists(fifo):
-                        os.unlink(fifo)
-                    os.mkfifo(fifo)
-                    flood = subprocess.Popen(in_cgroup(procs, [FLOOD, str(flood_n), "1"], fifo),
-                                             stdout=subprocess.DEVNULL)
+                    flood = start_held(procs, [FLOOD, str(flood_n), "1"], fifo_dir)
                     maddr = free_addr()
                     a = Agent(AGENT, ["--scope", "containers",
                                       "--rescan-interval", "1" if rescan else "3600",
@@ -1022,8 +1027,7 @@ def bench_tracked(counts, tmp, flood_n, rounds=3):
                         time.sleep(0.1)
                     val = metrics(maddr)
                     scans = val.get("kmon_rescans_total", 0)
-                    with open(fifo, "w") as f:
-                        f.write("go\n")
+                    go(flood)
                     # One sample per scan the agent finished during the flood.
                     while flood.poll() is None:
                         time.sleep(1.0)
@@ -1838,7 +1842,7 @@ def main():
         table("make -j2 of kmon's own sources", res["make"])
     if want("forward"):
         res["forward"] = bench_forward(100000 if s else 1000000,
-                                       (res.get("micro") or [bench_micro()])[0])
+                                       (res.get("micro") or bench_micro())[0])
         table("kmon-forward end to end (1 flood thread, CPU per event)", res["forward"])
     if want("tracked"):
         # Floods of a few seconds: the agent rescans every second, and each
