@@ -228,11 +228,14 @@ void agent_metrics_render(struct metrics_text *m, const struct agent_metrics_src
 		kernel_families(m, s->kernel);
 	SCALARS(m, drain);
 	consumer_family(m, s, "kmon_consumer_delivered_total", "counter",
-			"Records written into a consumer's ring", CONSUMER_DELIVERED);
+			"Records written into a consumer's ring (for a consumer reading the shared "
+			"history: its events there, less those it reports lost)", CONSUMER_DELIVERED);
 	consumer_family(m, s, "kmon_consumer_dropped_total", "counter",
-			"Records a consumer lost because its ring was full", CONSUMER_LOST);
+			"Records a consumer lost because its ring was full (for a consumer reading "
+			"the shared history: what it reports it missed there)", CONSUMER_LOST);
 	consumer_family(m, s, "kmon_consumer_ring_fill_ratio", "gauge",
-			"How full a consumer's ring was at the last publish (0-1)", CONSUMER_FILL);
+			"How full a consumer's ring was at the last publish (0-1; one reading the "
+			"shared history has only META in its ring)", CONSUMER_FILL);
 	if (s->control)
 		control_families(m, s->control);
 	if (s->tracker)

@@ -111,10 +111,11 @@ static void peer_close(struct peer *p, const char *why)
 	if (p->id) {
 		if (!fanout__detach(c->o.fanout, p->id, &st))
 			log_info("consumer %u '%s' (uid %u pid %d) detached: %s; produced %llu "
-				 "delivered %llu lost %llu wakeups %llu",
+				 "delivered %llu lost %llu wakeups %llu%s",
 				 p->id, p->name, (unsigned)p->cred.uid, (int)p->cred.pid, why,
 				 (unsigned long long)st.produced, (unsigned long long)st.delivered,
-				 (unsigned long long)st.lost, (unsigned long long)st.wakeups);
+				 (unsigned long long)st.lost, (unsigned long long)st.wakeups,
+				 st.shared ? " (shared history: lost as the consumer reports it)" : "");
 	} else {
 		if (p->state == PEER_HELLO)
 			c->pending--;
@@ -130,7 +131,7 @@ static void peer_close(struct peer *p, const char *why)
 
 static long send_reply(struct peer *p, uint32_t step, enum kmon_hello_status st,
 		       const char *errtxt, uint32_t id, size_t ring_bytes, size_t replayed,
-		       const int *fds)
+		       const int *fds, unsigned n_fds, uint16_t flags)
 {
 	struct kmon_hello_reply r;
 	long n;
@@ -143,11 +144,12 @@ static long send_reply(struct peer *p, uint32_t step, enum kmon_hello_status st,
 	r.step = step;
 	r.ring_bytes = ring_bytes;
 	r.replay_bytes = replayed;
+	r.flags = flags;
 	snprintf(r.node, sizeof(r.node), "%s", p->ctl->o.node_name ? p->ctl->o.node_name : "");
 	snprintf(r.error, sizeof(r.error), "%s", errtxt ? errtxt : "");
 	/* A nonblocking socket with an empty buffer: a full one means the peer
 	 * is not reading, which ends it anyway. */
-	n = kmon_proto_send(p->fd, &r, sizeof(r), fds, fds ? KMON_PROTO_FDS : 0);
+	n = kmon_proto_send(p->fd, &r, sizeof(r), fds, n_fds);
 	if (n != (long)sizeof(r))
 		log_debug("reply to pid %d failed: %s", (int)p->cred.pid,
 			  n < 0 ? strerror((int)-n) : "short");
@@ -184,7 +186,7 @@ static void refuse(struct peer *p, uint32_t step, enum kmon_hello_status st, con
 {
 	char why[300];
 
-	send_reply(p, step, st, err, 0, 0, 0, NULL);
+	send_reply(p, step, st, err, 0, 0, 0, NULL, 0, 0);
 	snprintf(why, sizeof(why), "%s '%s' refused (%s): %s",
 		 step == KMON_STEP_OFFER ? "hello" : "ready", p->name[0] ? p->name : "?",
 		 kmon_hello_status_name(st), err);
@@ -275,7 +277,8 @@ static void on_hello(struct peer *p)
 	/* One table for all: sealed, so a consumer can neither change it for
 	 * others nor make it bigger; its pages count toward no consumer. */
 	fds[3] = c->o.symtab_fd;
-	if (send_reply(p, KMON_STEP_OFFER, KMON_HELLO_OK, NULL, 0, ring_bytes, 0, fds) !=
+	if (send_reply(p, KMON_STEP_OFFER, KMON_HELLO_OK, NULL, 0, ring_bytes, 0, fds,
+		       KMON_PROTO_FDS, 0) !=
 	    (long)sizeof(struct kmon_hello_reply)) {
 		peer_close(p, "cannot send the hello reply");
 		return;
@@ -295,7 +298,7 @@ static void on_ready(struct peer *p)
 	char err[KMON_PROTO_ERR_MAX];
 	size_t ring_bytes = 0, replayed = 0;
 	ssize_t n;
-	int fds[3], ret;
+	int fds[4], ret;
 
 	n = recv_step(p, &rd, sizeof(rd), "closed before ready");
 	if (n <= 0)
@@ -323,6 +326,7 @@ static void on_ready(struct peer *p)
 	sub.ring_bytes = p->ring_bytes;
 	sub.replay_bytes = h->replay_bytes;
 	sub.ring = p->ring;
+	sub.shared = h->flags & KMON_HELLO_F_SHARED;
 	ret = fanout__attach(c->o.fanout, &sub, &p->id, fds, &ring_bytes, &replayed);
 	if (ret) {
 		p->id = 0;
@@ -339,11 +343,15 @@ static void on_ready(struct peer *p)
 	p->ring = NULL; /* the fan-out's now */
 	p->state = PEER_ATTACHED;
 	uv_timer_stop(&p->timer);
-	send_reply(p, KMON_STEP_ATTACHED, KMON_HELLO_OK, NULL, p->id, ring_bytes, replayed, NULL);
+	/* The history is sealed and read-only: a shared consumer can neither
+	 * change an event for the others nor free a page under the drain. */
+	send_reply(p, KMON_STEP_ATTACHED, KMON_HELLO_OK, NULL, p->id, ring_bytes, replayed,
+		   &fds[3], fds[3] >= 0, fds[3] >= 0 ? KMON_REPLY_F_SHARED : 0);
 	log_info("consumer %u '%s' attached: uid %u pid %d (%s), ring %zu bytes, mask 0x%x, "
-		 "%u namespaces, replayed %zu bytes",
+		 "%u namespaces, replayed %zu bytes%s",
 		 p->id, p->name, (unsigned)p->cred.uid, (int)p->cred.pid, p->comm, ring_bytes,
-		 h->event_mask, h->n_namespaces, replayed);
+		 h->event_mask, h->n_namespaces, replayed,
+		 fds[3] >= 0 ? ", events from the shared history" : "");
 }
 
 static void on_peer_io(uv_poll_t *h, int status, int events)

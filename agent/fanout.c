@@ -12,6 +12,7 @@
 
 #include <linux/types.h>
 #include "bpf/kmon_event.h"
+#include "shm/history.h"
 #include "shm/meta.h"
 #include "shm/ring.h"
 
@@ -19,6 +20,7 @@
 #define EVENT_REC_BYTES kmon_rec_size(sizeof(struct kmon_event))
 #define META_REC_BYTES kmon_rec_size(sizeof(struct kmon_meta))
 #define LOST_REC_BYTES kmon_rec_size(sizeof(struct kmon_rec_lost))
+#define JOIN_REC_BYTES kmon_rec_size(sizeof(struct kmon_rec_join))
 
 struct consumer {
 	uint32_t id;
@@ -33,6 +35,12 @@ struct consumer {
 	uint8_t *allowed;      /* by key; only with a namespace filter */
 	uint8_t *meta_pending; /* by key: META to write before the next event */
 	uint64_t seq;
+	/* Reads its events from the shared history (shm/history.h) once the
+	 * drain has written its JOIN record (at the link): its ring carries
+	 * only META and the JOIN. join_from: the first history event it reads
+	 * (where its replay starts). */
+	bool shared;
+	uint64_t join_from;
 	/* Set up by the attach, then the drain's: until the drain has seen the
 	 * consumer once (linked), the replay still has to catch up with the
 	 * history events published since the attach's last pass. */
@@ -44,6 +52,7 @@ struct consumer {
 	} rp;
 	uint64_t lost_pending, lost_since;
 	uint64_t produced, delivered, lost;
+	uint64_t replayed; /* shared: replay events it reads from the history */
 	double fill;
 	bool dirty;
 	bool bad; /* skipped; waits for the control thread to detach it */
@@ -75,16 +84,12 @@ struct fanout {
 	_Atomic uint64_t drain_seq;
 	uint32_t next_id;
 	struct kmon_meta **meta; /* by key */
-	/* History: the last hist_cap events. Only the drain thread writes it:
-	 * event number i goes to hist[i % hist_cap]. An attach copies it without
-	 * the lock, seqlock-style: it copies a slot, then checks through
-	 * hist_started that no write over that slot had begun meanwhile. So a
-	 * consumer's replay never holds up the drain. */
-	struct kmon_event *hist;
+	/* History: the last hist_cap events (NULL: none kept). Only the drain
+	 * thread writes it. An attach copies from it without the lock,
+	 * seqlock-style (shm/history.h), and shared consumers read their
+	 * events from it: neither ever holds up the drain. */
+	struct hist_prod *hist;
 	size_t hist_cap;
-	size_t hist_slot;                /* drain thread: hist_head % hist_cap */
-	_Atomic uint64_t hist_head;      /* events completely written */
-	_Atomic uint64_t hist_started;   /* events whose write has begun */
 };
 
 static inline bool bit_get(const uint8_t *b, uint32_t k)
@@ -98,26 +103,6 @@ static inline void bit_set(uint8_t *b, uint32_t k, bool v)
 		b[k >> 3] |= (uint8_t)(1u << (k & 7));
 	else
 		b[k >> 3] &= (uint8_t)~(1u << (k & 7));
-}
-
-/*
- * The history is a mapping of its own, not malloc's: a large block malloc
- * may put in the main heap (its mmap threshold rises as big blocks are
- * freed), where it would neither go back to the system with the agent's
- * other frees nor show in smaps as what it is (the memory report names it).
- */
-static struct kmon_event *hist_alloc(size_t cap)
-{
-	void *p = mmap(NULL, cap * sizeof(struct kmon_event), PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	return p == MAP_FAILED ? NULL : p;
-}
-
-static void hist_free(struct kmon_event *hist, size_t cap)
-{
-	if (hist)
-		munmap(hist, cap * sizeof(*hist));
 }
 
 struct fanout *fanout__new(const struct fanout_opts *opts)
@@ -138,8 +123,12 @@ struct fanout *fanout__new(const struct fanout_opts *opts)
 	atomic_init(&fo->live, calloc(1, sizeof(struct cons_set)));
 	fo->meta = calloc(KMON_CONTAINER_KEYS, sizeof(*fo->meta));
 	fo->hist_cap = fo->o.history_bytes / sizeof(struct kmon_event);
+	/* A memfd of its own, not malloc's: shared consumers map it, and a
+	 * large block in the main heap would neither go back to the system
+	 * with the agent's other frees nor show in smaps as what it is (the
+	 * memory report names it). */
 	if (fo->hist_cap)
-		fo->hist = hist_alloc(fo->hist_cap);
+		fo->hist = hist_prod__new(fo->hist_cap, "fanout");
 	if (!fo->cons || !fo->meta || (fo->hist_cap && !fo->hist) || !atomic_load(&fo->live) ||
 	    pthread_mutex_init(&fo->lock, NULL))
 		goto fail;
@@ -152,7 +141,7 @@ fail:
 	free(atomic_load(&fo->live));
 	free(fo->cons);
 	free(fo->meta);
-	hist_free(fo->hist, fo->hist_cap);
+	hist_prod__free(fo->hist);
 	free(fo);
 	errno = ENOMEM;
 	return NULL;
@@ -184,7 +173,7 @@ void fanout__free(struct fanout *fo)
 	free(atomic_load(&fo->live));
 	free(fo->cons);
 	free(fo->meta);
-	hist_free(fo->hist, fo->hist_cap);
+	hist_prod__free(fo->hist);
 	free(fo);
 }
 
@@ -240,6 +229,23 @@ static bool write_lost(struct fanout *fo, struct consumer *c)
 	l->since_seq = c->lost_since;
 	ring_prod__commit(c->ring, h);
 	c->lost_pending = 0;
+	c->dirty = true;
+	return true;
+}
+
+/* A shared consumer's switch to the history, at its link: its replay is
+ * history events [join_from, live_from), live events follow. */
+static bool write_join(struct fanout *fo, struct consumer *c, uint64_t live_from)
+{
+	struct kmon_rec_hdr *h = reserve(fo, c, KMON_REC_JOIN, 0, JOIN_REC_BYTES, c->seq);
+	struct kmon_rec_join *j;
+
+	if (!h)
+		return false;
+	j = (struct kmon_rec_join *)(h + 1);
+	j->from = c->join_from < live_from ? c->join_from : live_from;
+	j->live_from = live_from;
+	ring_prod__commit(c->ring, h);
 	c->dirty = true;
 	return true;
 }
@@ -313,6 +319,31 @@ lost:
 	lose(c, 1);
 }
 
+/* A shared consumer reads the event itself from the history: what is left to
+ * the drain is the container's META, in its ring before the batch's
+ * history is published (fanout__flush()). A META that does not fit stays
+ * pending for the container's next event; meanwhile the consumer places the
+ * event as it would one whose container the agent does not know yet. */
+static void deliver_shared(struct fanout *fo, struct consumer *c, const struct kmon_event *ev)
+{
+	uint32_t key = ev->container_key;
+	bool bad;
+
+	c->produced++;
+	if (!key || key >= KMON_CONTAINER_KEYS || !bit_get(c->meta_pending, key))
+		return;
+	if (fo->meta[key]) {
+		if (!ring_prod__room(c->ring, 2 * META_REC_BYTES + HEADROOM, &bad)) {
+			if (bad)
+				mark_bad(fo, c);
+			return;
+		}
+		if (!write_meta(fo, c, fo->meta[key]))
+			return;
+	}
+	bit_set(c->meta_pending, key, false);
+}
+
 static inline bool wants(const struct fanout *fo, const struct consumer *c,
 			 const struct kmon_event *ev)
 {
@@ -353,31 +384,34 @@ void fanout__publish(struct fanout *fo, const struct kmon_event *ev)
 
 	if (!fo->batch_locked)
 		begin_batch(fo);
-	if (fo->hist_cap) {
-		uint64_t h = atomic_load_explicit(&fo->hist_head, memory_order_relaxed);
+	if (fo->hist)
+		hist_prod__append(fo->hist, ev);
+	for (i = 0; i < fo->cur->n; i++) {
+		struct consumer *c = fo->cur->c[i];
 
-		/* Announce the overwrite before doing it (pairs with the fence
-		 * in hist_read()), publish the event after. */
-		atomic_store_explicit(&fo->hist_started, h + 1, memory_order_relaxed);
-		atomic_thread_fence(memory_order_release);
-		fo->hist[fo->hist_slot] = *ev;
-		if (++fo->hist_slot == fo->hist_cap)
-			fo->hist_slot = 0;
-		atomic_store_explicit(&fo->hist_head, h + 1, memory_order_release);
+		if (!wants(fo, c, ev))
+			continue;
+		if (c->shared)
+			deliver_shared(fo, c, ev);
+		else
+			deliver(fo, c, ev, 0);
 	}
-	for (i = 0; i < fo->cur->n; i++)
-		if (wants(fo, fo->cur->c[i], ev))
-			deliver(fo, fo->cur->c[i], ev, 0);
 }
 
+/* The consumers' rings first, then the history: a shared consumer that sees
+ * the history's new events has their META in its ring (shm/history.h); then
+ * the shared consumers that sleep are woken for those events. */
 static void publish_all(struct fanout *fo, struct consumer *const *cons, unsigned n)
 {
-	unsigned i;
+	unsigned i, shared = 0;
 	bool bad;
 
 	for (i = 0; i < n; i++) {
 		struct consumer *c = cons[i];
-		if (c->bad || !c->dirty)
+		if (c->bad)
+			continue;
+		shared += c->shared;
+		if (!c->dirty)
 			continue;
 		c->dirty = false;
 		(void)ring_prod__publish(c->ring);
@@ -385,6 +419,12 @@ static void publish_all(struct fanout *fo, struct consumer *const *cons, unsigne
 		if (bad)
 			mark_bad(fo, c);
 	}
+	if (!fo->hist)
+		return;
+	hist_prod__publish(fo->hist);
+	for (i = 0; shared && i < n; i++)
+		if (cons[i]->shared && !cons[i]->bad)
+			(void)ring_prod__wake(cons[i]->ring);
 }
 
 void fanout__flush(struct fanout *fo)
@@ -472,17 +512,6 @@ int fanout__forget_meta(struct fanout *fo, uint32_t key)
 	return 0;
 }
 
-/* Copies history event number i (below a hist_head read with acquire) into
- * *ev. False when the drain began to overwrite its slot before the copy was
- * done: the copy may be torn and must not be used. The copy races with that
- * overwrite by design (a seqlock read); the check after it is what counts. */
-static bool hist_read(struct fanout *fo, uint64_t i, struct kmon_event *ev)
-{
-	memcpy(ev, &fo->hist[i % fo->hist_cap], sizeof(*ev));
-	atomic_thread_fence(memory_order_acquire);
-	return atomic_load_explicit(&fo->hist_started, memory_order_relaxed) <= i + fo->hist_cap;
-}
-
 /* Where a replay of the newest `max_n` history events c wants starts, as of
  * history head h. */
 static uint64_t replay_start(struct fanout *fo, const struct consumer *c, uint64_t h,
@@ -493,7 +522,7 @@ static uint64_t replay_start(struct fanout *fo, const struct consumer *c, uint64
 	size_t n = 0;
 
 	while (i > lo && n < max_n) {
-		if (!hist_read(fo, i - 1, &ev))
+		if (!hist_prod__read(fo->hist, i - 1, &ev))
 			break; /* overwritten: the older ones are too */
 		i--;
 		if (wants(fo, c, &ev))
@@ -504,10 +533,12 @@ static uint64_t replay_start(struct fanout *fo, const struct consumer *c, uint64
 
 /* History events up to `to` that will not be replayed: the replay starts
  * later while nothing was replayed yet; after that they are a hole in it,
- * reported in-band as LOST (whether or not c wanted them: they are gone). */
+ * reported in-band as LOST (whether or not c wanted them: they are gone).
+ * A shared consumer reads its replay from the history itself and counts
+ * such a hole as it finds it. */
 static void replay_skip(struct consumer *c, struct replay *r, uint64_t to)
 {
-	if (r->begun) {
+	if (r->begun && !c->shared) {
 		c->produced += to - r->pos;
 		lose(c, to - r->pos);
 	}
@@ -520,13 +551,13 @@ static void replay_skip(struct consumer *c, struct replay *r, uint64_t to)
  * reach it, the rest of the replay is reported LOST instead. */
 static void replay_range(struct fanout *fo, struct consumer *c, struct replay *r, uint64_t end)
 {
-	uint64_t started = atomic_load_explicit(&fo->hist_started, memory_order_relaxed);
+	uint64_t started = hist_prod__started(fo->hist);
 	struct kmon_event ev;
 
 	if (started > fo->hist_cap && r->pos < started - fo->hist_cap)
 		replay_skip(c, r, started - fo->hist_cap < end ? started - fo->hist_cap : end);
 	while (r->pos < end) {
-		if (!hist_read(fo, r->pos, &ev)) {
+		if (!hist_prod__read(fo->hist, r->pos, &ev)) {
 			replay_skip(c, r, r->pos + 1);
 			continue;
 		}
@@ -534,6 +565,11 @@ static void replay_range(struct fanout *fo, struct consumer *c, struct replay *r
 		if (!wants(fo, c, &ev))
 			continue;
 		r->begun = true;
+		if (c->shared) {
+			deliver_shared(fo, c, &ev); /* its META only */
+			c->replayed++;
+			continue;
+		}
 		if (ring_prod__free_bytes(c->ring) < c->ring_bytes / 4 + 2 * EVENT_REC_BYTES) {
 			c->produced++;
 			lose(c, 1);
@@ -581,13 +617,15 @@ static void prefault(struct consumer *c)
 #define CATCHUP_DRAIN_MAX 1024
 static void catch_up(struct fanout *fo, struct consumer *c)
 {
-	if (c->rp.on) {
-		uint64_t h = atomic_load_explicit(&fo->hist_head, memory_order_relaxed);
+	uint64_t h = fo->hist ? hist_prod__head(fo->hist) : 0;
 
+	if (c->rp.on) {
 		if (h - c->rp.pos > CATCHUP_DRAIN_MAX)
 			replay_skip(c, &c->rp, h - CATCHUP_DRAIN_MAX);
 		replay_range(fo, c, &c->rp, h);
 	}
+	if (c->shared && !write_join(fo, c, h))
+		mark_bad(fo, c); /* cannot happen: the attach left half the ring free */
 	c->dirty = true; /* what the attach wrote is published with this batch */
 	c->linked = true;
 }
@@ -625,7 +663,7 @@ static int set_replace(struct fanout *fo)
  * with the few events the drain published meanwhile: the drain never waits
  * for an attach longer than that. fo->meta is read without the lock because
  * only the control thread, the one attaching, writes it. */
-int fanout__attach(struct fanout *fo, const struct fanout_sub *sub, uint32_t *id, int fds[3],
+int fanout__attach(struct fanout *fo, const struct fanout_sub *sub, uint32_t *id, int fds[4],
 		   size_t *ring_bytes, size_t *replayed_bytes)
 {
 	struct consumer *c;
@@ -656,6 +694,11 @@ int fanout__attach(struct fanout *fo, const struct fanout_sub *sub, uint32_t *id
 			snprintf(c->ns[i], sizeof(c->ns[i]), "%s", sub->namespaces[i]);
 		c->n_ns = sub->n_namespaces;
 	}
+	/* Every event of the node is in the history: only a consumer that
+	 * filters by type alone reads it (the library drops the other types);
+	 * one with a namespace filter gets copies of its events as before. */
+	c->shared = sub->shared && !c->n_ns && fo->hist;
+	c->join_from = UINT64_MAX;
 
 	/* Refuse early, before making a ring for nothing; checked again at
 	 * the link. */
@@ -694,24 +737,27 @@ int fanout__attach(struct fanout *fo, const struct fanout_sub *sub, uint32_t *id
 	 * what came in meanwhile, as far as three quarters do. */
 	if (sub->replay_bytes && fo->hist_cap) {
 		size_t max_n = sub->replay_bytes / EVENT_REC_BYTES;
-		size_t room = ring_prod__free_bytes(c->ring) / 2 / EVENT_REC_BYTES;
-		uint64_t h = atomic_load_explicit(&fo->hist_head, memory_order_acquire);
+		/* A shared consumer's replay is in the history, not its ring. */
+		size_t room = c->shared ? max_n : ring_prod__free_bytes(c->ring) / 2 / EVENT_REC_BYTES;
+		uint64_t h = hist_prod__head(fo->hist);
 
 		r.on = true;
 		r.pos = replay_start(fo, c, h, max_n < room ? max_n : room);
+		c->join_from = r.pos;
 		replay_range(fo, c, &r, h);
 		for (i = 0; i < CATCHUP_ROUNDS; i++) {
-			h = atomic_load_explicit(&fo->hist_head, memory_order_acquire);
+			h = hist_prod__head(fo->hist);
 			if (h - r.pos <= CATCHUP_LEFT_MAX)
 				break;
 			replay_range(fo, c, &r, h);
 		}
-		prefault(c);
+		if (!c->shared) /* its catch-up writes no event into the ring */
+			prefault(c);
 	}
 
 	/* Linked without the drain's lock: the drain's next batch takes the
 	 * new set and catches the replay up (begin_batch()). */
-	*replayed_bytes = c->delivered * EVENT_REC_BYTES;
+	*replayed_bytes = (c->shared ? c->replayed : c->delivered) * EVENT_REC_BYTES;
 	(void)ring_prod__publish(c->ring); /* the replay so far, even if no batch follows */
 	c->rp = r;
 	pthread_mutex_lock(&fo->ctl);
@@ -731,6 +777,7 @@ int fanout__attach(struct fanout *fo, const struct fanout_sub *sub, uint32_t *id
 
 	*id = c->id;
 	*ring_bytes = c->ring_bytes;
+	fds[3] = c->shared ? hist_prod__consumer_fd(fo->hist) : -1;
 	return ring_prod__consumer_fds(c->ring, &fds[0], &fds[1], &fds[2]);
 fail:
 	if (c->ring == sub->ring)
@@ -751,6 +798,16 @@ static void fill_stats(const struct consumer *c, struct fanout_consumer_stats *s
 	s->produced = c->produced;
 	s->delivered = c->delivered;
 	s->lost = c->lost;
+	s->shared = c->shared;
+	if (c->shared) {
+		/* What it reports: the drain never drops an event for it, and it
+		 * knows what it missed in the history. */
+		uint64_t note = ring_prod__consumer_note(c->ring);
+
+		s->lost_reported = note;
+		s->lost = note < c->produced ? note : c->produced;
+		s->delivered = c->produced - s->lost;
+	}
 	s->fill = c->fill;
 	s->ring_bytes = c->ring_bytes;
 	ring_prod__get_stats(c->ring, &rs);

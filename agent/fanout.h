@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * Fan-out: copies each kernel event into the shared-memory ring of every
- * attached consumer whose subscription matches. Owns the consumers' rings,
+ * attached consumer whose subscription matches, or, for a shared consumer
+ * (one that takes every event of the types it asked for), writes it once
+ * into the history they all read (shm/history.h) and gives each only the
+ * META its events need. Owns the consumers' rings,
  * the per-consumer accounting (produced / delivered / lost) and the history
  * kept for late consumers.
  *
@@ -51,6 +54,10 @@ struct fanout_sub {
 	unsigned n_namespaces;
 	size_t ring_bytes;   /* 0 = default */
 	size_t replay_bytes;
+	/* The consumer can read its events from the shared history (the
+	 * library can): granted when it has no namespace filter and the agent
+	 * keeps a history. */
+	bool shared;
 	/* A ring the caller created and started (ring_prod__create, populated by
 	 * the consumer, ring_prod__start): the fan-out takes it over on success
 	 * and ring_bytes is its size. NULL: the fan-out creates one itself. */
@@ -64,7 +71,11 @@ struct fanout_consumer_stats {
 	pid_t pid;
 	uint64_t produced;  /* records the agent tried to give this consumer */
 	uint64_t delivered; /* records written into its ring */
-	uint64_t lost;      /* records dropped because its ring was full */
+	uint64_t lost;      /* records dropped because its ring was full; for a
+			     * shared consumer, what it reports it missed in the
+			     * history (never more than produced) */
+	bool shared;        /* reads its events from the shared history */
+	uint64_t lost_reported; /* shared: the consumer's own count, unclamped */
 	uint64_t wakeups;   /* wake-ups sent */
 	double fill;        /* ring fill ratio at the last publish, 0..1 */
 	size_t ring_bytes;
@@ -82,10 +93,11 @@ int fanout__set_meta(struct fanout *fo, const struct kmon_meta *meta);
 int fanout__forget_meta(struct fanout *fo, uint32_t key);
 
 /* Control thread. On success *id names the consumer and fds[] holds the ring
- * data (read-only), ring ctl and eventfd descriptors, owned by the fan-out
- * (valid until detach; send them, do not close them). Returns 0, -ENOSPC when
+ * data (read-only), ring ctl and wake-up descriptors, and the shared
+ * history's read-only descriptor for a shared consumer (else -1), owned by
+ * the fan-out (valid until detach; send them, do not close them). Returns 0, -ENOSPC when
  * the consumer limit is reached, or another -errno. */
-int fanout__attach(struct fanout *fo, const struct fanout_sub *sub, uint32_t *id, int fds[3],
+int fanout__attach(struct fanout *fo, const struct fanout_sub *sub, uint32_t *id, int fds[4],
 		   size_t *ring_bytes, size_t *replayed_bytes);
 /* Frees the consumer's ring; *final (may be NULL) gets its last counts. */
 int fanout__detach(struct fanout *fo, uint32_t id, struct fanout_consumer_stats *final);

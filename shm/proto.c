@@ -72,7 +72,7 @@ enum kmon_hello_status kmon_hello_check(const void *msg, size_t msg_len, uint64_
 	if (msg_len != sizeof(h))
 		return fail(KMON_HELLO_BAD_MESSAGE, err, errlen,
 			    "hello of %zu bytes, expected %zu", msg_len, sizeof(h));
-	if (h.flags)
+	if (h.flags & ~(uint32_t)KMON_HELLO_F_SHARED)
 		return fail(KMON_HELLO_BAD_MESSAGE, err, errlen, "unknown hello flags 0x%x", h.flags);
 	if (h.event_mask & ~(uint32_t)(KMON_EV_MASK_ALL))
 		return fail(KMON_HELLO_BAD_MESSAGE, err, errlen, "unknown event types in mask 0x%x",
@@ -123,6 +123,11 @@ int kmon_hello_reply_check(const void *msg, size_t msg_len, char *err, size_t er
 	}
 	if (r->step != KMON_STEP_OFFER && r->step != KMON_STEP_ATTACHED) {
 		snprintf(err, errlen, "agent sent a reply of unknown step %u", r->step);
+		return -EPROTO;
+	}
+	if (r->flags & ~(uint16_t)KMON_REPLY_F_SHARED ||
+	    (r->flags && r->step != KMON_STEP_ATTACHED)) {
+		snprintf(err, errlen, "agent sent reply flags 0x%x at step %u", r->flags, r->step);
 		return -EPROTO;
 	}
 	return 0;

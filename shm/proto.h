@@ -15,7 +15,11 @@
  *                       its ring: shm/ring.h)
  *   agent -> consumer   struct kmon_hello_reply, step KMON_STEP_ATTACHED:
  *                       OK (the ring header is valid, records follow) or why
- *                       not (e.g. KMON_HELLO_NOT_POPULATED)
+ *                       not (e.g. KMON_HELLO_NOT_POPULATED); with
+ *                       KMON_REPLY_F_SHARED in flags, SCM_RIGHTS carries one
+ *                       descriptor: the shared history (read-only,
+ *                       shm/history.h), where the consumer reads its events
+ *                       from the JOIN record in its ring on
  *
  * After that the socket carries nothing; it stays open as the liveness link:
  * either side closing it (or dying) ends the attachment, and the agent then
@@ -27,6 +31,8 @@
  * refuses a reply of another version; upgrade consumers with the agent.
  * Version 2 added the ready step, the step field and statuses 6-8.
  * Version 3 added the fourth descriptor, the symbol table.
+ * Version 4 added the shared history: KMON_HELLO_F_SHARED, the reply's flags
+ * and its descriptor.
  *
  * Fixed-size little-endian structs (both ends share a machine), validated
  * field by field by kmon_hello_check() before anything is used.
@@ -38,7 +44,7 @@
 #include <stdint.h>
 
 #define KMON_PROTO_MAGIC 0x4e4f4d4bu /* "KMON" */
-#define KMON_PROTO_VERSION 3
+#define KMON_PROTO_VERSION 4
 #define KMON_PROTO_NAME_MAX 64
 #define KMON_PROTO_NS_MAX 16     /* namespaces per subscription */
 #define KMON_PROTO_NS_LEN 64     /* DNS label (63) + NUL */
@@ -51,7 +57,7 @@ struct kmon_hello {
 	uint16_t version;
 	uint16_t n_namespaces;
 	uint32_t event_mask; /* KMON_EV_MASK bits; 0 = every type */
-	uint32_t flags;      /* none defined; must be 0 */
+	uint32_t flags;      /* enum kmon_hello_flags; no other bit */
 	uint64_t ring_bytes; /* 0 = agent default */
 	uint64_t replay_bytes;
 	char name[KMON_PROTO_NAME_MAX];
@@ -63,6 +69,16 @@ _Static_assert(__builtin_offsetof(struct kmon_hello, ring_bytes) == 16, "kmon_he
 _Static_assert(__builtin_offsetof(struct kmon_hello, replay_bytes) == 24, "kmon_hello.replay_bytes");
 _Static_assert(__builtin_offsetof(struct kmon_hello, name) == 32, "kmon_hello.name");
 _Static_assert(__builtin_offsetof(struct kmon_hello, namespaces) == 96, "kmon_hello.namespaces");
+
+enum kmon_hello_flags {
+	/* The consumer can read its events from the shared history (granted
+	 * for a subscription without namespaces: KMON_REPLY_F_SHARED). */
+	KMON_HELLO_F_SHARED = 1u << 0,
+};
+
+enum kmon_reply_flags {
+	KMON_REPLY_F_SHARED = 1u << 0, /* ATTACHED: the history's descriptor is attached */
+};
 
 enum kmon_hello_status {
 	KMON_HELLO_OK = 0,
@@ -105,7 +121,7 @@ struct kmon_hello_reply {
 	uint64_t replay_bytes; /* history actually replayed */
 	char node[KMON_PROTO_NODE_MAX];
 	char error[KMON_PROTO_ERR_MAX]; /* status != OK: why, for the consumer's log */
-	uint8_t reserved[2];            /* zero; explicit so no padding is hidden */
+	uint16_t flags;                 /* enum kmon_reply_flags */
 };
 _Static_assert(sizeof(struct kmon_hello_reply) == 488, "kmon_hello_reply size");
 _Static_assert(__builtin_offsetof(struct kmon_hello_reply, status) == 6, "reply.status");
@@ -113,6 +129,7 @@ _Static_assert(__builtin_offsetof(struct kmon_hello_reply, step) == 12, "reply.s
 _Static_assert(__builtin_offsetof(struct kmon_hello_reply, ring_bytes) == 16, "reply.ring_bytes");
 _Static_assert(__builtin_offsetof(struct kmon_hello_reply, node) == 32, "reply.node");
 _Static_assert(__builtin_offsetof(struct kmon_hello_reply, error) == 286, "reply.error");
+_Static_assert(__builtin_offsetof(struct kmon_hello_reply, flags) == 486, "reply.flags");
 
 /* Validates a received hello of msg_len bytes against the agent's limits.
  * Returns KMON_HELLO_OK, or a status with a one-line reason in err. */

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include "shm/ring.h"
 #include "shm/err.h"
+#include "shm/memfd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +31,7 @@ struct ring_hdr {
 struct ring_ctl {
 	_Alignas(CACHELINE) _Atomic uint64_t tail;
 	_Alignas(CACHELINE) _Atomic uint64_t wait;
+	_Alignas(CACHELINE) _Atomic uint64_t note; /* ring_cons__set_note() */
 };
 
 _Static_assert(sizeof(struct ring_hdr) <= RING_HDR_BYTES, "ring header fits its page");
@@ -60,21 +62,9 @@ static bool is_pow2(size_t v)
 	return v && !(v & (v - 1));
 }
 
-/* Sized but not yet sealed: the data memfd gets its seals once the producer
- * has mapped it writable (F_SEAL_FUTURE_WRITE forbids new writable maps). */
-static int sized_memfd(const char *name, size_t bytes)
-{
-	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd < 0)
-		return -1;
-	if (ftruncate(fd, (off_t)bytes) < 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
-}
+/* The memfds are sized but not yet sealed when made: the data memfd gets
+ * its seals once the producer has mapped it writable (F_SEAL_FUTURE_WRITE
+ * forbids new writable maps). */
 
 size_t ring_prod__total_bytes(size_t data_bytes)
 {
@@ -84,7 +74,7 @@ size_t ring_prod__total_bytes(size_t data_bytes)
 struct ring_prod *ring_prod__create(size_t data_bytes, const char *name)
 {
 	struct ring_prod *p;
-	char path[64], nm[64];
+	char nm[64];
 	int sv[2], sndbuf = 1;
 	void *m;
 	int e;
@@ -102,11 +92,11 @@ struct ring_prod *ring_prod__create(size_t data_bytes, const char *name)
 	p->mask = data_bytes - 1;
 
 	snprintf(nm, sizeof(nm), "kmon-ring-%s", name ? name : "anon");
-	p->data_fd = sized_memfd(nm, RING_HDR_BYTES + data_bytes);
+	p->data_fd = kmon_memfd__sized(nm, RING_HDR_BYTES + data_bytes);
 	if (p->data_fd < 0)
 		goto fail;
 	snprintf(nm, sizeof(nm), "kmon-ctl-%s", name ? name : "anon");
-	p->ctl_fd = sized_memfd(nm, RING_CTL_BYTES);
+	p->ctl_fd = kmon_memfd__sized(nm, RING_CTL_BYTES);
 	if (p->ctl_fd < 0)
 		goto fail;
 	/* Mapping faults nothing in: the pages are allocated (and charged) by
@@ -131,8 +121,7 @@ struct ring_prod *ring_prod__create(size_t data_bytes, const char *name)
 	    fcntl(p->ctl_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
 		goto fail;
 	/* A read-only open of the memfd: the consumer can map it only read-only. */
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", p->data_fd);
-	p->data_ro_fd = open(path, O_RDONLY | O_CLOEXEC);
+	p->data_ro_fd = kmon_memfd__reopen_ro(p->data_fd);
 	if (p->data_ro_fd < 0)
 		goto fail;
 	/* The wake-up channel: a socket pair whose sending end never leaves
@@ -294,16 +283,22 @@ void ring_prod__commit(struct ring_prod *p, struct kmon_rec_hdr *rec)
 
 int ring_prod__publish(struct ring_prod *p)
 {
-	uint64_t w;
-	const char one = 1;
-	ssize_t n;
-
 	if (p->head == p->published)
 		return 0;
 	atomic_store_explicit(&p->hdr->head, p->head, memory_order_release);
 	p->published = p->head;
-	/* Orders the head store before the wait load; pairs with the fence in
-	 * ring_cons__prepare_sleep(). */
+	return ring_prod__wake(p);
+}
+
+int ring_prod__wake(struct ring_prod *p)
+{
+	uint64_t w;
+	const char one = 1;
+	ssize_t n;
+
+	/* Orders the head store (or the caller's store of whatever else the
+	 * consumer checks before sleeping) before the wait load; pairs with the
+	 * fence in ring_cons__prepare_sleep(). */
 	atomic_thread_fence(memory_order_seq_cst);
 	w = atomic_load_explicit(&p->ctl->wait, memory_order_relaxed);
 	if (!(w & 1) || w == p->last_woken)
@@ -321,6 +316,11 @@ int ring_prod__publish(struct ring_prod *p)
 		return 0;
 	}
 	return -errno;
+}
+
+uint64_t ring_prod__consumer_note(const struct ring_prod *p)
+{
+	return atomic_load_explicit(&p->ctl->note, memory_order_relaxed);
 }
 
 size_t ring_prod__free_bytes(const struct ring_prod *p)
@@ -362,37 +362,6 @@ struct ring_cons {
 
 #define cons_fail kmon_err__errno
 
-/* A descriptor from the agent is as hostile as the ring it maps: an impostor
- * on the socket could send a file it truncates later (SIGBUS on our next
- * read), one we could write, or not a memfd at all. */
-static int check_memfd(int fd, const char *what, off_t want_size, int want_seals, char *err,
-		       size_t errlen)
-{
-	struct stat st;
-	int seals;
-
-	if (fstat(fd, &st) < 0)
-		return cons_fail(err, errlen, errno, "%s descriptor: fstat failed",
-				 what);
-	if (!S_ISREG(st.st_mode))
-		return cons_fail(err, errlen, EPROTO,
-				 "%s descriptor is not a memfd (file type 0%llo)", what,
-				 (unsigned long long)(st.st_mode & S_IFMT));
-	seals = fcntl(fd, F_GET_SEALS);
-	if (seals < 0)
-		return cons_fail(err, errlen, EPROTO,
-				 "%s descriptor is not a sealable memfd", what);
-	if ((seals & want_seals) != want_seals)
-		return cons_fail(err, errlen, EPROTO,
-				 "%s memfd has seals 0x%llx, needs 0x%llx", what,
-				 (unsigned long long)seals, (unsigned long long)want_seals);
-	if (st.st_size != want_size)
-		return cons_fail(err, errlen, EPROTO, "%s memfd is %llu bytes, expected %llu",
-				 what, (unsigned long long)st.st_size,
-				 (unsigned long long)want_size);
-	return 0;
-}
-
 struct ring_cons *ring_cons__map(int data_fd, int ctl_fd, int wake_fd, size_t data_bytes,
 				 char *err, size_t errlen)
 {
@@ -409,9 +378,9 @@ struct ring_cons *ring_cons__map(int data_fd, int ctl_fd, int wake_fd, size_t da
 			  "ring", (unsigned long long)data_bytes);
 		return NULL;
 	}
-	if (check_memfd(data_fd, "ring data", (off_t)(RING_HDR_BYTES + data_bytes),
+	if (kmon_memfd__check(data_fd, "ring data", (off_t)(RING_HDR_BYTES + data_bytes),
 			F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE, err, errlen) ||
-	    check_memfd(ctl_fd, "ring ctl", RING_CTL_BYTES, F_SEAL_SHRINK | F_SEAL_GROW, err,
+	    kmon_memfd__check(ctl_fd, "ring ctl", RING_CTL_BYTES, F_SEAL_SHRINK | F_SEAL_GROW, err,
 			errlen))
 		return NULL;
 	if (fstat(wake_fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
@@ -580,6 +549,11 @@ void ring_cons__wake(struct ring_cons *c)
 	for (int i = 0; i < 64; i++)
 		if (recv(c->efd, &v, sizeof(v), MSG_DONTWAIT) <= 0)
 			break;
+}
+
+void ring_cons__set_note(struct ring_cons *c, uint64_t v)
+{
+	atomic_store_explicit(&c->ctl->note, v, memory_order_relaxed);
 }
 
 size_t ring_cons__pending(struct ring_cons *c)

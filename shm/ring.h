@@ -8,8 +8,9 @@
  *         power-of-two data area. The producer maps it read-write; the
  *         consumer gets a read-only descriptor, so it cannot even map it
  *         writable.
- *   ctl:  one page the consumer writes: its position and its "about to
- *         sleep" word. The producer treats every value in it as hostile.
+ *   ctl:  one page the consumer writes: its position, its "about to
+ *         sleep" word and a note about itself (a count it reports). The
+ *         producer treats every value in it as hostile.
  *
  * Positions are byte counters that only grow (the offset is pos & mask).
  * Records are 8-byte aligned and start with struct kmon_rec_hdr; a record
@@ -89,6 +90,7 @@ enum kmon_rec_type {
 	KMON_REC_META = 2,  /* struct kmon_meta follows */
 	KMON_REC_LOST = 3,  /* struct kmon_rec_lost follows */
 	KMON_REC_RAW = 4,   /* opaque bytes (benchmarks, tests) */
+	KMON_REC_JOIN = 5,  /* struct kmon_rec_join follows: events continue in the history */
 };
 
 enum kmon_rec_flags {
@@ -105,6 +107,16 @@ struct kmon_rec_hdr {
 struct kmon_rec_lost {
 	uint64_t count;     /* records with seq in [since_seq, since_seq+count) */
 	uint64_t since_seq;
+};
+
+/* From this record on, a shared consumer's events are read from the shared
+ * history (shm/history.h), starting with event number `from`; its ring
+ * carries only the other records. Events numbered below `live_from` were
+ * published before the consumer attached (replay). The record's seq is the
+ * one the first event read from the history takes. */
+struct kmon_rec_join {
+	uint64_t from;
+	uint64_t live_from;
 };
 
 /* Bytes a record with `payload` bytes of payload takes in the ring. */
@@ -161,6 +173,15 @@ void ring_prod__commit(struct ring_prod *p, struct kmon_rec_hdr *rec);
  * it sent a wake-up, 0 when not (or one was pending), -errno when the send
  * failed (e.g. -EPIPE: the consumer shut its end). Never blocks. */
 int ring_prod__publish(struct ring_prod *p);
+/* The wake-up half of publish: after a full fence, wakes the consumer if it
+ * announced sleep since the last wake-up. For a producer that made something
+ * else the consumer checks before sleeping visible (the shared history,
+ * shm/history.h). Returns as publish. Never blocks. */
+int ring_prod__wake(struct ring_prod *p);
+/* The number the consumer last wrote with ring_cons__set_note(): what it
+ * reports about itself (e.g. events it lost outside this ring). Never
+ * trusted: for display only. */
+uint64_t ring_prod__consumer_note(const struct ring_prod *p);
 /* Free bytes as of the cached consumer position (cheap; no shared read). */
 size_t ring_prod__free_bytes(const struct ring_prod *p);
 /* Fill ratio 0..1 reading the consumer position once; sets *bad if invalid. */
@@ -196,6 +217,8 @@ const struct kmon_rec_hdr *ring_cons__peek(struct ring_cons *c, bool *bad);
 void ring_cons__advance(struct ring_cons *c, const struct kmon_rec_hdr *rec);
 /* Publishes the consumer position (once per batch). */
 void ring_cons__release(struct ring_cons *c);
+/* Writes the number ring_prod__consumer_note() reads. */
+void ring_cons__set_note(struct ring_cons *c, uint64_t v);
 /* Announces sleep. Returns false if records arrived meanwhile (do not sleep),
  * true when the caller may wait for the eventfd. */
 bool ring_cons__prepare_sleep(struct ring_cons *c);

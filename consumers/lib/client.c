@@ -13,12 +13,14 @@
 
 #include <linux/types.h>
 #include "bpf/kmon_event.h"
+#include "shm/history.h"
 #include "shm/meta.h"
 #include "shm/proto.h"
 #include "shm/ring.h"
 #include "shm/symtab.h"
 
 #define BATCH 1024           /* records per loop turn: others get the loop too */
+#define HIST_CHUNK 64        /* events copied out of the shared history at once */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define REPLY_TIMEOUT_MS 5000
@@ -52,6 +54,17 @@ struct kmon_client {
 	int open_handles;
 	void (*on_closed)(void *ctx);
 
+	/* The shared history, when the agent granted it (KMON_REPLY_F_SHARED):
+	 * from the JOIN record in the ring on (hist_on), events are read there,
+	 * from hist_pos; those below hist_live are replay. hist_lost: events
+	 * found overwritten there, reported to the agent through the ring's
+	 * note. */
+	struct hist_cons *hist;
+	int hist_fd; /* until mapped */
+	bool hist_on;
+	uint64_t hist_pos, hist_live, hist_lost;
+	struct kmon_event *hbuf; /* HIST_CHUNK events */
+
 	struct kmon_meta **meta;
 	uint64_t next_seq;
 	bool seq_known;
@@ -59,6 +72,13 @@ struct kmon_client {
 	enum kmon_client_reason reason;
 	unsigned hello_status;
 };
+
+/* The agent shares its history only with a consumer that takes every
+ * namespace (it would see other namespaces' events there). */
+static bool asked_shared(const struct kmon_client *c)
+{
+	return !c->o.private_ring && !c->o.n_namespaces;
+}
 
 static void set_state(struct kmon_client *c, enum kmon_client_state s, const char *why)
 {
@@ -72,7 +92,7 @@ struct kmon_client *kmon_client__new(uv_loop_t *loop, const struct kmon_client_o
 	struct kmon_client *c;
 	unsigned i;
 
-	if (!opts || opts->sz < sizeof(*opts) || !cbs || !loop ||
+	if (!opts || opts->sz < offsetof(struct kmon_client_opts, private_ring) || !cbs || !loop ||
 	    opts->n_namespaces > KMON_PROTO_NS_MAX) {
 		errno = EINVAL;
 		return NULL;
@@ -81,20 +101,24 @@ struct kmon_client *kmon_client__new(uv_loop_t *loop, const struct kmon_client_o
 	if (!c)
 		return NULL;
 	c->loop = loop;
-	c->o = *opts;
+	memcpy(&c->o, opts, opts->sz < sizeof(c->o) ? opts->sz : sizeof(c->o));
+	c->o.sz = sizeof(c->o);
 	c->cbs = *cbs;
 	c->ctx = ctx;
 	c->sock = -1;
+	c->hist_fd = -1;
 	for (i = 0; i < KMON_PROTO_FDS; i++)
 		c->fds[i] = -1;
 	snprintf(c->socket_path, sizeof(c->socket_path), "%s",
 		 opts->socket_path ? opts->socket_path : "/run/kmon/kmon.sock");
 	snprintf(c->name, sizeof(c->name), "%s", opts->name ? opts->name : "consumer");
 	c->meta = calloc(KMON_CONTAINER_KEYS, sizeof(*c->meta));
+	c->hbuf = calloc(HIST_CHUNK, sizeof(*c->hbuf));
 	if (opts->n_namespaces)
 		c->ns = calloc(opts->n_namespaces, sizeof(*c->ns));
-	if (!c->meta || (opts->n_namespaces && !c->ns)) {
+	if (!c->meta || !c->hbuf || (opts->n_namespaces && !c->ns)) {
 		free(c->meta);
+		free(c->hbuf);
 		free(c->ns);
 		free(c);
 		errno = ENOMEM;
@@ -118,6 +142,7 @@ static void free_client(struct kmon_client *c)
 	for (unsigned i = 0; i < KMON_CONTAINER_KEYS; i++)
 		free(c->meta[i]);
 	free(c->meta);
+	free(c->hbuf);
 	free(c->ns);
 	kmon_symtab__free(c->symtab);
 	free(c);
@@ -167,6 +192,12 @@ static void detach(struct kmon_client *c)
 	}
 	ring_cons__free(c->ring);
 	c->ring = NULL;
+	hist_cons__free(c->hist);
+	c->hist = NULL;
+	c->hist_on = false;
+	if (c->hist_fd >= 0)
+		close(c->hist_fd);
+	c->hist_fd = -1;
 	for (int i = 0; i < KMON_PROTO_FDS; i++) {
 		if (c->fds[i] >= 0)
 			close(c->fds[i]);
@@ -213,7 +244,33 @@ static void retry_later(struct kmon_client *c, const char *why)
 	c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
 }
 
-static void handle_record(struct kmon_client *c, const struct kmon_rec_hdr *h)
+static void take_event(struct kmon_client *c, const struct kmon_event *ev, uint64_t seq,
+		       bool replay)
+{
+	const struct kmon_meta *m = NULL;
+
+	if (ev->container_key && ev->container_key < KMON_CONTAINER_KEYS)
+		m = c->meta[ev->container_key];
+	c->st.received++;
+	if (replay)
+		c->st.replayed++;
+	if (c->cbs.on_event)
+		c->cbs.on_event(c->ctx, ev, m, seq, replay);
+}
+
+static void take_lost(struct kmon_client *c, uint64_t count, uint64_t since)
+{
+	if (c->seq_known && since != c->next_seq)
+		c->st.seq_errors++;
+	c->next_seq = since + count;
+	c->seq_known = true;
+	c->st.lost += count;
+	if (c->cbs.on_lost)
+		c->cbs.on_lost(c->ctx, count, since);
+}
+
+/* One record of the ring; false when it breaks the protocol. */
+static bool handle_record(struct kmon_client *c, const struct kmon_rec_hdr *h)
 {
 	const uint8_t *p = (const uint8_t *)(h + 1);
 	size_t plen = h->len - sizeof(*h);
@@ -221,20 +278,15 @@ static void handle_record(struct kmon_client *c, const struct kmon_rec_hdr *h)
 	switch (h->type) {
 	case KMON_REC_EVENT: {
 		const struct kmon_event *ev = (const struct kmon_event *)p;
-		const struct kmon_meta *m = NULL;
 		if (plen < sizeof(*ev))
 			break;
+		if (c->hist_on)
+			return false; /* its events are in the history now */
 		if (c->seq_known && h->seq != c->next_seq)
 			c->st.seq_errors++;
 		c->next_seq = h->seq + 1;
 		c->seq_known = true;
-		if (ev->container_key && ev->container_key < KMON_CONTAINER_KEYS)
-			m = c->meta[ev->container_key];
-		c->st.received++;
-		if (h->flags & KMON_RECF_REPLAY)
-			c->st.replayed++;
-		if (c->cbs.on_event)
-			c->cbs.on_event(c->ctx, ev, m, h->seq, h->flags & KMON_RECF_REPLAY);
+		take_event(c, ev, h->seq, h->flags & KMON_RECF_REPLAY);
 		break;
 	}
 	case KMON_REC_META: {
@@ -242,10 +294,14 @@ static void handle_record(struct kmon_client *c, const struct kmon_rec_hdr *h)
 		if (plen < sizeof(m))
 			break;
 		memcpy(&m, p, sizeof(m));
-		if (c->seq_known && h->seq != c->next_seq)
-			c->st.seq_errors++;
-		c->next_seq = h->seq + 1;
-		c->seq_known = true;
+		/* Once the events come from the history, the library numbers them
+		 * and the agent's numbers on META records mean nothing here. */
+		if (!c->hist_on) {
+			if (c->seq_known && h->seq != c->next_seq)
+				c->st.seq_errors++;
+			c->next_seq = h->seq + 1;
+			c->seq_known = true;
+		}
 		if (!m.key || m.key >= KMON_CONTAINER_KEYS)
 			break;
 		/* Strings from the agent are fixed fields: terminate them anyway. */
@@ -268,29 +324,75 @@ static void handle_record(struct kmon_client *c, const struct kmon_rec_hdr *h)
 		if (plen < sizeof(l))
 			break;
 		memcpy(&l, p, sizeof(l));
-		if (c->seq_known && l.since_seq != c->next_seq)
+		take_lost(c, l.count, l.since_seq);
+		break;
+	}
+	case KMON_REC_JOIN: {
+		struct kmon_rec_join j;
+		if (plen < sizeof(j) || !c->hist || c->hist_on)
+			return false;
+		memcpy(&j, p, sizeof(j));
+		if (c->seq_known && h->seq != c->next_seq)
 			c->st.seq_errors++;
-		c->next_seq = l.since_seq + l.count;
+		c->next_seq = h->seq;
 		c->seq_known = true;
-		c->st.lost += l.count;
-		if (c->cbs.on_lost)
-			c->cbs.on_lost(c->ctx, l.count, l.since_seq);
+		c->hist_on = true;
+		c->hist_pos = j.from;
+		c->hist_live = j.live_from;
 		break;
 	}
 	default:
 		break;
 	}
+	return true;
 }
 
-/* Reads up to BATCH records. Returns true when more may be waiting. */
+/* Events [hist_pos, pub) of the shared history, at most budget looked at;
+ * true when more may be waiting. Events of types this consumer did not ask
+ * for are skipped here (the agent filters only its copies). */
+static bool read_history(struct kmon_client *c, uint64_t pub, unsigned budget)
+{
+	uint32_t mask = c->o.event_mask ? c->o.event_mask : KMON_EV_MASK_ALL;
+	unsigned looked = 0;
+
+	while (c->hist_pos < pub && looked < budget) {
+		uint64_t lost = 0, from = c->hist_pos, first;
+		unsigned k, i, want = budget - looked < HIST_CHUNK ? budget - looked : HIST_CHUNK;
+
+		k = hist_cons__read(c->hist, &c->hist_pos, pub, c->hbuf, want, &lost);
+		looked += (unsigned)(c->hist_pos - from < want ? c->hist_pos - from : want);
+		if (lost)
+			take_lost(c, lost, c->next_seq);
+		first = c->hist_pos - k; /* the good ones are the last k looked at */
+		for (i = 0; i < k; i++) {
+			const struct kmon_event *ev = &c->hbuf[i];
+
+			if (!(mask & KMON_EV_MASK(ev->event_type)))
+				continue;
+			take_event(c, ev, c->next_seq++, first + i < c->hist_live);
+		}
+		c->hist_lost += lost;
+	}
+	ring_cons__set_note(c->ring, c->hist_lost);
+	return c->hist_pos < pub;
+}
+
+/* Reads up to BATCH records. Returns true when more may be waiting. With the
+ * history: its published count first, then the ring, so that every event
+ * below that count has its META in hand (shm/history.h); and history events
+ * only once the ring is empty. */
 static bool read_batch(struct kmon_client *c)
 {
-	const struct kmon_rec_hdr *h;
-	bool bad = false;
+	const struct kmon_rec_hdr *h = NULL;
+	bool hist_on = c->hist_on, bad = false;
+	uint64_t pub = hist_on ? hist_cons__published(c->hist) : 0;
 	int n = 0;
 
 	while (n < BATCH && c->ring && (h = ring_cons__peek(c->ring, &bad))) {
-		handle_record(c, h);
+		if (!handle_record(c, h)) {
+			bad = true;
+			break;
+		}
 		ring_cons__advance(c->ring, h);
 		n++;
 	}
@@ -302,7 +404,17 @@ static bool read_batch(struct kmon_client *c)
 		retry_later(c, "the agent's ring holds a malformed record");
 		return false;
 	}
-	return n == BATCH;
+	if (!c->ring)
+		return false;
+	if (h || c->hist_on != hist_on)
+		return true; /* the ring is not empty, or the JOIN just came */
+	return hist_on && read_history(c, pub, (unsigned)(BATCH - n));
+}
+
+/* Nothing more in the history either since the sleep was announced. */
+static bool history_idle(struct kmon_client *c)
+{
+	return !c->hist_on || hist_cons__published(c->hist) <= c->hist_pos;
 }
 
 static void on_idle(uv_idle_t *h)
@@ -318,7 +430,9 @@ static void on_idle(uv_idle_t *h)
 		return;
 	if (!c->ring)
 		return;
-	if (ring_cons__prepare_sleep(c->ring)) {
+	/* The history's count after announcing sleep: the agent publishes it,
+	 * then checks the wait word (ring_prod__wake()). */
+	if (ring_cons__prepare_sleep(c->ring) && history_idle(c)) {
 		uv_idle_stop(h);
 		c->idle_on = false;
 	} else {
@@ -397,6 +511,7 @@ static bool recv_reply(struct kmon_client *c, char *why, size_t whylen)
 	unsigned nfds = 0, i;
 	uint32_t step = c->offered ? KMON_STEP_ATTACHED : KMON_STEP_OFFER;
 	long n;
+	char err[200];
 
 	why[0] = '\0';
 	c->give_up = false;
@@ -404,10 +519,13 @@ static bool recv_reply(struct kmon_client *c, char *why, size_t whylen)
 	n = kmon_proto_recv(c->sock, &r, sizeof(r), fds, &nfds, MSG_DONTWAIT);
 	if (n == -EAGAIN)
 		return false;
-	/* Descriptors only come with the offer; any others are not kept. */
+	/* The offer's descriptors, and the history's with the ATTACHED step;
+	 * any others are not kept. */
 	for (i = 0; i < nfds; i++) {
 		if (step == KMON_STEP_OFFER && c->fds[i] < 0)
 			c->fds[i] = fds[i];
+		else if (step == KMON_STEP_ATTACHED && i == 0 && c->hist_fd < 0)
+			c->hist_fd = fds[i];
 		else
 			close(fds[i]);
 	}
@@ -439,6 +557,23 @@ static bool recv_reply(struct kmon_client *c, char *why, size_t whylen)
 	if (ring_cons__start(c->ring)) {
 		snprintf(why, whylen, "the agent's ring has a bad header");
 		return true;
+	}
+	if (r.flags & KMON_REPLY_F_SHARED) {
+		/* Hostile input like the ring: checked whole before it is mapped. */
+		if (!asked_shared(c) || nfds != 1) {
+			snprintf(why, whylen, "the agent granted the shared history %s",
+				 asked_shared(c) ? "without its descriptor" : "unasked");
+		} else {
+			c->hist = hist_cons__map(c->hist_fd, err, sizeof(err));
+			if (!c->hist)
+				snprintf(why, whylen, "%s sent a bad history: %s", c->socket_path, err);
+		}
+	}
+	if (why[0])
+		return true;
+	if (c->hist_fd >= 0) {
+		close(c->hist_fd); /* mapped: not needed any more */
+		c->hist_fd = -1;
 	}
 	snprintf(c->node, sizeof(c->node), "%s", r.node);
 	return true;
@@ -523,6 +658,7 @@ static void connect_now(struct kmon_client *c)
 	h.magic = KMON_PROTO_MAGIC;
 	h.version = KMON_PROTO_VERSION;
 	h.event_mask = c->o.event_mask;
+	h.flags = asked_shared(c) ? KMON_HELLO_F_SHARED : 0;
 	h.ring_bytes = c->o.ring_bytes;
 	h.replay_bytes = c->ever_attached ? 0 : c->o.replay_bytes;
 	snprintf(h.name, sizeof(h.name), "%s", c->name);

@@ -51,6 +51,16 @@ struct kmon_client_opts {
 	size_t ring_bytes;   /* requested ring size; 0 = agent default */
 	size_t replay_bytes; /* history to replay before the live stream; 0 = none */
 	bool reconnect;      /* retry with backoff when the agent goes away */
+	/* Without namespaces, the library reads the events from the agent's
+	 * shared history (one copy for every consumer that takes all events:
+	 * much less work for the agent than a copy into each ring), and the
+	 * ring carries only the containers' metadata. true: copies of the
+	 * events in this consumer's own ring all the same. A consumer that
+	 * falls a whole history behind (8 MiB of events by default) loses
+	 * the oldest; they are reported through on_lost, counting every event
+	 * of the node missed there, of whatever type. Added after the first
+	 * release: an opts with a smaller sz leaves it false. */
+	bool private_ring;
 };
 
 struct kmon_client_cbs {

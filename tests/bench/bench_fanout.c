@@ -131,7 +131,7 @@ static double run(unsigned k, unsigned rounds, uint64_t *lost_out, uint64_t *wak
 		struct fanout_sub sub = { .name = "bench", .ring_bytes = RING_BYTES };
 		size_t rb, replayed;
 		uint32_t id;
-		int fds[3], ret = fanout__attach(fo, &sub, &id, fds, &rb, &replayed);
+		int fds[4], ret = fanout__attach(fo, &sub, &id, fds, &rb, &replayed);
 
 		if (ret) {
 			fprintf(stderr, "bench_fanout: attach: %s\n", strerror(-ret));
@@ -255,7 +255,7 @@ static void *attach_loop(void *arg)
 					  .replay_bytes = 8u << 20 };
 		size_t rb, replayed;
 		uint32_t id;
-		int fds[3], ret = fanout__attach(at->fo, &sub, &id, fds, &rb, &replayed);
+		int fds[4], ret = fanout__attach(at->fo, &sub, &id, fds, &rb, &replayed);
 
 		if (ret) {
 			fprintf(stderr, "bench_fanout: attach: %s\n", strerror(-ret));
@@ -305,7 +305,7 @@ static struct stall run_attach(double secs, bool attaching)
 	uint64_t *waits = calloc(cap, sizeof(*waits)), seq = 0, end;
 	struct timespec pace = { 0, 200000 }; /* 256 events per ~250 us */
 	uint32_t id;
-	int fds[3], ret;
+	int fds[4], ret;
 
 	if (!fo || !waits) {
 		fprintf(stderr, "bench_fanout: out of memory\n");

@@ -456,18 +456,21 @@ def bench_exec(n, tmp, rounds):
     return rows
 
 
-def reading_consumer(a, name, ring=16 << 20):
+def reading_consumer(a, name, ring=16 << 20, args=()):
     """The benchmarks' consumer: testconsumer reading and checksumming every
     record from a ring of `ring` bytes (None: the agent's default, 4 MiB,
-    what kmon-forward and kmon-aggregate get unless told otherwise),
-    SCHED_BATCH like kmon-forward and kmon-aggregate; returned once attached.
+    what kmon-forward and kmon-aggregate get unless told otherwise) and, as
+    every consumer without a namespace filter by default, the events from the
+    agent's shared history (args ["--private-ring"]: copies in its ring
+    instead), SCHED_BATCH like kmon-forward and kmon-aggregate; returned once
+    attached.
     Without the tests' duplicate check: its table took a cache miss per event
     for a fresh consumer's first 512K events (70-85 ns per record over a
     0.8M-event flood against 11-14 for a consumer past them), which four
     fresh consumers paid four times."""
     c = Consumer([TC, "--socket", a.socket, "--name", name] +
                  (["--ring-size", str(ring)] if ring else []) +
-                 ["--sched-batch", "--no-dup-check"])
+                 ["--sched-batch", "--no-dup-check"] + list(args))
     c.wait_for_log("attached to")
     return c
 
@@ -520,7 +523,10 @@ def bench_fanout(n, tmp, rate=None):
     return rows
 
 
-def bench_fanout_pairs(n, tmp, pairs, rings=(None, 16 << 20)):
+FANOUT_MODES = (("shared", []), ("private", ["--private-ring"]))
+
+
+def bench_fanout_pairs(n, tmp, pairs, modes=FANOUT_MODES):
     """Target 5, side by side: on one agent, pairs of floods back to back, one
     read by 1 consumer and one by 4 (fresh consumers each time, as in
     bench_fanout), the order alternating from pair to pair. This host's flood
@@ -532,17 +538,21 @@ def bench_fanout_pairs(n, tmp, pairs, rings=(None, 16 << 20)):
     are the agent's own count of what it delivered to each ring (its detach
     line), over the flood's wall time. Each phase also gives the CPU the
     agent and the consumers used (their threads' schedstat), per event: on 2
-    vCPUs that is what the flood loses. Each pair runs once per ring size in
-    `rings`, back to back: the agent's default (None; target 5 is at default
-    settings) and 16 MiB, which loses nothing in a flood."""
+    vCPUs that is what the flood loses. Each pair runs once per mode in
+    `modes`, back to back, all at the agent's default ring size (target 5 is
+    at default settings): consumers as they come (reading the events from the
+    shared history) and consumers with --private-ring (a copy of each event
+    in each one's ring, what every consumer got before the shared history).
+    Events lost in the history (a consumer a whole history behind) are in
+    the agent's detach line as the consumer reports them."""
     a = Agent(AGENT, ["--scope", "all", "--rescan-interval", "0"])
     a.wait_attached()
     seq = [0]
 
-    def phase(k, ring):
+    def phase(k, args):
         names = ["pair%d" % (seq[0] + i) for i in range(k)]
         seq[0] += k
-        cs = [reading_consumer(a, name, ring) for name in names]
+        cs = [reading_consumer(a, name, None, args) for name in names]
         cpu0 = [threads_cpu(a.proc.pid)] + [threads_cpu(c.proc.pid) for c in cs]
         t0 = time.perf_counter()
         subprocess.run([FLOOD, str(n), "2"], check=True, stdout=subprocess.DEVNULL)
@@ -572,14 +582,14 @@ def bench_fanout_pairs(n, tmp, pairs, rings=(None, 16 << 20)):
 
     rows = []
     try:
-        for p, ring in [(p, ring) for p in range(pairs) for ring in rings]:
+        for p, (mode, args) in [(p, m) for p in range(pairs) for m in modes]:
             if p % 2 == 0:
-                one = phase(1, ring)
-                four = phase(4, ring)
+                one = phase(1, args)
+                four = phase(4, args)
             else:
-                four = phase(4, ring)
-                one = phase(1, ring)
-            rows.append({"pair": p, "ring": ring or "default",
+                four = phase(4, args)
+                one = phase(1, args)
+            rows.append({"pair": p, "ring": "default", "mode": mode,
                          "first": "1 consumer" if p % 2 == 0 else "4 consumers",
                          "events_per_s_1": round(one["per_consumer"]),
                          "events_per_s_per_consumer_4": round(four["per_consumer"]),
@@ -1156,7 +1166,9 @@ def report_first_drop(rows):
 def smaps_components(pid, history_bytes, detail=None):
     """The agent's private (non-shared) resident memory from /proc/PID/smaps,
     by component: the BPF maps' mappings (the ring) and the consumers' rings
-    (memfd) are set apart, everything else is the agent's own."""
+    (memfd) are set apart, everything else is the agent's own. The history is
+    a memfd too, which consumers reading it map: shared in smaps, but the
+    agent's own all the same, so all of its resident pages count."""
     import re
     comp, cur, files, name = {}, None, {}, ""
     hist_kb = history_bytes // 1024
@@ -1168,6 +1180,8 @@ def smaps_components(pid, history_bytes, detail=None):
                 name, perm = m.group(4), m.group(3)
                 if "bpf" in name:
                     cur = "BPF maps (ring), excluded"
+                elif name.startswith("/memfd:kmon-history"):
+                    cur = "history buffer (--history-bytes)"
                 elif name.startswith("/memfd:") or "kmon" in name and perm.endswith("s"):
                     cur = "consumer rings, excluded"
                 elif name == "[heap]":
@@ -1184,6 +1198,10 @@ def smaps_components(pid, history_bytes, detail=None):
                     cur = "other anonymous (thread arenas, stacks, large allocations)"
                 else:
                     cur = "other: " + name
+                continue
+            if cur and cur.startswith("history") and name.startswith("/memfd:"):
+                if line.startswith("Rss:"):
+                    comp[cur] = comp.get(cur, 0) + int(line.split()[1])
                 continue
             if line.startswith(("Private_Clean:", "Private_Dirty:")) and cur:
                 kb = int(line.split()[1])
@@ -1444,15 +1462,25 @@ def report_fanout(flat, paced, pairs=None):
     kd = sum(r["kernel_dropped"] for r in flat if r["consumers"] == 4)
     lost = sum(r["lost"] for r in flat if r["consumers"] == 4)
     if pairs:
-        # Results saved before the default-ring pairs existed are 16 MiB.
-        dflt = [r for r in pairs if r.get("ring") == "default"]
-        big = [r for r in pairs if r.get("ring", 16 << 20) == 16 << 20]
+        # The pairs carry their mode since the shared history; results saved
+        # before it are copies in each ring: the default 4 MiB rings, or
+        # 16 MiB ones before the default-ring pairs existed. The goal row is
+        # the newest kind, at default settings.
+        shared = [r for r in pairs if r.get("mode") == "shared"]
+        private = [r for r in pairs if r.get("mode") == "private"]
+        dflt = [r for r in pairs if "mode" not in r and r.get("ring") == "default"]
+        big = [r for r in pairs if "mode" not in r and r.get("ring", 16 << 20) == 16 << 20]
         kd = pairs[0]["kernel_dropped_all_pairs"] or 0
-        for rows, what, goal in (
-                (dflt, "agent's default 4 MiB rings", True),
-                (big, "16 MiB rings", not dflt)):
+        judged = False
+        for rows, what in (
+                (shared, "agent's defaults (events read from the shared history, 4 MiB "
+                 "rings)"),
+                (private, "copies in each consumer's default 4 MiB ring (--private-ring)"),
+                (dflt, "agent's default 4 MiB rings"),
+                (big, "16 MiB rings")):
             if rows:
-                report_fanout_pairs(rows, what, goal, kd)
+                report_fanout_pairs(rows, what, not judged, kd)
+                judged = True
     elif one and four:
         REPORT.add("5", "events/s per consumer, 4 consumers, two-thread flood", "events/s",
                    four, baselines=one, baseline_what="1 consumer", limit=0.95, on="ratio",

@@ -106,6 +106,19 @@ class FanoutJudgementTest(unittest.TestCase):
         self.assertIn("16 MiB rings", rows[1]["what"])
         self.assertEqual(rows[1]["result"], "info")
 
+    def test_shared_history_judged_private_copies_beside(self):
+        # The agent's defaults (consumers reading the shared history) are
+        # judged; the same consumers with --private-ring are only shown.
+        pairs = [dict(pair(2600000, 2550000), ring="default", mode="shared")
+                 for _ in range(3)] + \
+            [dict(pair(2600000, 2000000), ring="default", mode="private") for _ in range(3)]
+        rows = self.rows(pairs)
+        self.assertEqual(len(rows), 2)  # one per mode: all pairs at one speed, no CPU columns
+        self.assertIn("shared history", rows[0]["what"])
+        self.assertEqual(rows[0]["result"], "pass")
+        private = [r for r in rows if "--private-ring" in r["what"]]
+        self.assertEqual({r["result"] for r in private}, {"info"})
+
     def test_one_speed_every_pair_judged(self):
         rows = self.rows([pair(2000000 + i * 10000, 1950000) for i in range(6)])
         self.assertEqual(rows[0]["rounds"], 6)

@@ -4,6 +4,7 @@
 # valgrind, in every build type.
 add_executable(testconsumer_vg ${CMAKE_CURRENT_LIST_DIR}/testconsumer.c
                ${CMAKE_SOURCE_DIR}/consumers/lib/client.c ${CMAKE_SOURCE_DIR}/shm/ring.c
+               ${CMAKE_SOURCE_DIR}/shm/memfd.c ${CMAKE_SOURCE_DIR}/shm/history.c
                ${CMAKE_SOURCE_DIR}/shm/proto.c ${CMAKE_SOURCE_DIR}/shm/symtab.c
                ${CMAKE_SOURCE_DIR}/shm/err.c)
 target_include_directories(testconsumer_vg PRIVATE ${PROJECT_SOURCE_DIR})

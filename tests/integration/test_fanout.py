@@ -20,7 +20,7 @@ TC = os.environ.get("KMON_TESTCONSUMER", "testconsumer")
 HELLO_SIZE = 4 + 2 + 2 + 4 + 4 + 8 + 8 + 64 + 16 * 64
 
 
-def hello(version=3, mask=0, flags=0, ring=0, replay=0, name=b"raw", n_ns=0, magic=0x4e4f4d4b):
+def hello(version=4, mask=0, flags=0, ring=0, replay=0, name=b"raw", n_ns=0, magic=0x4e4f4d4b):
     body = struct.pack("<IHHIIQQ", magic, version, n_ns, mask, flags, ring, replay)
     body += name.ljust(64, b"\0")[:64] + b"\0" * (16 * 64)
     assert len(body) == HELLO_SIZE

@@ -31,7 +31,7 @@ HELLO = struct.Struct("<IHHIIQQ64s1024s")
 
 
 def hello(**kw):
-    f = dict(magic=0x4e4f4d4b, version=3, n_ns=0, mask=0, flags=0, ring=0, replay=0,
+    f = dict(magic=0x4e4f4d4b, version=4, n_ns=0, mask=0, flags=0, ring=0, replay=0,
              name=b"h", ns=b"")
     f.update(kw)
     return HELLO.pack(f["magic"], f["version"], f["n_ns"], f["mask"], f["flags"], f["ring"],
@@ -84,7 +84,7 @@ class HardeningTest(KmonTestCase):
                 hello(version=0), hello(version=65535), hello(magic=0xdeadbeef),
                 hello(ring=1 << 62), hello(ring=3), hello(replay=1 << 40), hello(name=b"a b"),
                 hello(name=b"\xff" * 64), hello(n_ns=1, ns=b"Bad_NS"), hello(n_ns=65535),
-                hello(mask=0xffffffff), hello(flags=1)]
+                hello(mask=0xffffffff), hello(flags=2)]
         msgs += [bytes(rnd.getrandbits(8) for _ in range(rnd.choice([1, 16, 1100, 1112, 5000])))
                  for _ in range(60)]
         refused = 0

@@ -10,6 +10,7 @@ Against an agent of an older protocol the hostile side falls back to it
 (protocol 2: no symbol table; protocol 1: no ready step), so the tests can be run against an old build to see them fail:
 KMON_AGENT=.../old/kmon-agent KMON_TESTCONSUMER=.../old/testconsumer.
 """
+import ctypes
 import errno
 import fcntl
 import functools
@@ -57,17 +58,18 @@ OUTSIDER = ["setpriv", "--reuid", "daemon", "--regid", "daemon", "--clear-groups
 class Attached:
     """One raw attachment; keeps everything it received."""
 
-    def __init__(self, path, name, ring=0, populate=True, version=3):
+    def __init__(self, path, name, ring=0, populate=True, version=4, flags=0):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock.settimeout(10)
         self.sock.connect(path)
         self.version = version
-        self.sock.send(HELLO.pack(MAGIC, version, 0, 0, 0, ring, 0, name.encode(), b""))
+        self.more = []
+        self.sock.send(HELLO.pack(MAGIC, version, 0, 0, flags, ring, 0, name.encode(), b""))
         self.status, self.error, self.fds, r = self.recv()
         if self.status == 2 and version >= 2:  # an agent of an older protocol
             self.sock.close()
             # protocol 1's client library never populated its mapping
-            self.__init__(path, name, ring, version > 2, version - 1)
+            self.__init__(path, name, ring, version > 2, version - 1, flags if version > 4 else 0)
             return
         self.ring_bytes = r[5] if r else 0
         self.data = self.ctl = None
@@ -84,9 +86,11 @@ class Attached:
         self.ctl_words = memoryview(self.ctl).cast("Q")
         if version >= 2:
             self.sock.send(READY.pack(MAGIC, version, 0))
-            self.status, self.error, more, _ = self.recv()
-            for fd in more:
-                os.close(fd)
+            self.status, self.error, self.more, _ = self.recv()
+            if not flags:
+                for fd in self.more:
+                    os.close(fd)
+                self.more = []
 
     def recv(self):
         try:
@@ -237,6 +241,58 @@ def hostile_ask(path, ring):
     return 0
 
 
+def hostile_history(path, seconds):
+    """Asks for the shared history (protocol 4) and tries, for `seconds`, to
+    change or free it under the agent and the other consumers: through the
+    descriptor, through the file reopened read-write, by resizing it, by
+    punching holes and by MADV_REMOVE on its mapping."""
+    a = Attached(path, "hostile-history", flags=1)
+    res = {"status": a.status, "history_fds": len(a.more)}
+    if not a.more:
+        print(json.dumps(res), flush=True)
+        return 1
+    fd = a.more[0]
+    size = os.fstat(fd).st_size
+    res["size"] = size
+    ro = mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
+    end = time.monotonic() + seconds
+    first = True
+    while first or time.monotonic() < end:
+        trick(res, "write", lambda: os.pwrite(fd, b"\xff" * 4096, 4096))
+        trick(res, "map_rw", lambda: mmap.mmap(fd, size, flags=mmap.MAP_SHARED,
+                                               prot=mmap.PROT_READ | mmap.PROT_WRITE))
+        trick(res, "truncate", lambda: os.ftruncate(fd, 0))
+        trick(res, "madv_remove", lambda: ro.madvise(mmap.MADV_REMOVE, 0, size))
+
+        def reopened(op):
+            rw = os.open("/proc/self/fd/%d" % fd, os.O_RDWR)
+            try:
+                op(rw)
+            finally:
+                os.close(rw)
+        trick(res, "reopen_write", lambda: reopened(lambda rw: os.pwrite(rw, b"\xff" * 64, 4096)))
+        trick(res, "reopen_map_rw", lambda: reopened(
+            lambda rw: mmap.mmap(rw, size, flags=mmap.MAP_SHARED,
+                                 prot=mmap.PROT_READ | mmap.PROT_WRITE)))
+        trick(res, "reopen_punch", lambda: reopened(lambda rw: punch(rw, size)))
+        trick(res, "reopen_truncate", lambda: reopened(lambda rw: os.ftruncate(rw, 0)))
+        if first:
+            print(json.dumps(res), flush=True)
+            first = False
+        time.sleep(0.01)
+    print(json.dumps(res), flush=True)
+    return 0
+
+
+def punch(fd, size):
+    """fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) over the file."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+    if libc.fallocate(fd, 3, 0, size) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
 def hostile_fs(sockpath):
     """Defect 6: a user outside the socket's group tries to take the socket."""
     d = os.path.dirname(sockpath)
@@ -294,7 +350,7 @@ def impostor(path, kind):
         if kind != "symtab-unsealed":
             fcntl.fcntl(symtab, fcntl.F_ADD_SEALS, seal | F_SEAL_WRITE | F_SEAL_SEAL)
         fds = [data, ctl, wake, symtab]
-        reply = REPLY.pack(MAGIC, 3, 0, 1, 1, ring, 0, b"impostor", b"").ljust(REPLY_SIZE, b"\0")
+        reply = REPLY.pack(MAGIC, 4, 0, 1, 1, ring, 0, b"impostor", b"").ljust(REPLY_SIZE, b"\0")
         c.sendmsg([reply], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("4i", *fds))])
         if kind == "shrink":
             time.sleep(0.2)
@@ -317,6 +373,8 @@ def hostile_main(argv):
         return hostile_ask(argv[1], int(argv[2]))
     if mode == "fs":
         return hostile_fs(argv[1])
+    if mode == "history":
+        return hostile_history(argv[1], float(argv[2]))
     if mode == "impostor":
         return impostor(argv[1], argv[2])
     return 2
@@ -523,6 +581,31 @@ class TrustRingTest(KmonTestCase):
         # The agent still works and its budget is free again.
         self.consumer(a, "after", "--ring-size", str(4 << 20))
         self.stop_agent(a)
+
+    def test_shared_history_cannot_be_changed_by_a_consumer(self):
+        """A consumer given the shared history (every consumer without a
+        namespace filter is) tries to change or free it all through a flood:
+        every attempt fails, and an honest consumer reading the same history
+        gets every event of the flood, each once, none torn or lost."""
+        a = self.agent("--events", "memory_alloc,memory_free")
+        honest = self.consumer(a, "honest")
+        h = self.hostile("history", a.socket, 4)
+        first = h.wait_line("write")
+        self.assertEqual(first["status"], 0, first)
+        self.assertEqual(first["history_fds"], 1, first)
+        a.wait_for_log("'hostile-history' attached")
+        self.assertIn("events from the shared history", a.log())
+        n = flood(200000, rate=100000)
+        res = h.result()
+        for k in ("write", "map_rw", "truncate", "madv_remove", "reopen_write", "reopen_map_rw",
+                  "reopen_punch", "reopen_truncate"):
+            self.assertNotEqual(res.get(k), "ok", "the consumer could %s the history: %s" % (k, res))
+        self.assertIsNone(a.proc.poll(), "the agent died:\n" + a.log()[-3000:])
+        self.stop_agent(a)
+        r, d = self.assert_exact(a, honest, "honest")
+        self.assertEqual(r["lost"], 0, r)
+        self.assertEqual(r["duplicates"], 0, r)
+        self.assertGreaterEqual(r["memory_alloc"], n, "the honest consumer missed kmallocs: %s" % r)
 
     def test_ready_without_populating_is_refused(self):
         a = self.agent()

@@ -12,6 +12,8 @@
  *           over the first DUP_CHECK events) are counted; --no-dup-check
  *           leaves the second out (its 8 MiB table, touched at random, is a
  *           cache miss per event: benchmarks measure the fan-out, not it).
+ *           --private-ring asks for copies of the events in its own ring
+ *           instead of reading them from the agent's shared history.
  *           --dump FILE writes each event as two little-endian u64: its
  *           identity hash and its seq with bit 63 set for a replayed one, and
  *           each LOST report as 0 and its count, for comparing streams.
@@ -199,6 +201,7 @@ static int run_count(int argc, char **argv)
 		{ "once", no_argument, NULL, 'o' }, { "sched-batch", no_argument, NULL, 'b' },
 		{ "dump", required_argument, NULL, 'd' },
 		{ "no-dup-check", no_argument, NULL, 'D' },
+		{ "private-ring", no_argument, NULL, 'P' },
 		{ 0 }
 	};
 	struct tc t;
@@ -233,6 +236,7 @@ static int run_count(int argc, char **argv)
 		case 'N': if (o.n_namespaces < 16) ns[o.n_namespaces++] = optarg; break;
 		case 'o': t.once = true; o.reconnect = false; break;
 		case 'D': dup_check = false; break;
+		case 'P': o.private_ring = true; break;
 		case 'd':
 			t.dump = fopen(optarg, "we");
 			if (!t.dump) {

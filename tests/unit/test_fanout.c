@@ -15,6 +15,7 @@
 #include <linux/types.h>
 #include "agent/fanout.h"
 #include "bpf/kmon_event.h"
+#include "shm/history.h"
 #include "shm/meta.h"
 #include "shm/ring.h"
 
@@ -25,6 +26,7 @@ struct rec {
 	uint64_t seq;
 	uint32_t key, type_ev;
 	uint64_t ts, lost, since;
+	uint64_t from, live_from; /* JOIN */
 };
 
 static struct fanout *mk(void)
@@ -47,18 +49,28 @@ static struct fanout *mk(void)
 	return fo;
 }
 
-static struct ring_cons *attach(struct fanout *fo, struct fanout_sub *sub, uint32_t *id,
-				size_t *replayed)
+static struct ring_cons *attach_hist(struct fanout *fo, struct fanout_sub *sub, uint32_t *id,
+				     size_t *replayed, struct hist_cons **hist)
 {
 	size_t rb, rp;
-	int fds[3];
+	int fds[4];
 	struct ring_cons *c;
 
 	assert_int_equal(fanout__attach(fo, sub, id, fds, &rb, replayed ? replayed : &rp), 0);
 	c = ring_cons__map(fds[0], fds[1], fds[2], rb, NULL, 0);
 	assert_non_null(c);
 	assert_int_equal(ring_cons__start(c), 0);
+	if (hist)
+		*hist = fds[3] >= 0 ? hist_cons__map(fds[3], NULL, 0) : NULL;
+	assert_true(fds[3] < 0 || (hist && *hist));
 	return c;
+}
+
+/* A consumer given copies of its events in its ring. */
+static struct ring_cons *attach(struct fanout *fo, struct fanout_sub *sub, uint32_t *id,
+				size_t *replayed)
+{
+	return attach_hist(fo, sub, id, replayed, NULL);
 }
 
 static void publish(struct fanout *fo, uint32_t type, uint32_t key, uint64_t ts)
@@ -96,6 +108,10 @@ static unsigned drain(struct ring_cons *c, struct rec *out, unsigned n)
 			const struct kmon_rec_lost *l = (const void *)(h + 1);
 			out[i].lost = l->count;
 			out[i].since = l->since_seq;
+		} else if (h->type == KMON_REC_JOIN) {
+			const struct kmon_rec_join *j = (const void *)(h + 1);
+			out[i].from = j->from;
+			out[i].live_from = j->live_from;
 		}
 		if (h->type != KMON_REC_PAD)
 			i++;
@@ -266,12 +282,125 @@ static void replay_to_late_consumer(void **state)
 	fanout__free(fo);
 }
 
+/* A shared consumer: its ring gets META and one JOIN, never an event; the
+ * events are in the history, published only with the batch, each after its
+ * container's META; a replay is the history from JOIN's `from`, up to
+ * `live_from`. One with a namespace filter is not given the history: it
+ * would read other namespaces' events there. */
+static void shared_consumer_reads_the_history(void **state)
+{
+	const char ns[1][KMON_PROTO_NS_LEN] = { "team-a" };
+	struct fanout *fo = mk();
+	struct fanout_sub sh = { .name = "shared", .shared = true };
+	struct fanout_sub nss = { .name = "ns", .shared = true, .namespaces = ns, .n_namespaces = 1 };
+	struct fanout_sub late = { .name = "late", .shared = true, .replay_bytes = 32u << 10 };
+	struct fanout_consumer_stats st[4];
+	struct ring_cons *c, *cn, *cl;
+	struct hist_cons *h, *hn, *hl;
+	struct kmon_event out[16];
+	struct kmon_meta m;
+	struct rec r[16];
+	uint64_t pos, lost = 0, pub;
+	uint32_t id, idn, idl;
+	unsigned n, i, metas = 0;
+
+	(void)state;
+	c = attach_hist(fo, &sh, &id, NULL, &h);
+	assert_non_null(h);
+	cn = attach_hist(fo, &nss, &idn, NULL, &hn);
+	assert_null(hn);
+	/* A container the consumer has no META for yet. */
+	memset(&m, 0, sizeof(m));
+	m.key = 7;
+	strcpy(m.namespace, "team-c");
+	assert_int_equal(fanout__set_meta(fo, &m), 0);
+	publish(fo, KMON_EV_MEMORY_ALLOC, 5, 1);
+	publish(fo, KMON_EV_MEMORY_ALLOC, 7, 2);
+	publish(fo, KMON_EV_PROCESS_EXEC, 0, 3);
+	assert_int_equal(hist_cons__published(h), 0); /* not before the batch ends */
+	fanout__flush(fo);
+	pub = hist_cons__published(h);
+	assert_int_equal(pub, 3);
+	n = drain(c, r, 16);
+	for (i = 0; i < n; i++) {
+		assert_int_not_equal(r[i].type, KMON_REC_EVENT);
+		metas += r[i].type == KMON_REC_META;
+		if (r[i].type == KMON_REC_JOIN) {
+			assert_int_equal(r[i].from, 0);
+			assert_int_equal(r[i].live_from, 0);
+			assert_int_equal(i, n - 1 - (r[n - 1].type == KMON_REC_META));
+		}
+	}
+	/* The dictionary at the attach (5, 6) and 7 before its event. */
+	assert_int_equal(metas, 3);
+	assert_int_equal(r[n - 1].type, KMON_REC_META);
+	assert_int_equal(r[n - 1].key, 7);
+	pos = 0;
+	assert_int_equal(hist_cons__read(h, &pos, pub, out, 16, &lost), 3);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(out[i].timestamp, i + 1);
+	/* The namespace consumer got copies, as before: only team-a's event. */
+	n = drain(cn, r, 16);
+	for (i = 0, metas = 0; i < n; i++)
+		if (r[i].type == KMON_REC_EVENT) {
+			assert_int_equal(r[i].ts, 1);
+			metas++;
+		}
+	assert_int_equal(metas, 1);
+
+	/* A late shared consumer: its replay is history events [from, live_from). */
+	cl = attach_hist(fo, &late, &idl, NULL, &hl);
+	assert_non_null(hl);
+	publish(fo, KMON_EV_MEMORY_ALLOC, 5, 4);
+	fanout__flush(fo);
+	n = drain(cl, r, 16);
+	assert_int_equal(r[n - 1].type, KMON_REC_JOIN);
+	assert_int_equal(r[n - 1].from, 0);
+	assert_int_equal(r[n - 1].live_from, 3);
+	pos = r[n - 1].from;
+	assert_int_equal(hist_cons__read(hl, &pos, hist_cons__published(hl), out, 16, &lost), 4);
+	assert_int_equal(out[3].timestamp, 4);
+	assert_int_equal(lost, 0);
+
+	/* The agent's counts: what the consumer reports lost, never more than it
+	 * was given. */
+	ring_cons__set_note(c, 1);
+	assert_int_equal(fanout__consumer_stats(fo, st, 4), 3);
+	for (i = 0; i < 3; i++) {
+		if (st[i].id == id) {
+			assert_true(st[i].shared);
+			assert_int_equal(st[i].produced, 4);
+			assert_int_equal(st[i].lost, 1);
+			assert_int_equal(st[i].delivered, 3);
+		} else if (st[i].id == idn) {
+			assert_false(st[i].shared);
+		}
+	}
+	ring_cons__set_note(c, 1000);
+	fanout__consumer_stats(fo, st, 4);
+	for (i = 0; i < 3; i++)
+		if (st[i].id == id) {
+			assert_int_equal(st[i].lost, 4);
+			assert_int_equal(st[i].lost_reported, 1000);
+		}
+	ring_cons__free(c);
+	ring_cons__free(cn);
+	ring_cons__free(cl);
+	hist_cons__free(h);
+	hist_cons__free(hl);
+	assert_int_equal(fanout__detach(fo, id, NULL), 0);
+	assert_int_equal(fanout__detach(fo, idn, NULL), 0);
+	assert_int_equal(fanout__detach(fo, idl, NULL), 0);
+	fanout__free(fo);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(meta_first_and_subscriptions),
 		cmocka_unit_test(lost_then_resume),
 		cmocka_unit_test(replay_to_late_consumer),
+		cmocka_unit_test(shared_consumer_reads_the_history),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -32,7 +32,8 @@ class _Opts(ctypes.Structure):
                 ("name", ctypes.c_char_p), ("event_mask", ctypes.c_uint32),
                 ("namespaces", ctypes.POINTER(ctypes.c_char_p)),
                 ("n_namespaces", ctypes.c_uint), ("ring_bytes", ctypes.c_size_t),
-                ("replay_bytes", ctypes.c_size_t), ("reconnect", ctypes.c_bool)]
+                ("replay_bytes", ctypes.c_size_t), ("reconnect", ctypes.c_bool),
+                ("private_ring", ctypes.c_bool)]
 
 
 class _Rec(ctypes.Structure):
