@@ -361,19 +361,22 @@ static bool read_history(struct kmon_client *c, uint64_t pub, unsigned budget)
 
 		k = hist_cons__read(c->hist, &c->hist_pos, pub, c->hbuf, want, &lost);
 		looked += (unsigned)(c->hist_pos - from < want ? c->hist_pos - from : want);
+		first = c->hist_pos - k; /* the good ones are the last k looked at */
+		c->hist_lost += lost;
+		ring_cons__set_note(c->ring, c->hist_lost);
 		if (lost)
 			take_lost(c, lost, c->next_seq);
-		first = c->hist_pos - k; /* the good ones are the last k looked at */
-		for (i = 0; i < k; i++) {
+		/* A callback may close the client: the history is gone then. */
+		for (i = 0; i < k && c->hist_on; i++) {
 			const struct kmon_event *ev = &c->hbuf[i];
 
 			if (!(mask & KMON_EV_MASK(ev->event_type)))
 				continue;
 			take_event(c, ev, c->next_seq++, first + i < c->hist_live);
 		}
-		c->hist_lost += lost;
+		if (!c->hist_on)
+			return false;
 	}
-	ring_cons__set_note(c->ring, c->hist_lost);
 	return c->hist_pos < pub;
 }
 
