@@ -2,11 +2,10 @@
 /*
  * Fan-out: copies each kernel event into the shared-memory ring of every
  * attached consumer whose subscription matches, or, for a shared consumer
- * (one that takes every event of the types it asked for), writes it once
- * into the history they all read (shm/history.h) and gives each only the
- * META its events need. Owns the consumers' rings,
- * the per-consumer accounting (produced / delivered / lost) and the history
- * kept for late consumers.
+ * (one without a namespace filter), writes it once into the history they
+ * all read (shm/history.h) and gives each only the META its events need.
+ * Owns the consumers' rings, the per-consumer accounting (produced /
+ * delivered / lost) and the history.
  *
  * Threads: fanout__publish() and fanout__flush() are called only by the drain
  * thread and never block. Everything else is called from one control (libuv)
@@ -70,7 +69,8 @@ struct fanout_consumer_stats {
 	uid_t uid;
 	pid_t pid;
 	uint64_t produced;  /* records the agent tried to give this consumer */
-	uint64_t delivered; /* records written into its ring */
+	uint64_t delivered; /* records written into its ring; for a shared
+			     * consumer, produced less lost */
 	uint64_t lost;      /* records dropped because its ring was full; for a
 			     * shared consumer, what it reports it missed in the
 			     * history (never more than produced) */
@@ -95,8 +95,8 @@ int fanout__forget_meta(struct fanout *fo, uint32_t key);
 /* Control thread. On success *id names the consumer and fds[] holds the ring
  * data (read-only), ring ctl and wake-up descriptors, and the shared
  * history's read-only descriptor for a shared consumer (else -1), owned by
- * the fan-out (valid until detach; send them, do not close them). Returns 0, -ENOSPC when
- * the consumer limit is reached, or another -errno. */
+ * the fan-out (valid until detach; send them, do not close them). Returns
+ * 0, -ENOSPC when the consumer limit is reached, or another -errno. */
 int fanout__attach(struct fanout *fo, const struct fanout_sub *sub, uint32_t *id, int fds[4],
 		   size_t *ring_bytes, size_t *replayed_bytes);
 /* Frees the consumer's ring; *final (may be NULL) gets its last counts. */

@@ -62,10 +62,6 @@ static bool is_pow2(size_t v)
 	return v && !(v & (v - 1));
 }
 
-/* The memfds are sized but not yet sealed when made: the data memfd gets
- * its seals once the producer has mapped it writable (F_SEAL_FUTURE_WRITE
- * forbids new writable maps). */
-
 size_t ring_prod__total_bytes(size_t data_bytes)
 {
 	return RING_HDR_BYTES + data_bytes + RING_CTL_BYTES;
@@ -91,6 +87,9 @@ struct ring_prod *ring_prod__create(size_t data_bytes, const char *name)
 	p->data_bytes = data_bytes;
 	p->mask = data_bytes - 1;
 
+	/* Sized but not yet sealed: the data memfd gets its seals once the
+	 * producer has mapped it writable (F_SEAL_FUTURE_WRITE forbids new
+	 * writable maps). */
 	snprintf(nm, sizeof(nm), "kmon-ring-%s", name ? name : "anon");
 	p->data_fd = kmon_memfd__sized(nm, RING_HDR_BYTES + data_bytes);
 	if (p->data_fd < 0)
@@ -379,9 +378,9 @@ struct ring_cons *ring_cons__map(int data_fd, int ctl_fd, int wake_fd, size_t da
 		return NULL;
 	}
 	if (kmon_memfd__check(data_fd, "ring data", (off_t)(RING_HDR_BYTES + data_bytes),
-			F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE, err, errlen) ||
-	    kmon_memfd__check(ctl_fd, "ring ctl", RING_CTL_BYTES, F_SEAL_SHRINK | F_SEAL_GROW, err,
-			errlen))
+			      F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE, err, errlen) ||
+	    kmon_memfd__check(ctl_fd, "ring ctl", RING_CTL_BYTES, F_SEAL_SHRINK | F_SEAL_GROW,
+			      err, errlen))
 		return NULL;
 	if (fstat(wake_fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
 		cons_fail(err, errlen, EPROTO, "%s descriptor is not a socket",

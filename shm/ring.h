@@ -59,6 +59,12 @@
  *    file description never leaves the agent; a full queue gives EAGAIN
  *    (a wake-up is already pending), a shut-down peer EPIPE; neither
  *    blocks, and the consumer cannot change our end's flags or buffer.
+ *  - the shared history (shm/history.h): stores into the agent's own mapping
+ *    of a memfd sealed against resizing and against writes through any
+ *    other mapping or descriptor, so no consumer can free, shrink or change
+ *    a page under the drain; wake-ups for it as above (ring_prod__wake()).
+ *    The note a consumer writes in its ctl page is read only for statistics,
+ *    off the drain.
  *  - the BPF ring buffer's mappings (agent/kring.h) and epoll_wait: on
  *    descriptors only the agent holds (the BPF ring map, the drain's stop
  *    eventfd).
