@@ -232,7 +232,8 @@ void agent_metrics_render(struct metrics_text *m, const struct agent_metrics_src
 			"history: its events there, less those it reports lost)", CONSUMER_DELIVERED);
 	consumer_family(m, s, "kmon_consumer_dropped_total", "counter",
 			"Records a consumer lost because its ring was full (for a consumer reading "
-			"the shared history: what it reports it missed there)", CONSUMER_LOST);
+			"the shared history: what it reports it missed there, plus what was "
+			"overwritten past the position it reports)", CONSUMER_LOST);
 	consumer_family(m, s, "kmon_consumer_ring_fill_ratio", "gauge",
 			"How full a consumer's ring was at the last publish (0-1; one reading the "
 			"shared history has only META in its ring)", CONSUMER_FILL);

@@ -786,7 +786,8 @@ fail:
 	return err;
 }
 
-static void fill_stats(const struct consumer *c, struct fanout_consumer_stats *s)
+static void fill_stats(const struct consumer *c, const struct hist_prod *hist,
+		       struct fanout_consumer_stats *s)
 {
 	struct ring_prod_stats rs;
 
@@ -801,11 +802,19 @@ static void fill_stats(const struct consumer *c, struct fanout_consumer_stats *s
 	s->shared = c->shared;
 	if (c->shared) {
 		/* What it reports: the drain never drops an event for it, and it
-		 * knows what it missed in the history. */
-		uint64_t note = ring_prod__consumer_note(c->ring);
+		 * counts what it found overwritten in the history; plus, should
+		 * the position it reports be older than the oldest event still
+		 * there, what it will find overwritten when it reads again: a
+		 * consumer that stopped reading shows its losses grow. */
+		uint64_t lost = ring_prod__consumer_note(c->ring, KMON_HIST_NOTE_LOST);
+		uint64_t pos = ring_prod__consumer_note(c->ring, KMON_HIST_NOTE_POS);
+		uint64_t started = hist_prod__started(hist), cap = hist_prod__cap(hist);
+		uint64_t oldest = started > cap ? started - cap : 0;
 
-		s->lost_reported = note;
-		s->lost = note < c->produced ? note : c->produced;
+		s->lost_reported = lost;
+		if (pos < oldest)
+			lost += oldest - pos < UINT64_MAX - lost ? oldest - pos : UINT64_MAX - lost;
+		s->lost = lost < c->produced ? lost : c->produced;
 		s->delivered = c->produced - s->lost;
 	}
 	s->fill = c->fill;
@@ -838,7 +847,7 @@ int fanout__detach(struct fanout *fo, uint32_t id, struct fanout_consumer_stats 
 	if (!c)
 		return -ENOENT;
 	if (final)
-		fill_stats(c, final);
+		fill_stats(c, fo->hist, final);
 	consumer_free(c);
 	return 0;
 }
@@ -875,7 +884,7 @@ unsigned fanout__consumer_stats(struct fanout *fo, struct fanout_consumer_stats 
 	pthread_mutex_lock(&fo->lock);
 	total = fo->n_cons;
 	for (i = 0; i < total && i < n; i++)
-		fill_stats(fo->cons[i], &out[i]);
+		fill_stats(fo->cons[i], fo->hist, &out[i]);
 	pthread_mutex_unlock(&fo->lock);
 	pthread_mutex_unlock(&fo->ctl);
 	return total;

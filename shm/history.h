@@ -44,6 +44,14 @@
 #define KMON_HIST_LAYOUT_VERSION 1
 #define KMON_HIST_MAX_CAP (1u << 23) /* 1 GiB of events */
 
+/* The notes a consumer reading the history reports in its ring's ctl page
+ * (ring_cons__set_note()): the events it found overwritten there, and the
+ * number of the next event it will read. */
+enum kmon_hist_note {
+	KMON_HIST_NOTE_LOST = 0,
+	KMON_HIST_NOTE_POS = 1,
+};
+
 struct kmon_event;
 
 /* ---- producer (agent) ---- */

@@ -31,7 +31,7 @@ struct ring_hdr {
 struct ring_ctl {
 	_Alignas(CACHELINE) _Atomic uint64_t tail;
 	_Alignas(CACHELINE) _Atomic uint64_t wait;
-	_Alignas(CACHELINE) _Atomic uint64_t note; /* ring_cons__set_note() */
+	_Alignas(CACHELINE) _Atomic uint64_t note[KMON_RING_NOTES]; /* ring_cons__set_note() */
 };
 
 _Static_assert(sizeof(struct ring_hdr) <= RING_HDR_BYTES, "ring header fits its page");
@@ -317,9 +317,10 @@ int ring_prod__wake(struct ring_prod *p)
 	return -errno;
 }
 
-uint64_t ring_prod__consumer_note(const struct ring_prod *p)
+uint64_t ring_prod__consumer_note(const struct ring_prod *p, unsigned i)
 {
-	return atomic_load_explicit(&p->ctl->note, memory_order_relaxed);
+	return i < KMON_RING_NOTES ? atomic_load_explicit(&p->ctl->note[i], memory_order_relaxed)
+				   : 0;
 }
 
 size_t ring_prod__free_bytes(const struct ring_prod *p)
@@ -550,9 +551,10 @@ void ring_cons__wake(struct ring_cons *c)
 			break;
 }
 
-void ring_cons__set_note(struct ring_cons *c, uint64_t v)
+void ring_cons__set_note(struct ring_cons *c, unsigned i, uint64_t v)
 {
-	atomic_store_explicit(&c->ctl->note, v, memory_order_relaxed);
+	if (i < KMON_RING_NOTES)
+		atomic_store_explicit(&c->ctl->note[i], v, memory_order_relaxed);
 }
 
 size_t ring_cons__pending(struct ring_cons *c)

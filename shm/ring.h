@@ -9,7 +9,7 @@
  *         consumer gets a read-only descriptor, so it cannot even map it
  *         writable.
  *   ctl:  one page the consumer writes: its position, its "about to
- *         sleep" word and a note about itself (a count it reports). The
+ *         sleep" word and notes about itself (numbers it reports). The
  *         producer treats every value in it as hostile.
  *
  * Positions are byte counters that only grow (the offset is pos & mask).
@@ -63,8 +63,8 @@
  *    of a memfd sealed against resizing and against writes through any
  *    other mapping or descriptor, so no consumer can free, shrink or change
  *    a page under the drain; wake-ups for it as above (ring_prod__wake()).
- *    The note a consumer writes in its ctl page is read only for statistics,
- *    off the drain.
+ *    The notes a consumer writes in its ctl page are read only for
+ *    statistics, off the drain.
  *  - the BPF ring buffer's mappings (agent/kring.h) and epoll_wait: on
  *    descriptors only the agent holds (the BPF ring map, the drain's stop
  *    eventfd).
@@ -89,6 +89,7 @@
 #define KMON_RING_MIN_BYTES 4096u
 #define KMON_RING_MAX_BYTES (1u << 30)
 #define KMON_RING_ALIGN 8u
+#define KMON_RING_NOTES 2 /* ring_cons__set_note() */
 
 enum kmon_rec_type {
 	KMON_REC_PAD = 0,   /* filler up to the end of the data area; skip */
@@ -184,10 +185,11 @@ int ring_prod__publish(struct ring_prod *p);
  * else the consumer checks before sleeping visible (the shared history,
  * shm/history.h). Returns as publish. Never blocks. */
 int ring_prod__wake(struct ring_prod *p);
-/* The number the consumer last wrote with ring_cons__set_note(): what it
- * reports about itself (e.g. events it lost outside this ring). Never
- * trusted: for display only. */
-uint64_t ring_prod__consumer_note(const struct ring_prod *p);
+/* Note i (below KMON_RING_NOTES; else 0) as the consumer last wrote it with
+ * ring_cons__set_note(): what it reports about itself (e.g. where it reads
+ * outside this ring, and what it lost there). Never trusted: for display
+ * only. */
+uint64_t ring_prod__consumer_note(const struct ring_prod *p, unsigned i);
 /* Free bytes as of the cached consumer position (cheap; no shared read). */
 size_t ring_prod__free_bytes(const struct ring_prod *p);
 /* Fill ratio 0..1 reading the consumer position once; sets *bad if invalid. */
@@ -223,8 +225,9 @@ const struct kmon_rec_hdr *ring_cons__peek(struct ring_cons *c, bool *bad);
 void ring_cons__advance(struct ring_cons *c, const struct kmon_rec_hdr *rec);
 /* Publishes the consumer position (once per batch). */
 void ring_cons__release(struct ring_cons *c);
-/* Writes the number ring_prod__consumer_note() reads. */
-void ring_cons__set_note(struct ring_cons *c, uint64_t v);
+/* Writes note i (below KMON_RING_NOTES), which ring_prod__consumer_note()
+ * reads. */
+void ring_cons__set_note(struct ring_cons *c, unsigned i, uint64_t v);
 /* Announces sleep. Returns false if records arrived meanwhile (do not sleep),
  * true when the caller may wait for the eventfd. */
 bool ring_cons__prepare_sleep(struct ring_cons *c);

@@ -57,8 +57,8 @@ struct kmon_client {
 	/* The shared history, when the agent granted it (KMON_REPLY_F_SHARED):
 	 * from the JOIN record in the ring on (hist_on), events are read there,
 	 * from hist_pos; those below hist_live are replay. hist_lost: events
-	 * found overwritten there, reported to the agent through the ring's
-	 * note. */
+	 * found overwritten there. Both are reported to the agent through the
+	 * ring's notes (KMON_HIST_NOTE_*). */
 	struct hist_cons *hist;
 	int hist_fd; /* until mapped */
 	bool hist_on;
@@ -339,6 +339,7 @@ static bool handle_record(struct kmon_client *c, const struct kmon_rec_hdr *h)
 		c->hist_on = true;
 		c->hist_pos = j.from;
 		c->hist_live = j.live_from;
+		ring_cons__set_note(c->ring, KMON_HIST_NOTE_POS, c->hist_pos);
 		break;
 	}
 	default:
@@ -363,7 +364,8 @@ static bool read_history(struct kmon_client *c, uint64_t pub, unsigned budget)
 		looked += (unsigned)(c->hist_pos - from < want ? c->hist_pos - from : want);
 		first = c->hist_pos - k; /* the good ones are the last k looked at */
 		c->hist_lost += lost;
-		ring_cons__set_note(c->ring, c->hist_lost);
+		ring_cons__set_note(c->ring, KMON_HIST_NOTE_LOST, c->hist_lost);
+		ring_cons__set_note(c->ring, KMON_HIST_NOTE_POS, c->hist_pos);
 		if (lost)
 			take_lost(c, lost, c->next_seq);
 		/* A callback may close the client: the history is gone then. */

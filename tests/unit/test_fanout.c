@@ -364,7 +364,8 @@ static void shared_consumer_reads_the_history(void **state)
 
 	/* The agent's counts: what the consumer reports lost, never more than it
 	 * was given. */
-	ring_cons__set_note(c, 1);
+	ring_cons__set_note(c, KMON_HIST_NOTE_POS, 4);
+	ring_cons__set_note(c, KMON_HIST_NOTE_LOST, 1);
 	assert_int_equal(fanout__consumer_stats(fo, st, 4), 3);
 	for (i = 0; i < 3; i++) {
 		if (st[i].id == id) {
@@ -376,12 +377,27 @@ static void shared_consumer_reads_the_history(void **state)
 			assert_false(st[i].shared);
 		}
 	}
-	ring_cons__set_note(c, 1000);
+	ring_cons__set_note(c, KMON_HIST_NOTE_LOST, 1000);
 	fanout__consumer_stats(fo, st, 4);
 	for (i = 0; i < 3; i++)
 		if (st[i].id == id) {
 			assert_int_equal(st[i].lost, 4);
 			assert_int_equal(st[i].lost_reported, 1000);
+		}
+	/* One that stopped reading: its losses grow with what the history
+	 * overwrote past the position it last reported (the history holds 512
+	 * events here), though it reports none. */
+	ring_cons__set_note(c, KMON_HIST_NOTE_LOST, 0);
+	for (i = 0; i < 600; i++)
+		publish(fo, KMON_EV_MEMORY_ALLOC, 0, 100 + i);
+	fanout__flush(fo);
+	fanout__consumer_stats(fo, st, 4);
+	for (i = 0; i < 3; i++)
+		if (st[i].id == id) {
+			assert_int_equal(st[i].produced, 604);
+			assert_int_equal(st[i].lost, 604 - 512 - 4);
+			assert_int_equal(st[i].delivered, st[i].produced - st[i].lost);
+			assert_int_equal(st[i].lost_reported, 0);
 		}
 	ring_cons__free(c);
 	ring_cons__free(cn);
