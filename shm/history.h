@@ -4,8 +4,8 @@
  * sealed memfd, written by the agent's drain thread alone. Two kinds of
  * reader:
  *  - the agent's attach, which replays the newest events to a late consumer;
- *  - consumers that take every event (shared consumers, agent/fanout.h):
- *    they map it read-only and read the live stream from it, so the drain
+ *  - consumers without a namespace filter (shared consumers,
+ *    agent/fanout.h): they map it read-only and read the live stream from it, so the drain
  *    writes an event once for all of them instead of once into each one's
  *    ring (the copy is most of what a consumer costs the agent).
  *
