@@ -271,6 +271,16 @@ static bool write_meta(struct fanout *fo, struct consumer *c, const struct kmon_
  * includes worst-case PAD records). So after any write a LOST record still
  * fits, and the final LOST report at shutdown can always be delivered. */
 #define HEADROOM (2 * LOST_REC_BYTES)
+/* The container's META, if the agent knows it, before c's next event of it;
+ * false when the ring took no META (it stays pending). */
+static bool meta_first(struct fanout *fo, struct consumer *c, uint32_t key)
+{
+	if (fo->meta[key] && !write_meta(fo, c, fo->meta[key]))
+		return false;
+	bit_set(c->meta_pending, key, false);
+	return true;
+}
+
 static void lose(struct consumer *c, uint64_t n)
 {
 	if (!c->lost_pending)
@@ -301,11 +311,8 @@ static void deliver(struct fanout *fo, struct consumer *c, const struct kmon_eve
 	}
 	if (c->lost_pending && !write_lost(fo, c))
 		goto lost;
-	if (want_meta) {
-		if (fo->meta[key] && !write_meta(fo, c, fo->meta[key]))
-			goto lost;
-		bit_set(c->meta_pending, key, false);
-	}
+	if (want_meta && !meta_first(fo, c, key))
+		goto lost;
 	h = reserve(fo, c, KMON_REC_EVENT, flags, EVENT_REC_BYTES, c->seq);
 	if (!h)
 		goto lost;
@@ -332,16 +339,12 @@ static void deliver_shared(struct fanout *fo, struct consumer *c, const struct k
 	c->produced++;
 	if (!key || key >= KMON_CONTAINER_KEYS || !bit_get(c->meta_pending, key))
 		return;
-	if (fo->meta[key]) {
-		if (!ring_prod__room(c->ring, 2 * META_REC_BYTES + HEADROOM, &bad)) {
-			if (bad)
-				mark_bad(fo, c);
-			return;
-		}
-		if (!write_meta(fo, c, fo->meta[key]))
-			return;
+	if (fo->meta[key] && !ring_prod__room(c->ring, 2 * META_REC_BYTES + HEADROOM, &bad)) {
+		if (bad)
+			mark_bad(fo, c);
+		return;
 	}
-	bit_set(c->meta_pending, key, false);
+	(void)meta_first(fo, c, key);
 }
 
 static inline bool wants(const struct fanout *fo, const struct consumer *c,
@@ -419,10 +422,12 @@ static void publish_all(struct fanout *fo, struct consumer *const *cons, unsigne
 		if (bad)
 			mark_bad(fo, c);
 	}
-	if (!fo->hist)
+	/* Nobody reads the history's count but shared consumers (the replay
+	 * reads its head): no store nor fence for it without them. */
+	if (!fo->hist || !shared)
 		return;
 	hist_prod__publish(fo->hist);
-	for (i = 0; shared && i < n; i++)
+	for (i = 0; i < n; i++)
 		if (cons[i]->shared && !cons[i]->bad)
 			(void)ring_prod__wake(cons[i]->ring);
 }

@@ -1163,7 +1163,7 @@ def report_first_drop(rows):
                    note=note)
 
 
-def smaps_components(pid, history_bytes, detail=None):
+def smaps_components(pid, detail=None):
     """The agent's private (non-shared) resident memory from /proc/PID/smaps,
     by component: the BPF maps' mappings (the ring) and the consumers' rings
     (memfd) are set apart, everything else is the agent's own. The history is
@@ -1171,7 +1171,6 @@ def smaps_components(pid, history_bytes, detail=None):
     agent's own all the same, so all of its resident pages count."""
     import re
     comp, cur, files, name = {}, None, {}, ""
-    hist_kb = history_bytes // 1024
     with open("/proc/%d/smaps" % pid) as f:
         for line in f:
             m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$", line)
@@ -1190,8 +1189,6 @@ def smaps_components(pid, history_bytes, detail=None):
                     cur = "main thread stack"
                 elif name.startswith("/"):
                     cur = "binaries' and libraries' data"
-                elif name == "" and hist_kb and hist_kb <= size <= hist_kb + 64:
-                    cur = "history buffer (--history-bytes)"
                 elif name == "" and size in (8192, 8188, 8196):
                     cur = "thread stacks"
                 elif name == "":
@@ -1304,7 +1301,7 @@ def memory_round(c, fk, token, npids, npods, flood_n):
             break
         time.sleep(1)
     files = {}
-    comp = smaps_components(a.proc.pid, 8 << 20, files)
+    comp = smaps_components(a.proc.pid, files)
     with open("/proc/%d/status" % a.proc.pid) as f:
         st = {l.split(":")[0]: int(l.split()[1]) for l in f
               if l.startswith(("VmRSS", "Threads"))}
