@@ -60,9 +60,12 @@ struct consumer {
 
 /* The consumers the drain writes to: an immutable array, replaced whole by
  * attach and detach (copy, then one atomic store), so that linking or
- * unlinking a consumer never takes the lock the drain holds for a batch. */
+ * unlinking a consumer never takes the lock the drain holds for a batch.
+ * c[0, n) is every consumer; after it, the same ones split: those that get
+ * copies (priv), then those that read the shared history (shared). */
 struct cons_set {
-	unsigned n;
+	unsigned n, n_priv, n_shared;
+	struct consumer **priv, **shared;
 	struct consumer *c[];
 };
 
@@ -90,6 +93,13 @@ struct fanout {
 	 * events from it: neither ever holds up the drain. */
 	struct hist_prod *hist;
 	size_t hist_cap;
+	/* Shared consumers cost the drain nothing per event and consumer:
+	 * the batch's events are counted by type once (what each was offered
+	 * is added up at the batch's end), and shared_meta has a key's bit set
+	 * while some shared consumer may still need its META (set under the
+	 * lock with theirs; cleared by the drain once none does). */
+	uint64_t batch_types[KMON_EV_TYPE_MAX + 1]; /* drain thread */
+	uint8_t *shared_meta;
 };
 
 static inline bool bit_get(const uint8_t *b, uint32_t k)
@@ -122,6 +132,7 @@ struct fanout *fanout__new(const struct fanout_opts *opts)
 	fo->cons = calloc(fo->o.max_consumers, sizeof(*fo->cons));
 	atomic_init(&fo->live, calloc(1, sizeof(struct cons_set)));
 	fo->meta = calloc(KMON_CONTAINER_KEYS, sizeof(*fo->meta));
+	fo->shared_meta = calloc(1, BITMAP_BYTES);
 	fo->hist_cap = fo->o.history_bytes / sizeof(struct kmon_event);
 	/* A memfd of its own, not malloc's: shared consumers map it, and a
 	 * large block in the main heap would neither go back to the system
@@ -129,7 +140,7 @@ struct fanout *fanout__new(const struct fanout_opts *opts)
 	 * memory report names it). */
 	if (fo->hist_cap)
 		fo->hist = hist_prod__new(fo->hist_cap, "fanout");
-	if (!fo->cons || !fo->meta || (fo->hist_cap && !fo->hist) || !atomic_load(&fo->live) ||
+	if (!fo->cons || !fo->meta || !fo->shared_meta || (fo->hist_cap && !fo->hist) || !atomic_load(&fo->live) ||
 	    pthread_mutex_init(&fo->lock, NULL))
 		goto fail;
 	if (pthread_mutex_init(&fo->ctl, NULL)) {
@@ -141,6 +152,7 @@ fail:
 	free(atomic_load(&fo->live));
 	free(fo->cons);
 	free(fo->meta);
+	free(fo->shared_meta);
 	hist_prod__free(fo->hist);
 	free(fo);
 	errno = ENOMEM;
@@ -173,6 +185,7 @@ void fanout__free(struct fanout *fo)
 	free(atomic_load(&fo->live));
 	free(fo->cons);
 	free(fo->meta);
+	free(fo->shared_meta);
 	hist_prod__free(fo->hist);
 	free(fo);
 }
@@ -331,20 +344,26 @@ lost:
  * history is published (fanout__flush()). A META that does not fit stays
  * pending for the container's next event; meanwhile the consumer places the
  * event as it would one whose container the agent does not know yet. */
-static void deliver_shared(struct fanout *fo, struct consumer *c, const struct kmon_event *ev)
+static void shared_meta_first(struct fanout *fo, struct consumer *c, uint32_t key)
 {
-	uint32_t key = ev->container_key;
 	bool bad;
 
-	c->produced++;
-	if (!key || key >= KMON_CONTAINER_KEYS || !bit_get(c->meta_pending, key))
-		return;
 	if (fo->meta[key] && !ring_prod__room(c->ring, 2 * META_REC_BYTES + HEADROOM, &bad)) {
 		if (bad)
 			mark_bad(fo, c);
 		return;
 	}
 	(void)meta_first(fo, c, key);
+}
+
+/* One replayed event (the live ones: fanout__publish()). */
+static void deliver_shared(struct fanout *fo, struct consumer *c, const struct kmon_event *ev)
+{
+	uint32_t key = ev->container_key;
+
+	c->produced++;
+	if (key && key < KMON_CONTAINER_KEYS && bit_get(c->meta_pending, key))
+		shared_meta_first(fo, c, key);
 }
 
 static inline bool wants(const struct fanout *fo, const struct consumer *c,
@@ -381,24 +400,64 @@ static void begin_batch(struct fanout *fo)
 			catch_up(fo, fo->cur->c[i]);
 }
 
+/* The META of ev's container to the shared consumers still waiting for it;
+ * the key's bit goes once none is. */
+static void shared_meta(struct fanout *fo, const struct kmon_event *ev, uint32_t key)
+{
+	bool waiting = false;
+	unsigned i;
+
+	for (i = 0; i < fo->cur->n_shared; i++) {
+		struct consumer *c = fo->cur->shared[i];
+
+		if (!bit_get(c->meta_pending, key))
+			continue;
+		if (wants(fo, c, ev))
+			shared_meta_first(fo, c, key);
+		waiting |= bit_get(c->meta_pending, key);
+	}
+	if (!waiting)
+		bit_set(fo->shared_meta, key, false);
+}
+
 void fanout__publish(struct fanout *fo, const struct kmon_event *ev)
 {
+	uint32_t key = ev->container_key;
 	unsigned i;
 
 	if (!fo->batch_locked)
 		begin_batch(fo);
 	if (fo->hist)
 		hist_prod__append(fo->hist, ev);
-	for (i = 0; i < fo->cur->n; i++) {
-		struct consumer *c = fo->cur->c[i];
+	for (i = 0; i < fo->cur->n_priv; i++) {
+		struct consumer *c = fo->cur->priv[i];
 
-		if (!wants(fo, c, ev))
-			continue;
-		if (c->shared)
-			deliver_shared(fo, c, ev);
-		else
+		if (wants(fo, c, ev))
 			deliver(fo, c, ev, 0);
 	}
+	if (!fo->cur->n_shared || ev->event_type > KMON_EV_TYPE_MAX)
+		return;
+	fo->batch_types[ev->event_type]++;
+	if (key && key < KMON_CONTAINER_KEYS && bit_get(fo->shared_meta, key))
+		shared_meta(fo, ev, key);
+}
+
+/* What the batch offered each shared consumer: its events of the types the
+ * consumer asked for (a bad one is offered nothing more). */
+static void count_shared(struct fanout *fo)
+{
+	unsigned i, t;
+
+	for (i = 0; i < fo->cur->n_shared; i++) {
+		struct consumer *c = fo->cur->shared[i];
+
+		if (c->bad)
+			continue;
+		for (t = 0; t <= KMON_EV_TYPE_MAX; t++)
+			if (c->event_mask & KMON_EV_MASK(t))
+				c->produced += fo->batch_types[t];
+	}
+	memset(fo->batch_types, 0, sizeof(fo->batch_types));
 }
 
 /* The consumers' rings first, then the history: a shared consumer that sees
@@ -436,6 +495,7 @@ void fanout__flush(struct fanout *fo)
 {
 	if (!fo->batch_locked)
 		return;
+	count_shared(fo);
 	publish_all(fo, fo->cur->c, fo->cur->n);
 	fo->batch_locked = false;
 	fo->cur = NULL;
@@ -492,6 +552,7 @@ int fanout__set_meta(struct fanout *fo, const struct kmon_meta *meta)
 			bit_set(c->allowed, key, ns_allowed(c, m));
 		bit_set(c->meta_pending, key, true);
 	}
+	bit_set(fo->shared_meta, key, true);
 	pthread_mutex_unlock(&fo->lock);
 	pthread_mutex_unlock(&fo->ctl);
 	return 0;
@@ -512,6 +573,7 @@ int fanout__forget_meta(struct fanout *fo, uint32_t key)
 		if (fo->cons[i]->n_ns)
 			bit_set(fo->cons[i]->allowed, key, false);
 	}
+	bit_set(fo->shared_meta, key, false);
 	pthread_mutex_unlock(&fo->lock);
 	pthread_mutex_unlock(&fo->ctl);
 	return 0;
@@ -631,6 +693,9 @@ static void catch_up(struct fanout *fo, struct consumer *c)
 	}
 	if (c->shared && !write_join(fo, c, h))
 		mark_bad(fo, c); /* cannot happen: the attach left half the ring free */
+	if (c->shared)
+		for (unsigned i = 0; i < BITMAP_BYTES; i++)
+			fo->shared_meta[i] |= c->meta_pending[i];
 	c->dirty = true; /* what the attach wrote is published with this batch */
 	c->linked = true;
 }
@@ -651,12 +716,22 @@ static void quiesce(struct fanout *fo)
 /* Makes fo->cons what the drain's next batch uses (ctl held). */
 static int set_replace(struct fanout *fo)
 {
-	struct cons_set *n = malloc(sizeof(*n) + fo->n_cons * sizeof(n->c[0])), *old;
+	struct cons_set *n = malloc(sizeof(*n) + 2 * fo->n_cons * sizeof(n->c[0])), *old;
+	unsigned i;
 
 	if (!n)
 		return -ENOMEM;
 	n->n = fo->n_cons;
 	memcpy(n->c, fo->cons, fo->n_cons * sizeof(n->c[0]));
+	n->priv = n->c + n->n;
+	n->n_priv = n->n_shared = 0;
+	for (i = 0; i < n->n; i++)
+		if (!n->c[i]->shared)
+			n->priv[n->n_priv++] = n->c[i];
+	n->shared = n->priv + n->n_priv;
+	for (i = 0; i < n->n; i++)
+		if (n->c[i]->shared)
+			n->shared[n->n_shared++] = n->c[i];
 	old = atomic_exchange(&fo->live, n);
 	quiesce(fo);
 	free(old);
@@ -813,8 +888,9 @@ static void fill_stats(const struct consumer *c, const struct hist_prod *hist,
 		 * consumer that stopped reading shows its losses grow. */
 		uint64_t lost = ring_prod__consumer_note(c->ring, KMON_HIST_NOTE_LOST);
 		uint64_t pos = ring_prod__consumer_note(c->ring, KMON_HIST_NOTE_POS);
-		uint64_t started = hist_prod__started(hist), cap = hist_prod__cap(hist);
-		uint64_t oldest = started > cap ? started - cap : 0;
+		uint64_t head = hist_prod__head(hist), cap = hist_prod__cap(hist);
+		/* head, not started: the latter runs a step ahead. */
+		uint64_t oldest = head > cap ? head - cap : 0;
 
 		s->lost_reported = lost;
 		if (pos < oldest)

@@ -17,6 +17,9 @@
 
 #define HIST_HDR_BYTES 4096u
 #define CACHELINE 64
+/* How far ahead the drain announces overwrites (hist_prod__append()): the
+ * `started` line changes once per 1,024 events of the default history. */
+#define HIST_STEP_MAX 1024u
 
 /* Written by the producer only. */
 struct hist_hdr {
@@ -38,6 +41,8 @@ struct hist_prod {
 	size_t cap;
 	size_t slot;  /* drain thread: head % cap */
 	uint64_t local_head; /* drain thread: its own copy of head */
+	uint64_t announced;  /* drain thread: what it last stored in started */
+	uint64_t step;       /* how far ahead it announces */
 	int fd, ro_fd;
 };
 
@@ -87,6 +92,10 @@ struct hist_prod *hist_prod__new(size_t cap, const char *name)
 	h->hdr->hdr_bytes = HIST_HDR_BYTES;
 	h->hdr->slot_bytes = sizeof(struct kmon_event);
 	h->hdr->cap = cap;
+	/* At most a 64th of the history, so a reader takes at most that many
+	 * events still there for overwritten; a reader that far behind has
+	 * an eighth of slack to skip anyway (hist_cons__read()). */
+	h->step = cap / 64 > HIST_STEP_MAX ? HIST_STEP_MAX : cap / 64 ? cap / 64 : 1;
 	h->hdr->magic = KMON_HIST_MAGIC; /* before any consumer gets the descriptor */
 	return h;
 fail:
@@ -119,9 +128,15 @@ void hist_prod__append(struct hist_prod *h, const struct kmon_event *ev)
 	uint64_t n = h->local_head;
 
 	/* Announce the overwrite before doing it (pairs with the fence in the
-	 * readers), publish the event after. */
-	atomic_store_explicit(&h->hdr->started, n + 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
+	 * readers), publish the event after. The announcement runs a step
+	 * ahead: readers load `started` after every chunk they copy, and a
+	 * line stored for every event moved between the CPUs once per chunk
+	 * and reader, which cost the drain more with each consumer. */
+	if (n + 1 > h->announced) {
+		h->announced = n + h->step;
+		atomic_store_explicit(&h->hdr->started, h->announced, memory_order_relaxed);
+		atomic_thread_fence(memory_order_release);
+	}
 	h->slots[h->slot] = *ev;
 	if (++h->slot == h->cap)
 		h->slot = 0;

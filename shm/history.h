@@ -17,7 +17,11 @@
  *
  * Layout version 1: a header page
  *   magic (KMON_HIST_MAGIC), layout version, header bytes, slot bytes, cap
- *   started    (a line of its own) events whose write has begun
+ *   started    (a line of its own) at least the events whose write has
+ *              begun: the drain announces overwrites in steps, up to a 64th
+ *              of the history ahead, so a reader near the oldest slot may
+ *              take a few still-whole events for overwritten, never the
+ *              other way round
  *   head       (a line of its own) events completely written
  *   published  (a line of its own) events consumers may read: set once per
  *              drain batch, after the batch's records in the consumers' own
@@ -68,7 +72,8 @@ size_t hist_prod__total_bytes(size_t cap);
 void hist_prod__append(struct hist_prod *h, const struct kmon_event *ev);
 /* Events completely written (acquire). */
 uint64_t hist_prod__head(const struct hist_prod *h);
-/* Events whose write has begun: slots below started - cap are gone. */
+/* At least the events whose write has begun (announced a step ahead):
+ * slots below started - cap are gone, maybe a few more. */
 uint64_t hist_prod__started(const struct hist_prod *h);
 /* Copies event i (below a head() read before) into *ev; false when the drain
  * began to overwrite its slot before the copy was done (a torn copy: not to

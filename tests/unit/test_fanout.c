@@ -410,6 +410,62 @@ static void shared_consumer_reads_the_history(void **state)
 	fanout__free(fo);
 }
 
+/* Shared consumers, one of them asking for allocations only: each gets a
+ * container's META once, before the first event of it that it wants, and
+ * again once after the META changed; what each was offered counts only the
+ * types it asked for (the drain counts a batch's events by type, not each
+ * consumer's). */
+static void shared_consumers_meta_once_and_counts_by_type(void **state)
+{
+	struct fanout *fo = mk();
+	struct fanout_sub all = { .name = "all", .shared = true };
+	struct fanout_sub allocs = { .name = "allocs", .shared = true,
+				     .event_mask = KMON_EV_MASK(KMON_EV_MEMORY_ALLOC) };
+	struct fanout_consumer_stats st[2];
+	struct ring_cons *c[2];
+	struct hist_cons *h[2];
+	struct kmon_meta m;
+	struct rec r[16];
+	uint32_t id[2];
+	unsigned n, i, k, metas;
+
+	(void)state;
+	c[0] = attach_hist(fo, &all, &id[0], NULL, &h[0]);
+	c[1] = attach_hist(fo, &allocs, &id[1], NULL, &h[1]);
+	memset(&m, 0, sizeof(m));
+	m.key = 9;
+	strcpy(m.namespace, "team-x");
+	assert_int_equal(fanout__set_meta(fo, &m), 0);
+	publish(fo, KMON_EV_PROCESS_EXEC, 9, 1);
+	publish(fo, KMON_EV_MEMORY_ALLOC, 9, 2);
+	publish(fo, KMON_EV_MEMORY_ALLOC, 9, 3);
+	publish(fo, KMON_EV_PROCESS_EXEC, 0, 4);
+	fanout__flush(fo);
+	strcpy(m.namespace, "team-y");
+	assert_int_equal(fanout__set_meta(fo, &m), 0);
+	for (i = 0; i < 100; i++)
+		publish(fo, i % 2 ? KMON_EV_MEMORY_ALLOC : KMON_EV_MEMORY_FREE, 9, 10 + i);
+	fanout__flush(fo);
+	for (k = 0; k < 2; k++) {
+		n = drain(c[k], r, 16);
+		for (i = 0, metas = 0; i < n; i++) {
+			assert_int_not_equal(r[i].type, KMON_REC_EVENT);
+			/* mk()'s dictionary (keys 5, 6) came at the attach */
+			metas += r[i].type == KMON_REC_META && r[i].key == 9;
+		}
+		assert_int_equal(metas, 2); /* team-x, then team-y */
+	}
+	assert_int_equal(fanout__consumer_stats(fo, st, 2), 2);
+	for (i = 0; i < 2; i++)
+		assert_int_equal(st[i].produced, st[i].id == id[0] ? 104 : 52);
+	for (k = 0; k < 2; k++) {
+		ring_cons__free(c[k]);
+		hist_cons__free(h[k]);
+		assert_int_equal(fanout__detach(fo, id[k], NULL), 0);
+	}
+	fanout__free(fo);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -417,6 +473,7 @@ int main(void)
 		cmocka_unit_test(lost_then_resume),
 		cmocka_unit_test(replay_to_late_consumer),
 		cmocka_unit_test(shared_consumer_reads_the_history),
+		cmocka_unit_test(shared_consumers_meta_once_and_counts_by_type),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

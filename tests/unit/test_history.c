@@ -159,9 +159,9 @@ static void *write_all(void *arg)
 }
 
 /* The seqlock under a writer that laps the reader all the time (a history of
- * 64 events): every event the reader gets is whole and in order, and what
+ * `cap` events): every event the reader gets is whole and in order, and what
  * it looked at is exactly what it got plus what it counted lost. */
-static void test_no_torn_event_under_overwrites(void **state)
+static void check_no_torn_event(size_t cap)
 {
 	struct writer w = { .n = 4u << 20 };
 	struct hist_cons *c;
@@ -170,8 +170,7 @@ static void test_no_torn_event_under_overwrites(void **state)
 	pthread_t t;
 	bool first = true;
 
-	(void)state;
-	w.h = hist_prod__new(64, "t");
+	w.h = hist_prod__new(cap, "t");
 	assert_non_null(w.h);
 	c = open_cons(w.h);
 	assert_int_equal(pthread_create(&t, NULL, write_all, &w), 0);
@@ -195,9 +194,25 @@ static void test_no_torn_event_under_overwrites(void **state)
 	assert_int_equal(got + lost, w.n);
 	assert_true(lost > 0); /* the test did make it lap */
 	assert_true(got > 0);
-	print_message("got %llu lost %llu\n", (unsigned long long)got, (unsigned long long)lost);
+	print_message("cap %zu: got %llu lost %llu\n", cap, (unsigned long long)got,
+		      (unsigned long long)lost);
 	hist_cons__free(c);
 	hist_prod__free(w.h);
+}
+
+static void test_no_torn_event_under_overwrites(void **state)
+{
+	(void)state;
+	check_no_torn_event(64);
+}
+
+/* The same with overwrites announced 4 events ahead (a 64th of 256), as the
+ * default history announces them 1,024 ahead: the early announcement must
+ * keep every torn copy out. */
+static void test_no_torn_event_with_announce_steps(void **state)
+{
+	(void)state;
+	check_no_torn_event(256);
 }
 
 /* A consumer can change nothing in the history: not through its descriptor,
@@ -295,6 +310,7 @@ int main(void)
 		cmocka_unit_test(test_published_in_order),
 		cmocka_unit_test(test_lapped_consumer_counts_losses),
 		cmocka_unit_test(test_no_torn_event_under_overwrites),
+		cmocka_unit_test(test_no_torn_event_with_announce_steps),
 		cmocka_unit_test(test_consumer_cannot_write),
 		cmocka_unit_test(test_map_refuses_what_the_agent_does_not_send),
 		cmocka_unit_test(test_bad_sizes),
