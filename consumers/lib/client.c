@@ -24,6 +24,21 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define REPLY_TIMEOUT_MS 5000
+/* A flood: a run of reading (from a wake-up until caught up) that found at
+ * least PACE_MIN_RECORDS records ends in a PACE_MS nap instead of a sleep
+ * until the agent's next wake-up. Under a flood the agent would otherwise
+ * wake the consumer every few of its batches, and each wake-up is a context
+ * switch on both sides: with 4 consumers under a two-thread kmalloc flood
+ * on 2 vCPUs, each consumer's CPU per record went from 11.8 to 10.2-10.7 ns
+ * (medians of 12 pairs, side by side with the unpaced library). The nap
+ * delays records by at most PACE_MS, and only while they arrive at 500k/s
+ * or more. Only where PACE_MIN_ROOM records fit (the default history holds
+ * 65,536 events, the default 4 MiB ring about 27,000): a flood of 8M
+ * events/s would fill that within PACE_MS, while a small ring fills up in
+ * a nap at rates its consumer kept up with before. */
+#define PACE_MIN_RECORDS 1024
+#define PACE_MS 2
+#define PACE_MIN_ROOM (16 * PACE_MIN_RECORDS)
 
 struct kmon_client {
 	uv_loop_t *loop;
@@ -45,6 +60,9 @@ struct kmon_client {
 	uv_poll_t efd_poll;
 	uv_idle_t idle;
 	uv_timer_t timer; /* reply timeout, then reconnect backoff */
+	uv_timer_t pace;  /* the nap after a flood's run (PACE_MS) */
+	uint64_t run_records; /* looked at since the run began */
+	size_t ring_bytes;    /* of the mapped ring */
 	bool sock_poll_on, efd_poll_on, idle_on;
 	bool attached, closing, ever_attached;
 	unsigned backoff_ms;
@@ -129,9 +147,11 @@ struct kmon_client *kmon_client__new(uv_loop_t *loop, const struct kmon_client_o
 	c->backoff_ms = BACKOFF_MIN_MS;
 	uv_idle_init(loop, &c->idle);
 	uv_timer_init(loop, &c->timer);
+	uv_timer_init(loop, &c->pace);
 	c->idle.data = c;
 	c->timer.data = c;
-	c->open_handles = 2;
+	c->pace.data = c;
+	c->open_handles = 3;
 	return c;
 }
 
@@ -190,6 +210,8 @@ static void detach(struct kmon_client *c)
 		uv_idle_stop(&c->idle);
 		c->idle_on = false;
 	}
+	uv_timer_stop(&c->pace);
+	c->run_records = 0;
 	ring_cons__free(c->ring);
 	c->ring = NULL;
 	hist_cons__free(c->hist);
@@ -389,8 +411,8 @@ static bool read_history(struct kmon_client *c, uint64_t pub, unsigned budget)
 static bool read_batch(struct kmon_client *c)
 {
 	const struct kmon_rec_hdr *h = NULL;
-	bool hist_on = c->hist_on, bad = false;
-	uint64_t pub = hist_on ? hist_cons__published(c->hist) : 0;
+	bool hist_on = c->hist_on, bad = false, more;
+	uint64_t pub = hist_on ? hist_cons__published(c->hist) : 0, pos;
 	int n = 0;
 
 	while (n < BATCH && c->ring && (h = ring_cons__peek(c->ring, &bad))) {
@@ -411,15 +433,37 @@ static bool read_batch(struct kmon_client *c)
 	}
 	if (!c->ring)
 		return false;
+	c->run_records += (unsigned)n;
 	if (h || c->hist_on != hist_on)
 		return true; /* the ring is not empty, or the JOIN just came */
-	return hist_on && read_history(c, pub, (unsigned)(BATCH - n));
+	if (!hist_on)
+		return false;
+	pos = c->hist_pos;
+	more = read_history(c, pub, (unsigned)(BATCH - n));
+	c->run_records += c->hist_pos - pos;
+	return more;
 }
 
 /* Nothing more in the history either since the sleep was announced. */
 static bool history_idle(struct kmon_client *c)
 {
 	return !c->hist_on || hist_cons__published(c->hist) <= c->hist_pos;
+}
+
+static void kick(struct kmon_client *c);
+
+/* Events the consumer can fall behind by without losing any. */
+static bool room_for_a_nap(const struct kmon_client *c)
+{
+	size_t room = c->hist_on ? hist_cons__cap(c->hist)
+				 : c->ring_bytes / kmon_rec_size(sizeof(struct kmon_event));
+
+	return room >= PACE_MIN_ROOM;
+}
+
+static void on_pace(uv_timer_t *t)
+{
+	kick(t->data);
 }
 
 static void on_idle(uv_idle_t *h)
@@ -435,6 +479,14 @@ static void on_idle(uv_idle_t *h)
 		return;
 	if (!c->ring)
 		return;
+	if (c->run_records >= PACE_MIN_RECORDS && room_for_a_nap(c)) {
+		c->run_records = 0;
+		uv_idle_stop(h);
+		c->idle_on = false;
+		uv_timer_start(&c->pace, on_pace, PACE_MS, 0);
+		return;
+	}
+	c->run_records = 0;
 	/* The history's count after announcing sleep: the agent publishes it,
 	 * then checks the wait word (ring_prod__wake()). */
 	if (ring_cons__prepare_sleep(c->ring) && history_idle(c)) {
@@ -447,6 +499,7 @@ static void on_idle(uv_idle_t *h)
 
 static void kick(struct kmon_client *c)
 {
+	uv_timer_stop(&c->pace);
 	if (c->ring && !c->idle_on) {
 		ring_cons__wake(c->ring);
 		uv_idle_start(&c->idle, on_idle);
@@ -494,6 +547,7 @@ static void take_offer(struct kmon_client *c, const struct kmon_hello_reply *r, 
 	kmon_symtab__free(c->symtab);
 	c->symtab = st;
 	c->ring = ring_cons__map(c->fds[0], c->fds[1], c->fds[2], r->ring_bytes, err, sizeof(err));
+	c->ring_bytes = r->ring_bytes;
 	if (!c->ring) {
 		snprintf(why, whylen, "%s sent descriptors that are not a kmon ring: %s",
 			 c->socket_path, err);
@@ -703,6 +757,7 @@ void kmon_client__close(struct kmon_client *c, void (*on_closed)(void *ctx))
 	detach(c);
 	uv_close((uv_handle_t *)&c->idle, handle_closed);
 	uv_close((uv_handle_t *)&c->timer, handle_closed);
+	uv_close((uv_handle_t *)&c->pace, handle_closed);
 }
 
 void kmon_client__get_stats(const struct kmon_client *c, struct kmon_client_stats *out)

@@ -5,7 +5,11 @@
  * hello, map the ring it gets back, decode records, keep the META dictionary,
  * count what was lost, and reconnect with backoff when the agent goes away.
  * Runs on the caller's libuv loop; wakes up through uv_poll on the wake-up
- * socket. Every descriptor the agent sends is checked (type, seals, size) before
+ * socket, except under a flood: after a wake-up that brought 1,024 records
+ * or more, it reads again 2 ms later on a timer instead of asking to be
+ * woken (records then wait up to 2 ms; a wake-up per few of the agent's
+ * batches cost more than reading them), where its ring or the shared
+ * history holds 16,384 records or more. Every descriptor the agent sends is checked (type, seals, size) before
  * it is mapped, and the ring is faulted in by this process: its memory limit
  * must cover the ring (shm/ring.h).
  */
