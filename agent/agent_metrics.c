@@ -235,8 +235,9 @@ void agent_metrics_render(struct metrics_text *m, const struct agent_metrics_src
 			"the shared history: what it reports it missed there, plus what was "
 			"overwritten past the position it reports)", CONSUMER_LOST);
 	consumer_family(m, s, "kmon_consumer_ring_fill_ratio", "gauge",
-			"How full a consumer's ring was at the last publish (0-1; one reading the "
-			"shared history has only META in its ring)", CONSUMER_FILL);
+			"How full a consumer's ring was at the last publish (0-1; for one reading the "
+			"shared history: the share of the history it is behind, 1 when it loses "
+			"events)", CONSUMER_FILL);
 	if (s->control)
 		control_families(m, s->control);
 	if (s->tracker)

@@ -140,8 +140,8 @@ struct fanout *fanout__new(const struct fanout_opts *opts)
 	 * memory report names it). */
 	if (fo->hist_cap)
 		fo->hist = hist_prod__new(fo->hist_cap, "fanout");
-	if (!fo->cons || !fo->meta || !fo->shared_meta || (fo->hist_cap && !fo->hist) || !atomic_load(&fo->live) ||
-	    pthread_mutex_init(&fo->lock, NULL))
+	if (!fo->cons || !fo->meta || !fo->shared_meta || (fo->hist_cap && !fo->hist) ||
+	    !atomic_load(&fo->live) || pthread_mutex_init(&fo->lock, NULL))
 		goto fail;
 	if (pthread_mutex_init(&fo->ctl, NULL)) {
 		pthread_mutex_destroy(&fo->lock);
@@ -649,9 +649,10 @@ static void replay_range(struct fanout *fo, struct consumer *c, struct replay *r
 /* The replay without the lock runs again while more than this many events
  * arrived during its previous pass; what is left the drain replays itself
  * at its next batch (catch_up()), CATCHUP_DRAIN_MAX at most: should the
- * drain have outrun CATCHUP_ROUNDS passes, the older rest is reported LOST. The passes converge: each is shorter than the one
- * before unless the drain outruns the copy, and then the ring fills up and
- * the rest of a pass only counts losses, which is faster than any drain. */
+ * drain have outrun CATCHUP_ROUNDS passes, the older rest is reported LOST.
+ * The passes converge: each is shorter than the one before unless the drain
+ * outruns the copy, and then the ring fills up and the rest of a pass only
+ * counts losses, which is faster than any drain. */
 #define CATCHUP_LEFT_MAX 64
 #define CATCHUP_ROUNDS 64
 
@@ -897,8 +898,13 @@ static void fill_stats(const struct consumer *c, const struct hist_prod *hist,
 			lost += oldest - pos < UINT64_MAX - lost ? oldest - pos : UINT64_MAX - lost;
 		s->lost = lost < c->produced ? lost : c->produced;
 		s->delivered = c->produced - s->lost;
+		/* Its ring holds only META: how far behind it is, as the share of
+		 * the history between its reported position and the head (1: a
+		 * whole history or more, it is losing events). */
+		s->fill = pos >= head ? 0 : head - pos >= cap ? 1 : (double)(head - pos) / (double)cap;
+	} else {
+		s->fill = c->fill;
 	}
-	s->fill = c->fill;
 	s->ring_bytes = c->ring_bytes;
 	ring_prod__get_stats(c->ring, &rs);
 	s->wakeups = rs.wakeups;

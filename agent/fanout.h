@@ -77,7 +77,9 @@ struct fanout_consumer_stats {
 	bool shared;        /* reads its events from the shared history */
 	uint64_t lost_reported; /* shared: the consumer's own count, unclamped */
 	uint64_t wakeups;   /* wake-ups sent */
-	double fill;        /* ring fill ratio at the last publish, 0..1 */
+	double fill;        /* ring fill ratio at the last publish, 0..1; for a
+			     * shared consumer, the share of the history it is
+			     * behind, from the position it reports */
 	size_t ring_bytes;
 };
 

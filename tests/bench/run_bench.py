@@ -1832,7 +1832,7 @@ def main():
         res["fanout"] = sum((bench_fanout(100000 if s else 1000000, tmp)
                              for _ in range(1 if s else 3)), [])
         table("fan-out under a 2-thread kmalloc flood, flat out", res["fanout"])
-        res["fanout_pairs"] = bench_fanout_pairs(100000 if s else 300000, tmp, 2 if s else 8)
+        res["fanout_pairs"] = bench_fanout_pairs(100000 if s else 300000, tmp, 2 if s else 12)
         table("target 5 side by side: 1 then 4 consumers (or 4 then 1), floods back to back "
               "on one agent", res["fanout_pairs"])
         # Below saturation: what a node offers, delivered to every consumer.

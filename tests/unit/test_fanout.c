@@ -398,7 +398,21 @@ static void shared_consumer_reads_the_history(void **state)
 			assert_int_equal(st[i].lost, 604 - 512 - 4);
 			assert_int_equal(st[i].delivered, st[i].produced - st[i].lost);
 			assert_int_equal(st[i].lost_reported, 0);
+			/* and it is a whole history behind */
+			assert_true(st[i].fill == 1.0);
 		}
+	/* Its fill is how far behind it is: a quarter of the history, then
+	 * none. */
+	ring_cons__set_note(c, KMON_HIST_NOTE_POS, 604 - 128);
+	fanout__consumer_stats(fo, st, 4);
+	for (i = 0; i < 3; i++)
+		if (st[i].id == id)
+			assert_true(st[i].fill == 0.25);
+	ring_cons__set_note(c, KMON_HIST_NOTE_POS, 604);
+	fanout__consumer_stats(fo, st, 4);
+	for (i = 0; i < 3; i++)
+		if (st[i].id == id)
+			assert_true(st[i].fill == 0.0);
 	ring_cons__free(c);
 	ring_cons__free(cn);
 	ring_cons__free(cl);
