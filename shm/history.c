@@ -272,11 +272,13 @@ unsigned hist_cons__read(struct hist_cons *c, uint64_t *pos, uint64_t end, struc
 		return 0;
 	k = end - *pos < n ? end - *pos : n;
 	slot = *pos % c->cap;
-	for (i = 0; i < k; i++) {
-		memcpy(&out[i], &c->slots[slot], sizeof(out[i]));
-		if (++slot == c->cap)
-			slot = 0;
-	}
+	/* At most two runs of slots, one memcpy each instead of one per event
+	 * (with take_event() inlined in libkmon, each consumer's CPU per record
+	 * under the 4-consumer flood went from 10.9 to 10.3 ns, medians of 12
+	 * pairs side by side). */
+	i = c->cap - slot < k ? c->cap - slot : k;
+	memcpy(out, &c->slots[slot], (size_t)i * sizeof(*out));
+	memcpy(out + i, c->slots, (size_t)(k - i) * sizeof(*out));
 	/* Pairs with the release fence in hist_prod__append(): an overwrite of
 	 * a slot copied above had announced itself in started by now. */
 	atomic_thread_fence(memory_order_acquire);

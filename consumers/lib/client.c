@@ -266,8 +266,10 @@ static void retry_later(struct kmon_client *c, const char *why)
 	c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
 }
 
-static void take_event(struct kmon_client *c, const struct kmon_event *ev, uint64_t seq,
-		       bool replay)
+/* Inlined into the history's loop, where it runs for every event. */
+static inline __attribute__((always_inline)) void take_event(struct kmon_client *c,
+							     const struct kmon_event *ev,
+							     uint64_t seq, bool replay)
 {
 	const struct kmon_meta *m = NULL;
 
@@ -394,7 +396,8 @@ static bool read_history(struct kmon_client *c, uint64_t pub, unsigned budget)
 		for (i = 0; i < k && c->hist_on; i++) {
 			const struct kmon_event *ev = &c->hbuf[i];
 
-			if (!(mask & KMON_EV_MASK(ev->event_type)))
+			/* An impostor's type may be any number: no shift past 31. */
+			if (ev->event_type > 31 || !(mask & KMON_EV_MASK(ev->event_type)))
 				continue;
 			take_event(c, ev, c->next_seq++, first + i < c->hist_live);
 		}
