@@ -29,6 +29,17 @@ struct rec {
 	uint64_t from, live_from; /* JOIN */
 };
 
+/* A container's META: its key and namespace, nothing else. */
+static void set_ns(struct fanout *fo, uint32_t key, const char *ns)
+{
+	struct kmon_meta m;
+
+	memset(&m, 0, sizeof(m));
+	m.key = key;
+	snprintf(m.namespace, sizeof(m.namespace), "%s", ns);
+	assert_int_equal(fanout__set_meta(fo, &m), 0);
+}
+
 static struct fanout *mk(void)
 {
 	struct fanout_opts o = { .sz = sizeof(o), .max_consumers = 4, .default_ring_bytes = RING,
@@ -298,7 +309,6 @@ static void shared_consumer_reads_the_history(void **state)
 	struct ring_cons *c, *cn, *cl;
 	struct hist_cons *h, *hn, *hl;
 	struct kmon_event out[16];
-	struct kmon_meta m;
 	struct rec r[16];
 	uint64_t pos, lost = 0, pub;
 	uint32_t id, idn, idl;
@@ -310,10 +320,7 @@ static void shared_consumer_reads_the_history(void **state)
 	cn = attach_hist(fo, &nss, &idn, NULL, &hn);
 	assert_null(hn);
 	/* A container the consumer has no META for yet. */
-	memset(&m, 0, sizeof(m));
-	m.key = 7;
-	strcpy(m.namespace, "team-c");
-	assert_int_equal(fanout__set_meta(fo, &m), 0);
+	set_ns(fo, 7, "team-c");
 	publish(fo, KMON_EV_MEMORY_ALLOC, 5, 1);
 	publish(fo, KMON_EV_MEMORY_ALLOC, 7, 2);
 	publish(fo, KMON_EV_PROCESS_EXEC, 0, 3);
@@ -438,7 +445,6 @@ static void shared_consumers_meta_once_and_counts_by_type(void **state)
 	struct fanout_consumer_stats st[2];
 	struct ring_cons *c[2];
 	struct hist_cons *h[2];
-	struct kmon_meta m;
 	struct rec r[16];
 	uint32_t id[2];
 	unsigned n, i, k, metas;
@@ -446,17 +452,13 @@ static void shared_consumers_meta_once_and_counts_by_type(void **state)
 	(void)state;
 	c[0] = attach_hist(fo, &all, &id[0], NULL, &h[0]);
 	c[1] = attach_hist(fo, &allocs, &id[1], NULL, &h[1]);
-	memset(&m, 0, sizeof(m));
-	m.key = 9;
-	strcpy(m.namespace, "team-x");
-	assert_int_equal(fanout__set_meta(fo, &m), 0);
+	set_ns(fo, 9, "team-x");
 	publish(fo, KMON_EV_PROCESS_EXEC, 9, 1);
 	publish(fo, KMON_EV_MEMORY_ALLOC, 9, 2);
 	publish(fo, KMON_EV_MEMORY_ALLOC, 9, 3);
 	publish(fo, KMON_EV_PROCESS_EXEC, 0, 4);
 	fanout__flush(fo);
-	strcpy(m.namespace, "team-y");
-	assert_int_equal(fanout__set_meta(fo, &m), 0);
+	set_ns(fo, 9, "team-y");
 	for (i = 0; i < 100; i++)
 		publish(fo, i % 2 ? KMON_EV_MEMORY_ALLOC : KMON_EV_MEMORY_FREE, 9, 10 + i);
 	fanout__flush(fo);
